@@ -1,0 +1,14 @@
+//! The chain-independent Lightning core of xln.
+//!
+//! Everything that differs between the chains xln runs on (Bitcoin, Qtum) reaches this crate through
+//! two doors only: [`ChainParams`], which holds every chain-dependent number and encoding, and the
+//! async [`ChainSource`] trait, which a backend crate (`chain-bitcoin`, `chain-qtum`) implements over
+//! its node's RPC. The Lightning logic built on top never asks which chain it is on.
+
+pub mod chain;
+
+pub use chain::{
+    AddressEncoding, AddressError, BlockRef, Chain, ChainBlock, ChainParams, ChainSource,
+    ChainSourceError, FallbackFeerates, Network, RelayPolicy, ShortChannelIdOutput,
+    UnsupportedChainError,
+};
