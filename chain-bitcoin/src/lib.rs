@@ -1,0 +1,14 @@
+//! xln's [`ChainSource`](ln_core::ChainSource) over Bitcoin Core's JSON-RPC.
+//!
+//! [`BitcoindChainSource::connect`] checks that the node is reachable, accepts our credentials, is
+//! on the chain and network of the given [`ChainParams`](ln_core::ChainParams) and has finished its
+//! initial block download; every failure is a [`ChainSourceError`](ln_core::ChainSourceError) that
+//! says what to fix. Only the fields we use are read from each RPC answer, so the backend keeps
+//! working across Bitcoin Core versions (tested against Core 31).
+
+mod responses;
+mod rpc;
+mod source;
+
+pub use rpc::BitcoindAuth;
+pub use source::{BitcoindChainSource, NodeChainInfo};

@@ -1,0 +1,330 @@
+//! [`BitcoindChainSource`]: the [`ChainSource`] of a Bitcoin node.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use bitcoin::consensus::encode;
+use bitcoin::{Amount, Block, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use lightning::chain::chaininterface::ConfirmationTarget;
+use ln_core::chain::fees;
+use ln_core::{
+    BlockRef, ChainBlock, ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput,
+};
+use serde_json::json;
+
+use crate::responses::{BlockHeaderInfo, BlockTxids, BlockchainInfo, SmartFeeEstimate, TxOutInfo};
+use crate::rpc::{
+    BitcoindAuth, CallError, RpcClient, RPC_INVALID_ADDRESS_OR_KEY, RPC_INVALID_PARAMETER,
+    RPC_VERIFY_ALREADY_IN_CHAIN,
+};
+
+/// What bitcoind says about its chain (`getblockchaininfo`), for status displays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeChainInfo {
+    /// Core's name of the network (`main`, `test`, `signet`, `regtest`).
+    pub chain: String,
+    /// Height of the best validated block.
+    pub blocks: u64,
+    /// Height of the best known header.
+    pub headers: u64,
+    /// Hash of the best validated block.
+    pub best_block_hash: BlockHash,
+    /// Whether the node is still in initial block download.
+    pub initial_block_download: bool,
+    /// Verification progress, 0.0 to 1.0.
+    pub verification_progress: f64,
+}
+
+/// A [`ChainSource`] backed by Bitcoin Core's JSON-RPC.
+pub struct BitcoindChainSource {
+    params: ChainParams,
+    rpc: RpcClient,
+}
+
+impl BitcoindChainSource {
+    /// Connects to bitcoind at `rpc_url` and checks it is usable: reachable, accepting `auth`, on the
+    /// chain of `params` (same genesis block) and past its initial block download.
+    pub async fn connect(
+        params: ChainParams,
+        rpc_url: &str,
+        auth: BitcoindAuth,
+    ) -> Result<Self, ChainSourceError> {
+        let source = Self {
+            params,
+            rpc: RpcClient::new(rpc_url, auth)?,
+        };
+        let genesis = source.block_hash_at_height(0).await?.ok_or_else(|| {
+            ChainSourceError::InvalidResponse {
+                method: "getblockhash".to_owned(),
+                reason: "the node has no genesis block".to_owned(),
+            }
+        })?;
+        if genesis != source.params.genesis_block_hash {
+            return Err(ChainSourceError::WrongNetwork {
+                url: rpc_url.to_owned(),
+                expected: source.params.genesis_block_hash,
+                found: genesis,
+            });
+        }
+        let info = source.chain_info().await?;
+        if info.initial_block_download {
+            return Err(ChainSourceError::InitialBlockDownload {
+                blocks: info.blocks,
+                headers: info.headers,
+                progress_percent: info.verification_progress * 100.0,
+            });
+        }
+        tracing::info!(
+            url = rpc_url,
+            chain = %info.chain,
+            height = info.blocks,
+            best_block_hash = %info.best_block_hash,
+            "connected to bitcoind"
+        );
+        Ok(source)
+    }
+
+    /// The node's view of its chain.
+    pub async fn chain_info(&self) -> Result<NodeChainInfo, ChainSourceError> {
+        let method = "getblockchaininfo";
+        let info: BlockchainInfo = self
+            .rpc
+            .call(method, vec![])
+            .await
+            .map_err(|e| e.into_chain_error(method))?;
+        Ok(NodeChainInfo {
+            best_block_hash: parse_hash(method, &info.bestblockhash)?,
+            chain: info.chain,
+            blocks: info.blocks,
+            headers: info.headers,
+            initial_block_download: info.initialblockdownload,
+            verification_progress: info.verificationprogress,
+        })
+    }
+
+    async fn block_height(&self, hash: &BlockHash) -> Result<u32, ChainSourceError> {
+        let method = "getblockheader";
+        let header: BlockHeaderInfo = self
+            .rpc
+            .call(method, vec![json!(hash.to_string()), json!(true)])
+            .await
+            .map_err(|e| {
+                not_found_or(e, method, || {
+                    ChainSourceError::BlockNotFound(hash.to_string())
+                })
+            })?;
+        Ok(header.height)
+    }
+
+    async fn raw_block(&self, hash: &BlockHash) -> Result<Block, ChainSourceError> {
+        let method = "getblock";
+        let hex: String = self
+            .rpc
+            .call(method, vec![json!(hash.to_string()), json!(0)])
+            .await
+            .map_err(|e| {
+                not_found_or(e, method, || {
+                    ChainSourceError::BlockNotFound(hash.to_string())
+                })
+            })?;
+        let block: Block = encode::deserialize_hex(&hex).map_err(|e| invalid(method, e))?;
+        if block.block_hash() != *hash {
+            return Err(invalid(
+                method,
+                format!("asked for block {hash}, got {}", block.block_hash()),
+            ));
+        }
+        Ok(block)
+    }
+
+    async fn raw_estimate(
+        &self,
+        target: ConfirmationTarget,
+    ) -> Result<Option<FeeRate>, ChainSourceError> {
+        let method = "estimatesmartfee";
+        let request = fees::estimate_request(&self.params, target);
+        let estimate: SmartFeeEstimate = self
+            .rpc
+            .call(
+                method,
+                vec![json!(request.blocks), json!(request.mode.as_rpc_str())],
+            )
+            .await
+            .map_err(|e| e.into_chain_error(method))?;
+        // Coins per 1000 vbytes → sat per 1000 weight units (1 vbyte = 4 weight units).
+        Ok(estimate
+            .feerate
+            .filter(|coins_per_kvb| coins_per_kvb.is_finite() && *coins_per_kvb > 0.0)
+            .map(|coins_per_kvb| {
+                let sat_per_kwu = (coins_per_kvb * 100_000_000.0 / 4.0).round();
+                FeeRate::from_sat_per_kwu(sat_per_kwu as u64)
+            }))
+    }
+}
+
+#[async_trait]
+impl ChainSource for BitcoindChainSource {
+    fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    async fn best_tip(&self) -> Result<BlockRef, ChainSourceError> {
+        let info = self.chain_info().await?;
+        let height = u32::try_from(info.blocks).map_err(|e| invalid("getblockchaininfo", e))?;
+        Ok(BlockRef {
+            height,
+            hash: info.best_block_hash,
+        })
+    }
+
+    async fn block_hash_at_height(
+        &self,
+        height: u32,
+    ) -> Result<Option<BlockHash>, ChainSourceError> {
+        let method = "getblockhash";
+        match self.rpc.call::<String>(method, vec![json!(height)]).await {
+            Ok(hex) => parse_hash(method, &hex).map(Some),
+            Err(CallError::Node {
+                code: RPC_INVALID_PARAMETER,
+                ..
+            }) => Ok(None),
+            Err(other) => Err(other.into_chain_error(method)),
+        }
+    }
+
+    async fn block_by_hash(&self, hash: &BlockHash) -> Result<ChainBlock, ChainSourceError> {
+        let height = self.block_height(hash).await?;
+        let block = self.raw_block(hash).await?;
+        Ok(ChainBlock {
+            height,
+            hash: *hash,
+            prev_hash: block.header.prev_blockhash,
+            time: block.header.time,
+            ldk_header: block.header,
+            transactions: block.txdata,
+        })
+    }
+
+    async fn broadcast(&self, transaction: &Transaction) -> Result<Txid, ChainSourceError> {
+        let method = "sendrawtransaction";
+        let txid = transaction.compute_txid();
+        let hex = encode::serialize_hex(transaction);
+        match self.rpc.call::<String>(method, vec![json!(hex)]).await {
+            Ok(_) => {
+                tracing::info!(%txid, "transaction broadcast");
+                Ok(txid)
+            }
+            Err(CallError::Node {
+                code: RPC_VERIFY_ALREADY_IN_CHAIN,
+                ..
+            }) => {
+                tracing::debug!(%txid, "transaction already confirmed");
+                Ok(txid)
+            }
+            Err(CallError::Node { message, .. }) => {
+                tracing::warn!(%txid, reason = %message, "transaction rejected by bitcoind");
+                Err(ChainSourceError::TransactionRejected {
+                    txid,
+                    reason: message,
+                })
+            }
+            Err(other) => Err(other.into_chain_error(method)),
+        }
+    }
+
+    async fn fee_rate(&self, target: ConfirmationTarget) -> Result<FeeRate, ChainSourceError> {
+        let estimate = self.raw_estimate(target).await?;
+        Ok(fees::finalize(&self.params, target, estimate))
+    }
+
+    async fn unspent_output(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, ChainSourceError> {
+        let method = "gettxout";
+        let args = vec![
+            json!(outpoint.txid.to_string()),
+            json!(outpoint.vout),
+            json!(true),
+        ];
+        let answer: Option<TxOutInfo> = self
+            .rpc
+            .call(method, args)
+            .await
+            .map_err(|e| e.into_chain_error(method))?;
+        let Some(info) = answer else { return Ok(None) };
+        let value = Amount::from_btc(info.value).map_err(|e| invalid(method, e))?;
+        let script_pubkey =
+            ScriptBuf::from_hex(&info.script_pubkey.hex).map_err(|e| invalid(method, e))?;
+        Ok(Some(TxOut {
+            value,
+            script_pubkey,
+        }))
+    }
+
+    async fn output_by_short_channel_id(
+        &self,
+        block_height: u32,
+        transaction_index: u32,
+        output_index: u16,
+    ) -> Result<ShortChannelIdOutput, ChainSourceError> {
+        let Some(block_hash) = self.block_hash_at_height(block_height).await? else {
+            return Ok(ShortChannelIdOutput::NotFound);
+        };
+        let method = "getblock";
+        let block: BlockTxids = self
+            .rpc
+            .call(method, vec![json!(block_hash.to_string()), json!(1)])
+            .await
+            .map_err(|e| e.into_chain_error(method))?;
+        let Some(txid_hex) = usize::try_from(transaction_index)
+            .ok()
+            .and_then(|i| block.tx.get(i))
+        else {
+            return Ok(ShortChannelIdOutput::NotFound);
+        };
+        let txid = Txid::from_str(txid_hex).map_err(|e| invalid(method, e))?;
+        let outpoint = OutPoint {
+            txid,
+            vout: u32::from(output_index),
+        };
+        match self.unspent_output(&outpoint).await? {
+            Some(output) => Ok(ShortChannelIdOutput::Unspent(output)),
+            None => {
+                // gettxout cannot tell "spent" from "never existed"; the block can.
+                let full_block = self.raw_block(&block_hash).await?;
+                let exists = usize::try_from(transaction_index)
+                    .ok()
+                    .and_then(|i| full_block.txdata.get(i))
+                    .is_some_and(|tx| tx.output.len() > usize::from(output_index));
+                Ok(if exists {
+                    ShortChannelIdOutput::Spent
+                } else {
+                    ShortChannelIdOutput::NotFound
+                })
+            }
+        }
+    }
+}
+
+fn parse_hash(method: &str, hex: &str) -> Result<BlockHash, ChainSourceError> {
+    BlockHash::from_str(hex).map_err(|e| invalid(method, e))
+}
+
+fn invalid(method: &str, reason: impl ToString) -> ChainSourceError {
+    ChainSourceError::InvalidResponse {
+        method: method.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn not_found_or(
+    error: CallError,
+    method: &str,
+    not_found: impl FnOnce() -> ChainSourceError,
+) -> ChainSourceError {
+    match error {
+        CallError::Node {
+            code: RPC_INVALID_ADDRESS_OR_KEY,
+            ..
+        } => not_found(),
+        other => other.into_chain_error(method),
+    }
+}
