@@ -1,0 +1,41 @@
+//! Support code shared by xln's end-to-end tests: real Bitcoin Core nodes, started and stopped per
+//! test.
+//!
+//! - [`bitcoin_core`] finds `bitcoind` and `bitcoin-cli` (from `$BITCOIND`/`$BITCOIN_CLI`, or a
+//!   per-user cache), building them once per machine from the Bitcoin Core source that the pinned
+//!   `libbitcoinkernel-sys` crate ships, so the tests need nothing preinstalled but a C++ toolchain.
+//! - [`bitcoind`] runs a regtest node in a temporary directory for one test and cleans up after it,
+//!   also when the test panics.
+//! - [`error`] holds the one error type, [`TestEnvError`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), xln_tests::TestEnvError> {
+//! let node = xln_tests::Bitcoind::start()?;
+//! node.mine(101)?;
+//! assert_eq!(node.cli(&["getblockcount"])?, "101");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod bitcoin_core;
+pub mod bitcoind;
+mod command;
+pub mod error;
+
+pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
+pub use bitcoind::{burn_address, Bitcoind, BitcoindOptions};
+pub use error::TestEnvError;
+
+/// Sends `tracing` output to the test harness (shown for failing tests, or all with
+/// `--nocapture`), filtered by `RUST_LOG` (default `info`).
+///
+/// Safe to call from every test: only the first call in a process installs the subscriber.
+pub fn init_test_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Fails only if a subscriber is already installed, which is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
