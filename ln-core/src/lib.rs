@@ -6,6 +6,8 @@
 //! its node's RPC. The Lightning logic built on top never asks which chain it is on.
 
 pub mod chain;
+pub mod poller;
+pub mod store;
 
 pub use chain::{
     AddressEncoding, AddressError, BlockRef, Chain, ChainBlock, ChainParams, ChainSource,

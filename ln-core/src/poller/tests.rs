@@ -1,0 +1,369 @@
+//! Poller tests against an in-memory chain (a test double; the real-bitcoind test is in `tests/`).
+
+use lightning::io;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bitcoin::block::{Header, Version};
+use bitcoin::hash_types::TxMerkleNode;
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, CompactTarget, FeeRate, OutPoint, Transaction, TxOut, Txid};
+use lightning::chain::chaininterface::ConfirmationTarget;
+use lightning::chain::transaction::TransactionData;
+use lightning::chain::{BestBlock, Listen};
+use lightning::util::persist::KVStoreSync;
+
+use super::{ChainPoller, PollOutcome, PollerError};
+use crate::chain::{
+    BlockRef, ChainBlock, ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A chain held in memory; `fork_at` replaces everything above a height with new blocks.
+struct FakeChain {
+    params: ChainParams,
+    best: Mutex<Vec<ChainBlock>>,
+    all: Mutex<HashMap<BlockHash, ChainBlock>>,
+}
+
+impl FakeChain {
+    fn new() -> Arc<Self> {
+        let chain = Arc::new(Self {
+            params: ChainParams::bitcoin_regtest(),
+            best: Mutex::new(Vec::new()),
+            all: Mutex::new(HashMap::new()),
+        });
+        chain.push(0);
+        chain
+    }
+
+    /// Appends a block; `salt` makes competing blocks at the same height differ.
+    fn push(&self, salt: u8) -> BlockHash {
+        let mut best = self.best.lock().unwrap_or_else(|p| p.into_inner());
+        let height = best.len() as u32;
+        let prev = best
+            .last()
+            .map(|b| b.hash)
+            .unwrap_or_else(BlockHash::all_zeros);
+        let header = Header {
+            version: Version::TWO,
+            prev_blockhash: prev,
+            merkle_root: TxMerkleNode::from_byte_array([salt; 32]),
+            time: 1_700_000_000 + height,
+            bits: CompactTarget::from_consensus(0x207fffff),
+            nonce: height,
+        };
+        let block = ChainBlock {
+            height,
+            hash: header.block_hash(),
+            prev_hash: prev,
+            time: header.time,
+            ldk_header: header,
+            transactions: Vec::new(),
+        };
+        self.all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(block.hash, block.clone());
+        best.push(block);
+        header.block_hash()
+    }
+
+    fn extend(&self, blocks: u32, salt: u8) {
+        for _ in 0..blocks {
+            self.push(salt);
+        }
+    }
+
+    /// Drops every block above `height` from the best chain.
+    fn rewind_to(&self, height: u32) {
+        self.best
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .truncate(height as usize + 1);
+    }
+
+    fn hash_at(&self, height: u32) -> BlockHash {
+        let best = self.best.lock().unwrap_or_else(|p| p.into_inner());
+        best.get(height as usize)
+            .map(|b| b.hash)
+            .unwrap_or_else(BlockHash::all_zeros)
+    }
+}
+
+fn unsupported() -> ChainSourceError {
+    ChainSourceError::Rpc {
+        method: "test".into(),
+        message: "not part of the fake chain".into(),
+    }
+}
+
+#[async_trait]
+impl ChainSource for FakeChain {
+    fn params(&self) -> &ChainParams {
+        &self.params
+    }
+    async fn best_tip(&self) -> Result<BlockRef, ChainSourceError> {
+        let best = self.best.lock().unwrap_or_else(|p| p.into_inner());
+        best.last()
+            .map(ChainBlock::block_ref)
+            .ok_or_else(unsupported)
+    }
+    async fn block_hash_at_height(
+        &self,
+        height: u32,
+    ) -> Result<Option<BlockHash>, ChainSourceError> {
+        let best = self.best.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(best.get(height as usize).map(|b| b.hash))
+    }
+    async fn block_by_hash(&self, hash: &BlockHash) -> Result<ChainBlock, ChainSourceError> {
+        let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(hash)
+            .cloned()
+            .ok_or_else(|| ChainSourceError::BlockNotFound(hash.to_string()))
+    }
+    async fn broadcast(&self, _: &Transaction) -> Result<Txid, ChainSourceError> {
+        Err(unsupported())
+    }
+    async fn fee_rate(&self, _: ConfirmationTarget) -> Result<FeeRate, ChainSourceError> {
+        Err(unsupported())
+    }
+    async fn unspent_output(&self, _: &OutPoint) -> Result<Option<TxOut>, ChainSourceError> {
+        Err(unsupported())
+    }
+    async fn output_by_short_channel_id(
+        &self,
+        _: u32,
+        _: u32,
+        _: u16,
+    ) -> Result<ShortChannelIdOutput, ChainSourceError> {
+        Err(unsupported())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Connected(u32, BlockHash),
+    Disconnected(u32, BlockHash),
+}
+
+#[derive(Default)]
+struct RecordingListener(Mutex<Vec<Seen>>);
+
+impl RecordingListener {
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Listen for RecordingListener {
+    fn filtered_block_connected(&self, header: &Header, _: &TransactionData, height: u32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Seen::Connected(height, header.block_hash()));
+    }
+    fn blocks_disconnected(&self, fork_point: BestBlock) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Seen::Disconnected(fork_point.height, fork_point.block_hash));
+    }
+}
+
+#[derive(Default)]
+struct MemoryStore(Mutex<HashMap<String, Vec<u8>>>);
+
+impl KVStoreSync for MemoryStore {
+    fn read(&self, p: &str, s: &str, k: &str) -> Result<Vec<u8>, io::Error> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&format!("{p}/{s}/{k}"))
+            .cloned()
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+    fn write(&self, p: &str, s: &str, k: &str, buf: Vec<u8>) -> Result<(), io::Error> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(format!("{p}/{s}/{k}"), buf);
+        Ok(())
+    }
+    fn remove(&self, p: &str, s: &str, k: &str, _: bool) -> Result<(), io::Error> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&format!("{p}/{s}/{k}"));
+        Ok(())
+    }
+    fn list(&self, _: &str, _: &str) -> Result<Vec<String>, io::Error> {
+        Ok(Vec::new())
+    }
+}
+
+struct Setup {
+    chain: Arc<FakeChain>,
+    store: Arc<MemoryStore>,
+    poller: ChainPoller,
+    listener: Arc<RecordingListener>,
+}
+
+async fn setup() -> Result<Setup, PollerError> {
+    let chain = FakeChain::new();
+    let store = Arc::new(MemoryStore::default());
+    let poller = ChainPoller::load(chain.clone(), store.clone())?;
+    poller.initialize().await?;
+    let listener = Arc::new(RecordingListener::default());
+    poller.add_listener(listener.clone());
+    Ok(Setup {
+        chain,
+        store,
+        poller,
+        listener,
+    })
+}
+
+fn connected(chain: &FakeChain, heights: std::ops::RangeInclusive<u32>) -> Vec<Seen> {
+    heights
+        .map(|h| Seen::Connected(h, chain.hash_at(h)))
+        .collect()
+}
+
+#[tokio::test]
+async fn new_blocks_are_connected_in_order_and_position_survives_restart() -> TestResult {
+    let Setup {
+        chain,
+        store,
+        poller,
+        listener,
+    } = setup().await?;
+    chain.extend(5, 0);
+    assert_eq!(
+        poller.poll_once().await?,
+        PollOutcome {
+            connected: 5,
+            disconnected: 0
+        }
+    );
+    assert_eq!(listener.take(), connected(&chain, 1..=5));
+    assert_eq!(
+        poller.poll_once().await?,
+        PollOutcome::default(),
+        "nothing new"
+    );
+
+    let reloaded = ChainPoller::load(chain.clone(), store)?;
+    assert_eq!(
+        reloaded.tip().map(|t| (t.height, t.real_hash)),
+        Some((5, chain.hash_at(5)))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn reorg_disconnects_to_the_fork_point_then_connects_the_new_branch() -> TestResult {
+    let Setup {
+        chain,
+        poller,
+        listener,
+        ..
+    } = setup().await?;
+    chain.extend(5, 0);
+    poller.poll_once().await?;
+    listener.take();
+
+    let fork_hash = chain.hash_at(3);
+    chain.rewind_to(3);
+    chain.extend(3, 7); // 4', 5', 6'
+    assert_eq!(
+        poller.poll_once().await?,
+        PollOutcome {
+            connected: 3,
+            disconnected: 2
+        }
+    );
+    let mut expected = vec![Seen::Disconnected(3, fork_hash)];
+    expected.extend(connected(&chain, 4..=6));
+    assert_eq!(listener.take(), expected);
+    Ok(())
+}
+
+#[tokio::test]
+async fn same_height_reorg_is_seen() -> TestResult {
+    let Setup {
+        chain,
+        poller,
+        listener,
+        ..
+    } = setup().await?;
+    chain.extend(2, 0);
+    poller.poll_once().await?;
+    listener.take();
+    chain.rewind_to(1);
+    chain.extend(1, 9); // a competing block 2
+    assert_eq!(
+        poller.poll_once().await?,
+        PollOutcome {
+            connected: 1,
+            disconnected: 1
+        }
+    );
+    assert_eq!(
+        listener.take(),
+        vec![
+            Seen::Disconnected(1, chain.hash_at(1)),
+            Seen::Connected(2, chain.hash_at(2))
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn listener_left_behind_catches_up_from_its_own_best_block() -> TestResult {
+    let Setup { chain, poller, .. } = setup().await?;
+    chain.extend(5, 0);
+    poller.poll_once().await?;
+
+    let late = RecordingListener::default();
+    let caught_up = poller
+        .catch_up_listener(&late, BestBlock::new(chain.hash_at(2), 2))
+        .await?;
+    assert_eq!(caught_up, 3);
+    assert_eq!(late.take(), connected(&chain, 3..=5));
+    Ok(())
+}
+
+#[tokio::test]
+async fn listener_on_a_stale_branch_is_rewound_then_caught_up() -> TestResult {
+    let Setup { chain, poller, .. } = setup().await?;
+    chain.extend(5, 0);
+    poller.poll_once().await?;
+    let stale_tip = BestBlock::new(chain.hash_at(5), 5);
+    let fork_hash = chain.hash_at(3);
+    chain.rewind_to(3);
+    chain.extend(3, 7);
+    poller.poll_once().await?;
+
+    // E.g. a ChannelManager persisted before the reorg, read back after a restart.
+    let stale = RecordingListener::default();
+    poller.catch_up_listener(&stale, stale_tip).await?;
+    let mut expected = vec![Seen::Disconnected(3, fork_hash)];
+    expected.extend(connected(&chain, 4..=6));
+    assert_eq!(stale.take(), expected);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_listener_block_is_a_clear_error() -> TestResult {
+    let Setup { poller, .. } = setup().await?;
+    let stranger = RecordingListener::default();
+    let unknown = BestBlock::new(BlockHash::from_byte_array([42; 32]), 7);
+    let result = poller.catch_up_listener(&stranger, unknown).await;
+    assert!(matches!(
+        result,
+        Err(PollerError::UnknownListenerBlock { height: 7, .. })
+    ));
+    assert!(stranger.take().is_empty(), "nothing delivered");
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The node's durable key-value store: one sled database per data directory.
+//!
+//! LDK persists its state (channel manager, channel monitors, graph, scorer, sweeper) through
+//! [`KVStoreSync`], which [`SledStore`] implements with one sled tree per namespace pair
+//! (`ldk/<primary>/<secondary>`). xln's own records (payments, invoices, chain-sync state) live in
+//! [`Namespace`]s (`xln/<name>`) of the same database. Every write returns only after sled has
+//! flushed and fsynced it: LDK treats a returned ChannelMonitor write as durable.
+
+mod namespace;
+#[cfg(test)]
+mod tests;
+
+pub use namespace::{Entry, Namespace};
+
+use std::path::{Path, PathBuf};
+
+use lightning::io;
+use lightning::util::persist::{
+    KVStoreSync, KVSTORE_NAMESPACE_KEY_ALPHABET, KVSTORE_NAMESPACE_KEY_MAX_LEN,
+};
+
+/// Why the store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database is locked: another process (or another open [`SledStore`] in this process)
+    /// is using the data directory.
+    #[error("another process is using the data directory {} (its store is locked)", .path.display())]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// sled could not open the database (permissions, corruption, unsupported format, ...).
+    #[error("cannot open the store in {}: {source}", .path.display())]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// What sled reported.
+        source: sled::Error,
+    },
+    /// A read, write or flush of an open store failed.
+    #[error("store failed to {context}: {source}")]
+    Io {
+        /// The operation and the tree/key it was on.
+        context: String,
+        /// What sled reported.
+        source: sled::Error,
+    },
+}
+
+impl From<StoreError> for io::Error {
+    fn from(error: StoreError) -> Self {
+        let kind = match &error {
+            StoreError::Locked { .. } => std::io::ErrorKind::WouldBlock,
+            StoreError::Open { source, .. } | StoreError::Io { source, .. } => match source {
+                sled::Error::Io(inner) => inner.kind(),
+                _ => std::io::ErrorKind::Other,
+            },
+        };
+        std::io::Error::new(kind, error).into()
+    }
+}
+
+/// The node's sled database. Cloning is cheap and shares the database.
+#[derive(Clone, Debug)]
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the database in the directory `path`.
+    ///
+    /// sled takes an exclusive `flock` on `path/db`, so a second open of the same directory fails
+    /// with [`StoreError::Locked`] until every handle of the first (clones, [`Namespace`]s) is
+    /// dropped, whether the first open was in another process or in this one.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).open().map_err(|source| {
+            if is_lock_error(&source) {
+                StoreError::Locked { path: path.into() }
+            } else {
+                StoreError::Open {
+                    path: path.into(),
+                    source,
+                }
+            }
+        })?;
+        tracing::info!(path = %path.display(), "opened store");
+        Ok(Self { db })
+    }
+
+    /// The xln (non-LDK) namespace `name`, stored in the tree `xln/<name>`.
+    pub fn namespace(&self, name: &'static str) -> Result<Namespace, StoreError> {
+        Namespace::open(&self.db, name)
+    }
+
+    /// The tree of an LDK namespace pair, if it was ever written (reads and lists create nothing).
+    fn existing_tree(&self, name: &str) -> Result<Option<sled::Tree>, sled::Error> {
+        let names = self.db.tree_names();
+        let exists = names.iter().any(|n| n.as_ref() == name.as_bytes());
+        exists.then(|| self.db.open_tree(name)).transpose()
+    }
+}
+
+/// sled 0.34 reports a held lock as `Io(Other, "could not acquire lock on ...: WouldBlock ...")`.
+fn is_lock_error(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e)
+        if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock"))
+}
+
+fn ldk_tree_name(primary: &str, secondary: &str) -> String {
+    format!("ldk/{primary}/{secondary}")
+}
+
+fn is_valid_name(s: &str) -> bool {
+    s.len() <= KVSTORE_NAMESPACE_KEY_MAX_LEN
+        && s.chars()
+            .all(|c| KVSTORE_NAMESPACE_KEY_ALPHABET.contains(c))
+}
+
+/// LDK's rules for namespaces and keys (`lightning::util::persist::KVStoreSync` docs).
+fn check_names(
+    operation: &str,
+    primary: &str,
+    secondary: &str,
+    key: Option<&str>,
+) -> Result<(), io::Error> {
+    let problem = if key.is_some_and(str::is_empty) {
+        Some("the key is empty")
+    } else if primary.is_empty() && !secondary.is_empty() {
+        Some("a secondary namespace needs a primary namespace")
+    } else if !is_valid_name(primary) || !is_valid_name(secondary) || !key.is_none_or(is_valid_name)
+    {
+        Some("namespaces and keys must be at most 120 characters of [A-Za-z0-9_-]")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => {
+            let key = key.unwrap_or("");
+            let msg = format!("cannot {operation} {primary:?}/{secondary:?}/{key:?}: {problem}");
+            Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
+        }
+    }
+}
+
+/// Logs a failed store operation and wraps it with its context.
+fn store_failure(context: String, source: sled::Error) -> io::Error {
+    tracing::error!(%context, error = %source, "store operation failed");
+    StoreError::Io { context, source }.into()
+}
+
+impl KVStoreSync for SledStore {
+    fn read(&self, primary: &str, secondary: &str, key: &str) -> Result<Vec<u8>, io::Error> {
+        check_names("read", primary, secondary, Some(key))?;
+        let tree_name = ldk_tree_name(primary, secondary);
+        let value = self
+            .existing_tree(&tree_name)
+            .and_then(|tree| tree.map_or(Ok(None), |tree| tree.get(key)))
+            .map_err(|e| store_failure(format!("read {tree_name}/{key}"), e))?;
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, format!("no {tree_name}/{key}"));
+        value.map(|value| value.to_vec()).ok_or_else(not_found)
+    }
+
+    fn write(
+        &self,
+        primary: &str,
+        secondary: &str,
+        key: &str,
+        buf: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        check_names("write", primary, secondary, Some(key))?;
+        let tree_name = ldk_tree_name(primary, secondary);
+        self.db
+            .open_tree(&tree_name)
+            .and_then(|tree| tree.insert(key, buf))
+            .and_then(|_| self.db.flush())
+            .map(drop)
+            .map_err(|e| store_failure(format!("write {tree_name}/{key}"), e))
+    }
+
+    fn remove(
+        &self,
+        primary: &str,
+        secondary: &str,
+        key: &str,
+        lazy: bool,
+    ) -> Result<(), io::Error> {
+        check_names("remove", primary, secondary, Some(key))?;
+        let tree_name = ldk_tree_name(primary, secondary);
+        // Always flush a non-lazy remove: an earlier lazy remove of this key may still be unflushed.
+        self.existing_tree(&tree_name)
+            .and_then(|tree| tree.map_or(Ok(None), |tree| tree.remove(key)))
+            .and_then(|_| if lazy { Ok(0) } else { self.db.flush() })
+            .map(drop)
+            .map_err(|e| store_failure(format!("remove {tree_name}/{key}"), e))
+    }
+
+    fn list(&self, primary: &str, secondary: &str) -> Result<Vec<String>, io::Error> {
+        check_names("list", primary, secondary, None)?;
+        let tree_name = ldk_tree_name(primary, secondary);
+        let tree = match self.existing_tree(&tree_name) {
+            Ok(Some(tree)) => tree,
+            Ok(None) => return Ok(Vec::new()),
+            Err(e) => return Err(store_failure(format!("list {tree_name}"), e)),
+        };
+        tree.iter()
+            .keys()
+            .map(|key| {
+                let key = key.map_err(|e| store_failure(format!("list {tree_name}"), e))?;
+                String::from_utf8(key.to_vec()).map_err(|_| {
+                    let msg = format!("list {tree_name}: a key is not UTF-8");
+                    io::Error::new(io::ErrorKind::InvalidData, msg)
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,111 @@
+//! xln's own (non-LDK) records: a named sled tree whose every write is flushed before returning.
+
+use super::StoreError;
+
+/// A stored key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// One xln namespace of the store: the sled tree `xln/<name>`, keys ordered bytewise.
+///
+/// Every write returns only after it was flushed and fsynced. A `Namespace` keeps the database
+/// (and its directory lock) open, like a [`super::SledStore`] clone.
+#[derive(Clone, Debug)]
+pub struct Namespace {
+    tree: sled::Tree,
+    name: &'static str,
+}
+
+impl Namespace {
+    pub(super) fn open(db: &sled::Db, name: &'static str) -> Result<Self, StoreError> {
+        let tree_name = format!("xln/{name}");
+        let tree = db.open_tree(&tree_name).map_err(|source| StoreError::Io {
+            context: format!("open {tree_name}"),
+            source,
+        })?;
+        Ok(Self { tree, name })
+    }
+
+    fn failure(&self, operation: &str, source: sled::Error) -> StoreError {
+        let context = format!("{operation} in xln/{}", self.name);
+        tracing::error!(%context, error = %source, "store operation failed");
+        StoreError::Io { context, source }
+    }
+
+    fn flush(&self, operation: &str) -> Result<(), StoreError> {
+        self.tree
+            .flush()
+            .map(drop)
+            .map_err(|e| self.failure(operation, e))
+    }
+
+    /// The value under `key`, if any.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = self.tree.get(key).map_err(|e| self.failure("get", e))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    /// Stores `value` under `key` durably.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tree
+            .insert(key, value)
+            .map_err(|e| self.failure("put", e))?;
+        self.flush("put")
+    }
+
+    /// Stores all `entries` as one sled batch, durably: sled applies a batch atomically, so after a
+    /// crash either all or none of them are present.
+    pub fn put_many<K, V>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), StoreError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            batch.insert(key.as_ref(), value.as_ref());
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| self.failure("put_many", e))?;
+        self.flush("put_many")
+    }
+
+    /// Removes `key` durably; removing an absent key succeeds.
+    pub fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.tree
+            .remove(key)
+            .map_err(|e| self.failure("remove", e))?;
+        self.flush("remove")
+    }
+
+    /// Removes every key ordered before `key` (bytewise) as one batch, durably.
+    pub fn remove_range_below(&self, key: &[u8]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for stored in self.tree.range(..key).keys() {
+            batch.remove(stored.map_err(|e| self.failure("remove_range_below", e))?);
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| self.failure("remove_range_below", e))?;
+        self.flush("remove_range_below")
+    }
+
+    /// All entries whose key starts with `prefix`, in key order.
+    pub fn iter_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|entry| {
+                let (key, value) = entry.map_err(|e| self.failure("iter_prefix", e))?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// The entry with the greatest key, if any.
+    pub fn last(&self) -> Result<Option<Entry>, StoreError> {
+        let entry = self.tree.last().map_err(|e| self.failure("last", e))?;
+        Ok(entry.map(|(key, value)| (key.to_vec(), value.to_vec())))
+    }
+}
