@@ -3,18 +3,14 @@
 
 use std::str::FromStr;
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
-use bitcoin::{
-    absolute, transaction, Amount, BlockHash, CompressedPublicKey, OutPoint, ScriptBuf, Sequence,
-    Transaction, TxIn, TxOut, Txid, Witness,
-};
+use bitcoin::{Amount, BlockHash, OutPoint, TxOut, Txid};
 use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
 use lightning::chain::chaininterface::ConfirmationTarget;
 use ln_core::chain::fees::ALL_CONFIRMATION_TARGETS;
 use ln_core::{ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput};
+use xln_tests::test_key::{fund, TestKey};
 use xln_tests::{burn_address, init_test_logging, Bitcoind};
 
 /// Starts bitcoind, mines `blocks` so it leaves initial block download, and connects to it.
@@ -36,102 +32,6 @@ async fn connect(bitcoind: &Bitcoind) -> Result<BitcoindChainSource> {
 
 fn block_hash(hex: &str) -> Result<BlockHash> {
     BlockHash::from_str(hex.trim()).with_context(|| format!("bad block hash {hex:?}"))
-}
-
-/// A key whose P2WPKH output we fund by mining, to build real, signed transactions.
-struct TestKey {
-    secret_key: SecretKey,
-    public_key: CompressedPublicKey,
-    script_pubkey: ScriptBuf,
-}
-
-impl TestKey {
-    fn new(byte: u8) -> Result<Self> {
-        let secp = Secp256k1::new();
-        let secret_key = SecretKey::from_slice(&[byte; 32])?;
-        let public_key = CompressedPublicKey(secret_key.public_key(&secp));
-        let script_pubkey = ScriptBuf::new_p2wpkh(&public_key.wpubkey_hash());
-        Ok(Self {
-            secret_key,
-            public_key,
-            script_pubkey,
-        })
-    }
-
-    /// A transaction spending `previous` (paying `previous_value` to this key) to `outputs`.
-    fn spend(
-        &self,
-        previous: OutPoint,
-        previous_value: Amount,
-        outputs: Vec<TxOut>,
-    ) -> Result<Transaction> {
-        let mut tx = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: previous,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            }],
-            output: outputs,
-        };
-        let sighash = SighashCache::new(&tx).p2wpkh_signature_hash(
-            0,
-            &self.script_pubkey,
-            previous_value,
-            EcdsaSighashType::All,
-        )?;
-        let message = Message::from_digest(sighash.to_byte_array());
-        let signature = bitcoin::ecdsa::Signature {
-            signature: Secp256k1::new().sign_ecdsa(&message, &self.secret_key),
-            sighash_type: EcdsaSighashType::All,
-        };
-        let input = tx.input.first_mut().ok_or_else(|| anyhow!("no input"))?;
-        input.witness = Witness::p2wpkh(&signature, &self.public_key.0);
-        Ok(tx)
-    }
-}
-
-/// Mines block 1 to `key` and 100 more, so block 1's coinbase output is spendable.
-async fn fund(
-    bitcoind: &Bitcoind,
-    source: &BitcoindChainSource,
-    key: &TestKey,
-) -> Result<(OutPoint, Amount)> {
-    let address = source.params().address_for_script(&key.script_pubkey)?;
-    ensure!(
-        address.starts_with("bcrt1q"),
-        "regtest P2WPKH address, got {address}"
-    );
-    let start = source.best_tip().await?.height;
-    bitcoind.mine_to_address(1, &address)?;
-    bitcoind.mine(100)?;
-    let block = source
-        .block_at_height(start + 1)
-        .await?
-        .ok_or_else(|| anyhow!("funding block missing"))?;
-    let coinbase = block
-        .transactions
-        .first()
-        .ok_or_else(|| anyhow!("block without coinbase"))?;
-    let vout = coinbase
-        .output
-        .iter()
-        .position(|o| o.script_pubkey == key.script_pubkey)
-        .ok_or_else(|| anyhow!("coinbase does not pay our key"))?;
-    let value = coinbase
-        .output
-        .get(vout)
-        .map(|o| o.value)
-        .unwrap_or(Amount::ZERO);
-    Ok((
-        OutPoint {
-            txid: coinbase.compute_txid(),
-            vout: u32::try_from(vout)?,
-        },
-        value,
-    ))
 }
 
 fn pay_to_burn(value: Amount) -> Result<Vec<TxOut>> {

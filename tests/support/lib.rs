@@ -21,6 +21,7 @@ pub mod bitcoin_core;
 pub mod bitcoind;
 mod command;
 pub mod error;
+pub mod test_key;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
 pub use bitcoind::{burn_address, Bitcoind, BitcoindOptions};

@@ -1,0 +1,167 @@
+//! LDK's synchronous chain interfaces (`FeeEstimator`, `BroadcasterInterface`) over the async
+//! [`ChainSource`].
+//!
+//! LDK asks for feerates from inside its own locks and cannot wait for an RPC, so
+//! [`ChainFeeEstimator`] answers from a table that [`ChainFeeEstimator::refresh`] fills (at start
+//! and on every poll). Until the first refresh it answers the chain's fallbacks, never below the
+//! floor. [`ChainBroadcaster`] hands transactions to a tokio task so LDK is never blocked on the
+//! node; rejections are logged with the node's reason (LDK rebroadcasts what matters).
+
+use std::sync::{Arc, RwLock};
+
+use bitcoin::Transaction;
+use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
+
+use crate::chain::fees::{self, ALL_CONFIRMATION_TARGETS};
+use crate::chain::{ChainSource, ChainSourceError};
+
+/// LDK's `FeeEstimator`, answered from a table refreshed from the [`ChainSource`].
+pub struct ChainFeeEstimator {
+    source: Arc<dyn ChainSource>,
+    sat_per_kw: RwLock<[u32; ALL_CONFIRMATION_TARGETS.len()]>,
+}
+
+impl ChainFeeEstimator {
+    /// An estimator that answers the chain's fallback feerates until the first [`Self::refresh`].
+    pub fn new(source: Arc<dyn ChainSource>) -> Self {
+        let params = source.params();
+        let fallbacks = ALL_CONFIRMATION_TARGETS
+            .map(|target| to_sat_per_kw(fees::finalize(params, target, None)));
+        Self {
+            source,
+            sat_per_kw: RwLock::new(fallbacks),
+        }
+    }
+
+    /// Asks the chain's node for every target. On error the previous table is kept.
+    pub async fn refresh(&self) -> Result<(), ChainSourceError> {
+        let mut fresh = [0u32; ALL_CONFIRMATION_TARGETS.len()];
+        for (slot, target) in fresh.iter_mut().zip(ALL_CONFIRMATION_TARGETS) {
+            *slot = to_sat_per_kw(self.source.fee_rate(target).await?);
+        }
+        match self.sat_per_kw.write() {
+            Ok(mut table) => *table = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+}
+
+fn to_sat_per_kw(rate: bitcoin::FeeRate) -> u32 {
+    u32::try_from(rate.to_sat_per_kwu()).unwrap_or(u32::MAX)
+}
+
+impl FeeEstimator for ChainFeeEstimator {
+    fn get_est_sat_per_1000_weight(&self, confirmation_target: ConfirmationTarget) -> u32 {
+        let index = ALL_CONFIRMATION_TARGETS
+            .iter()
+            .position(|t| *t == confirmation_target);
+        let table = match self.sat_per_kw.read() {
+            Ok(table) => *table,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        let floor = to_sat_per_kw(self.source.params().fee_floor());
+        index
+            .and_then(|i| table.get(i).copied())
+            .unwrap_or(floor)
+            .max(floor)
+    }
+}
+
+/// LDK's `BroadcasterInterface`, publishing through the [`ChainSource`] on a tokio runtime.
+pub struct ChainBroadcaster {
+    source: Arc<dyn ChainSource>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ChainBroadcaster {
+    /// A broadcaster that runs its RPC calls on `runtime`.
+    pub fn new(source: Arc<dyn ChainSource>, runtime: tokio::runtime::Handle) -> Self {
+        Self { source, runtime }
+    }
+
+    /// Publishes `transactions` (a single transaction, or a child with its parents in any order)
+    /// parents first, and returns each result. Used by the LDK interface and by tests.
+    pub async fn broadcast_package(
+        source: &dyn ChainSource,
+        transactions: Vec<Transaction>,
+    ) -> Vec<Result<bitcoin::Txid, ChainSourceError>> {
+        let mut results = Vec::with_capacity(transactions.len());
+        for transaction in parents_first(transactions) {
+            let result = source.broadcast(&transaction).await;
+            if let Err(error) = &result {
+                // A double spend of something already confirmed is normal for LDK (see its docs).
+                tracing::warn!(txid = %transaction.compute_txid(), %error, "broadcast failed");
+            }
+            results.push(result);
+        }
+        results
+    }
+}
+
+impl BroadcasterInterface for ChainBroadcaster {
+    fn broadcast_transactions(&self, txs: &[&Transaction]) {
+        let transactions: Vec<Transaction> = txs.iter().map(|tx| (*tx).clone()).collect();
+        let source = Arc::clone(&self.source);
+        self.runtime.spawn(async move {
+            ChainBroadcaster::broadcast_package(source.as_ref(), transactions).await;
+        });
+    }
+}
+
+/// Orders a package so every transaction comes after the ones it spends from. Bitcoin Core's
+/// `submitpackage` would also let a child pay for a parent below the relay floor; xln's channels
+/// do not rely on that (see docs), so sequential broadcast in this order is enough.
+fn parents_first(mut pending: Vec<Transaction>) -> Vec<Transaction> {
+    let mut ordered: Vec<Transaction> = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|candidate| {
+            candidate.input.iter().all(|input| {
+                !pending
+                    .iter()
+                    .any(|other| other.compute_txid() == input.previous_output.txid)
+            })
+        });
+        // A cycle is impossible for valid transactions; keep the given order if one appears.
+        ordered.push(pending.remove(ready.unwrap_or(0)));
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::{
+        absolute, transaction, Amount, OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Txid, Witness,
+    };
+
+    fn spending(previous: Txid, tag: u64) -> Transaction {
+        Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint {
+                    txid: previous,
+                    vout: 0,
+                },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(tag),
+                script_pubkey: ScriptBuf::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn package_is_ordered_parents_first_whatever_order_ldk_gives() {
+        let grandparent = spending(Txid::all_zeros(), 1);
+        let parent = spending(grandparent.compute_txid(), 2);
+        let child = spending(parent.compute_txid(), 3);
+        let ordered = parents_first(vec![child.clone(), grandparent.clone(), parent.clone()]);
+        assert_eq!(ordered, vec![grandparent, parent, child]);
+    }
+}

@@ -1,0 +1,119 @@
+//! LDK's `FeeEstimator` and `BroadcasterInterface` as xln implements them, against a real bitcoind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use bitcoin::{Amount, OutPoint, TxOut};
+use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
+use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
+use ln_core::chain::fees::{finalize, ALL_CONFIRMATION_TARGETS};
+use ln_core::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
+use ln_core::{ChainParams, ChainSource};
+use xln_tests::test_key::{fund, TestKey};
+use xln_tests::{burn_address, init_test_logging, Bitcoind};
+
+async fn node() -> Result<(Bitcoind, Arc<dyn ChainSource>)> {
+    init_test_logging();
+    let bitcoind = Bitcoind::start()?;
+    bitcoind.mine(1)?;
+    let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
+    let source =
+        BitcoindChainSource::connect(ChainParams::bitcoin_regtest(), &bitcoind.rpc_url(), auth)
+            .await?;
+    Ok((bitcoind, Arc::new(source)))
+}
+
+#[tokio::test]
+async fn fee_estimator_answers_every_target_at_or_above_the_floor_and_survives_node_loss(
+) -> Result<()> {
+    let (bitcoind, source) = node().await?;
+    let params = source.params().clone();
+    let floor = params.fee_floor().to_sat_per_kwu();
+    let estimator = ChainFeeEstimator::new(source.clone());
+
+    for target in ALL_CONFIRMATION_TARGETS {
+        let before = u64::from(estimator.get_est_sat_per_1000_weight(target));
+        assert_eq!(
+            before,
+            finalize(&params, target, None).to_sat_per_kwu(),
+            "{target:?} before refresh"
+        );
+    }
+    estimator.refresh().await?;
+    let mut table = Vec::new();
+    for target in ALL_CONFIRMATION_TARGETS {
+        let answer = u64::from(estimator.get_est_sat_per_1000_weight(target));
+        assert_eq!(
+            answer,
+            source.fee_rate(target).await?.to_sat_per_kwu(),
+            "{target:?}"
+        );
+        assert!(answer >= floor, "{target:?}: {answer} < {floor}");
+        table.push(answer);
+    }
+
+    // The node goes away: refreshing fails, and LDK keeps getting the last good answers.
+    bitcoind.stop()?;
+    assert!(estimator.refresh().await.is_err());
+    let after: Vec<u64> = ALL_CONFIRMATION_TARGETS
+        .iter()
+        .map(|t| u64::from(estimator.get_est_sat_per_1000_weight(*t)))
+        .collect();
+    assert_eq!(after, table);
+    Ok(())
+}
+
+#[tokio::test]
+async fn broadcaster_publishes_a_package_handed_over_child_first() -> Result<()> {
+    let (bitcoind, source) = node().await?;
+    let key = TestKey::new(8)?;
+    let (coin, value) = fund(&bitcoind, source.as_ref(), &key).await?;
+
+    let fee = Amount::from_sat(5_000);
+    let parent_value = value - fee;
+    let parent = key.spend(
+        coin,
+        value,
+        vec![TxOut {
+            value: parent_value,
+            script_pubkey: key.script_pubkey.clone(),
+        }],
+    )?;
+    let parent_output = OutPoint {
+        txid: parent.compute_txid(),
+        vout: 0,
+    };
+    let burn = ChainParams::bitcoin_regtest().script_for_address(&burn_address())?;
+    let child = key.spend(
+        parent_output,
+        parent_value,
+        vec![TxOut {
+            value: parent_value - fee,
+            script_pubkey: burn,
+        }],
+    )?;
+
+    let broadcaster = ChainBroadcaster::new(source.clone(), tokio::runtime::Handle::current());
+    broadcaster.broadcast_transactions(&[&child, &parent]);
+
+    // The broadcast runs on a task; wait (bounded) until bitcoind's mempool has both.
+    let wanted = [
+        parent.compute_txid().to_string(),
+        child.compute_txid().to_string(),
+    ];
+    for _ in 0..100 {
+        let mempool = bitcoind.cli_json(&["getrawmempool"])?;
+        let txids: Vec<String> = mempool
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
+        if wanted.iter().all(|w| txids.contains(w)) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("parent and child did not both reach the mempool");
+}
