@@ -117,3 +117,52 @@ async fn broadcaster_publishes_a_package_handed_over_child_first() -> Result<()>
     }
     bail!("parent and child did not both reach the mempool");
 }
+
+#[tokio::test]
+async fn gossip_verifier_accepts_only_unspent_outputs_on_our_chain() -> Result<()> {
+    use lightning::routing::utxo::UtxoLookupError;
+    use lightning::util::scid_utils::scid_from_parts;
+    use ln_core::gossip_verifier::verify_short_channel_id;
+
+    let (bitcoind, source) = node().await?;
+    let key = TestKey::new(9)?;
+    let (coin, value) = fund(&bitcoind, source.as_ref(), &key).await?;
+    let chain_hash = source.params().chain_hash;
+    // fund() mined the coin's block right after node()'s first block: height 2, coinbase, output.
+    let scid = scid_from_parts(2, 0, u64::from(coin.vout)).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+
+    let output = verify_short_channel_id(source.as_ref(), &chain_hash, scid).await;
+    assert!(
+        matches!(&output, Ok(o) if o.value == value && o.script_pubkey == key.script_pubkey),
+        "{output:?}"
+    );
+
+    let mainnet = ChainParams::bitcoin_mainnet().chain_hash;
+    assert!(matches!(
+        verify_short_channel_id(source.as_ref(), &mainnet, scid).await,
+        Err(UtxoLookupError::UnknownChain)
+    ));
+    let nowhere = scid_from_parts(2, 7, 0).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert!(matches!(
+        verify_short_channel_id(source.as_ref(), &chain_hash, nowhere).await,
+        Err(UtxoLookupError::UnknownTx)
+    ));
+
+    // Once the output is spent and confirmed (the channel closed), the announcement is refused.
+    let burn = ChainParams::bitcoin_regtest().script_for_address(&burn_address())?;
+    let spend = key.spend(
+        coin,
+        value,
+        vec![TxOut {
+            value: value - Amount::from_sat(5_000),
+            script_pubkey: burn,
+        }],
+    )?;
+    source.broadcast(&spend).await?;
+    bitcoind.mine(1)?;
+    assert!(matches!(
+        verify_short_channel_id(source.as_ref(), &chain_hash, scid).await,
+        Err(UtxoLookupError::UnknownTx)
+    ));
+    Ok(())
+}

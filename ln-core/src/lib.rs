@@ -6,6 +6,7 @@
 //! its node's RPC. The Lightning logic built on top never asks which chain it is on.
 
 pub mod chain;
+pub mod gossip_verifier;
 pub mod ldk_adapters;
 pub mod poller;
 pub mod store;

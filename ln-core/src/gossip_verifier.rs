@@ -1,0 +1,116 @@
+//! Gossip verification: LDK's `UtxoLookup` answered from the [`ChainSource`].
+//!
+//! A `channel_announcement` is only accepted if its short channel id points at an unspent output
+//! on our chain. LDK asks synchronously; the lookup needs RPC calls, so it answers
+//! `UtxoResult::Async` and resolves the future from a tokio task with a tight timeout (LDK pauses
+//! gossip processing while checks are pending). The `P2PGossipSync` that owns this lookup is
+//! handed back with [`GossipVerifier::set_gossip_sync`] once it exists, so validated messages are
+//! forwarded to peers.
+
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bitcoin::constants::ChainHash;
+use bitcoin::TxOut;
+use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
+use lightning::routing::utxo::{UtxoFuture, UtxoLookup, UtxoLookupError, UtxoResult};
+use lightning::util::logger::Logger;
+use lightning::util::scid_utils::{block_from_scid, tx_index_from_scid, vout_from_scid};
+
+use crate::chain::{ChainSource, ShortChannelIdOutput};
+
+/// How long one look-up may take before the announcement is treated as unverifiable.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The gossip sync type this verifier serves.
+pub type GossipSync<L> = P2PGossipSync<Arc<NetworkGraph<L>>, Arc<GossipVerifier<L>>, L>;
+
+/// LDK's `UtxoLookup` over a [`ChainSource`].
+pub struct GossipVerifier<L: Deref + Clone + Send + Sync + 'static>
+where
+    L::Target: Logger,
+{
+    source: Arc<dyn ChainSource>,
+    runtime: tokio::runtime::Handle,
+    graph: Arc<NetworkGraph<L>>,
+    gossip_sync: OnceLock<Arc<GossipSync<L>>>,
+}
+
+impl<L: Deref + Clone + Send + Sync + 'static> GossipVerifier<L>
+where
+    L::Target: Logger,
+{
+    /// A verifier that checks announcements for `graph` on `runtime`.
+    pub fn new(
+        source: Arc<dyn ChainSource>,
+        runtime: tokio::runtime::Handle,
+        graph: Arc<NetworkGraph<L>>,
+    ) -> Self {
+        Self {
+            source,
+            runtime,
+            graph,
+            gossip_sync: OnceLock::new(),
+        }
+    }
+
+    /// Completes the wiring once the gossip sync that owns this verifier exists; before that,
+    /// verified messages update the graph but are not forwarded.
+    pub fn set_gossip_sync(&self, gossip_sync: Arc<GossipSync<L>>) {
+        let _ = self.gossip_sync.set(gossip_sync);
+    }
+}
+
+/// The answer for one short channel id: the funding output if it is unspent on our chain.
+pub async fn verify_short_channel_id(
+    source: &dyn ChainSource,
+    chain_hash: &ChainHash,
+    short_channel_id: u64,
+) -> Result<TxOut, UtxoLookupError> {
+    if *chain_hash != source.params().chain_hash {
+        return Err(UtxoLookupError::UnknownChain);
+    }
+    let lookup = source.output_by_short_channel_id(
+        block_from_scid(short_channel_id),
+        tx_index_from_scid(short_channel_id),
+        vout_from_scid(short_channel_id),
+    );
+    match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(ShortChannelIdOutput::Unspent(output))) => Ok(output),
+        Ok(Ok(ShortChannelIdOutput::Spent | ShortChannelIdOutput::NotFound)) => {
+            Err(UtxoLookupError::UnknownTx)
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(short_channel_id, %error, "gossip look-up failed");
+            Err(UtxoLookupError::UnknownTx)
+        }
+        Err(_elapsed) => {
+            tracing::debug!(short_channel_id, "gossip look-up timed out");
+            Err(UtxoLookupError::UnknownTx)
+        }
+    }
+}
+
+impl<L: Deref + Clone + Send + Sync + 'static> UtxoLookup for GossipVerifier<L>
+where
+    L::Target: Logger,
+{
+    fn get_utxo(&self, chain_hash: &ChainHash, short_channel_id: u64) -> UtxoResult {
+        let future = UtxoFuture::new();
+        let pending = future.clone();
+        let source = Arc::clone(&self.source);
+        let graph = Arc::clone(&self.graph);
+        let gossip_sync = self.gossip_sync.get().cloned();
+        let chain_hash = *chain_hash;
+        self.runtime.spawn(async move {
+            let result =
+                verify_short_channel_id(source.as_ref(), &chain_hash, short_channel_id).await;
+            match gossip_sync {
+                Some(gossip_sync) => pending.resolve(&graph, gossip_sync, result),
+                None => pending.resolve_without_forwarding(&graph, result),
+            }
+        });
+        UtxoResult::Async(future)
+    }
+}
