@@ -8,7 +8,9 @@
 pub mod chain;
 pub mod gossip_verifier;
 pub mod ldk_adapters;
+pub mod logging;
 pub mod poller;
+pub mod seed;
 pub mod store;
 
 pub use chain::{
