@@ -190,3 +190,86 @@ fn classify(url: &str, method: &str, error: bitcoincore_rpc::Error) -> CallError
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoincore_rpc::jsonrpc::error::RpcError;
+
+    const URL: &str = "http://127.0.0.1:1";
+
+    fn transport(error: simple_http::Error) -> bitcoincore_rpc::Error {
+        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Transport(Box::new(error)))
+    }
+
+    #[test]
+    fn node_errors_keep_their_code_and_message() {
+        let rpc = RpcError {
+            code: -26,
+            message: "min relay fee not met".into(),
+            data: None,
+        };
+        let error = classify(
+            URL,
+            "sendrawtransaction",
+            bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(rpc)),
+        );
+        assert!(
+            matches!(error, CallError::Node { code: -26, ref message } if message == "min relay fee not met")
+        );
+    }
+
+    #[test]
+    fn http_401_is_an_authentication_failure() {
+        let error = classify(
+            URL,
+            "getblockcount",
+            transport(simple_http::Error::HttpErrorCode(401)),
+        );
+        assert!(matches!(
+            error,
+            CallError::Other(ChainSourceError::AuthenticationFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn refused_connection_is_unreachable_and_transient() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let error = classify(
+            URL,
+            "getblockcount",
+            transport(simple_http::Error::SocketError(refused)),
+        );
+        match error {
+            CallError::Other(error @ ChainSourceError::Unreachable { .. }) => {
+                assert!(error.is_transient())
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unparsable_answer_is_an_invalid_response() {
+        let json = serde_json::from_str::<u32>("\"x\"").err();
+        let Some(json) = json else {
+            panic!("\"x\" parsed as a number")
+        };
+        let error = classify(URL, "getblockcount", bitcoincore_rpc::Error::Json(json));
+        assert!(matches!(
+            error,
+            CallError::Other(ChainSourceError::InvalidResponse { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_cookie_file_says_which_file() {
+        let auth = BitcoindAuth::CookieFile("/nonexistent/xln/.cookie".into());
+        match RpcClient::new(URL, auth) {
+            Err(ChainSourceError::Unreachable { reason, .. }) => {
+                assert!(reason.contains("/nonexistent/xln/.cookie"), "{reason}");
+            }
+            Err(other) => panic!("expected Unreachable, got {other}"),
+            Ok(_) => panic!("a missing cookie file was accepted"),
+        }
+    }
+}

@@ -151,14 +151,7 @@ impl BitcoindChainSource {
             )
             .await
             .map_err(|e| e.into_chain_error(method))?;
-        // Coins per 1000 vbytes → sat per 1000 weight units (1 vbyte = 4 weight units).
-        Ok(estimate
-            .feerate
-            .filter(|coins_per_kvb| coins_per_kvb.is_finite() && *coins_per_kvb > 0.0)
-            .map(|coins_per_kvb| {
-                let sat_per_kwu = (coins_per_kvb * 100_000_000.0 / 4.0).round();
-                FeeRate::from_sat_per_kwu(sat_per_kwu as u64)
-            }))
+        Ok(estimate.feerate.and_then(feerate_from_coins_per_kvb))
     }
 }
 
@@ -304,6 +297,20 @@ impl ChainSource for BitcoindChainSource {
     }
 }
 
+/// `estimatesmartfee`'s coins per 1000 vbytes as a feerate in sat per 1000 weight units
+/// (1 vbyte = 4 weight units); `None` for values that are not a usable feerate.
+fn feerate_from_coins_per_kvb(coins_per_kvb: f64) -> Option<FeeRate> {
+    const SAT_PER_COIN: f64 = 100_000_000.0;
+    const MAX_SAT_PER_KWU: f64 = u32::MAX as f64;
+    if !coins_per_kvb.is_finite() || coins_per_kvb <= 0.0 {
+        return None;
+    }
+    let sat_per_kwu = (coins_per_kvb * SAT_PER_COIN / 4.0)
+        .round()
+        .min(MAX_SAT_PER_KWU);
+    Some(FeeRate::from_sat_per_kwu(sat_per_kwu as u64))
+}
+
 fn parse_hash(method: &str, hex: &str) -> Result<BlockHash, ChainSourceError> {
     BlockHash::from_str(hex).map_err(|e| invalid(method, e))
 }
@@ -326,5 +333,37 @@ fn not_found_or(
             ..
         } => not_found(),
         other => other.into_chain_error(method),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smart_fee_in_coins_per_kvb_becomes_sat_per_kw() {
+        // 1000 sat/kvB = 1 sat/vB = 250 sat per 1000 weight units.
+        assert_eq!(
+            feerate_from_coins_per_kvb(0.00001),
+            Some(FeeRate::from_sat_per_kwu(250))
+        );
+        // Qtum's floor, 0.004 coins/kvB, is 100,000 sat/kW.
+        assert_eq!(
+            feerate_from_coins_per_kvb(0.004),
+            Some(FeeRate::from_sat_per_kwu(100_000))
+        );
+        assert_eq!(
+            feerate_from_coins_per_kvb(0.00012345),
+            Some(FeeRate::from_sat_per_kwu(3_086))
+        );
+    }
+
+    #[test]
+    fn unusable_smart_fee_values_mean_no_estimate() {
+        for value in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(feerate_from_coins_per_kvb(value), None, "{value}");
+        }
+        let huge = feerate_from_coins_per_kvb(1e12).map(|rate| rate.to_sat_per_kwu());
+        assert_eq!(huge, Some(u64::from(u32::MAX)), "capped, never wrapped");
     }
 }
