@@ -69,7 +69,8 @@ impl TestKey {
     }
 }
 
-/// Mines one block to `key` and 100 more, so that block's coinbase output is spendable; returns
+/// Mines one block to `key` and then the chain's coinbase maturity, so that block's coinbase output
+/// is spendable; returns
 /// the coinbase outpoint and its value.
 pub async fn fund(
     bitcoind: &Bitcoind,
@@ -83,7 +84,7 @@ pub async fn fund(
     );
     let start = source.best_tip().await?.height;
     bitcoind.mine_to_address(1, &address)?;
-    bitcoind.mine(100)?;
+    bitcoind.mine(source.params().coinbase_maturity)?;
     let block = source
         .block_at_height(start + 1)
         .await?

@@ -17,14 +17,22 @@ use xln_tests::{burn_address, Bitcoind};
 
 /// Start a throw-away regtest bitcoind and show its chain through xln's Bitcoin backend.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about = "Start a throw-away regtest bitcoind and show its chain through xln's Bitcoin backend.",
+    long_about = "Start a throw-away regtest bitcoind and show its chain through xln's Bitcoin backend.\n\n\
+        The first run builds bitcoind from source (10-20 minutes on two cores) and caches it in \
+        ~/.cache/xln. The sandbox mines past coinbase maturity, prints the chain state as JSON, then \
+        follows the tip until Ctrl-C, when it stops bitcoind and deletes its data directory."
+)]
 struct Args {
     /// Print the chain state once and exit instead of following the tip until Ctrl-C.
     #[arg(long)]
     once: bool,
-    /// Blocks to mine at start (at least 101, so the first coinbase is spendable).
-    #[arg(long, default_value_t = 101)]
-    blocks: u32,
+    /// Blocks to mine at start [default: the chain's coinbase maturity + 1, so the first coinbase
+    /// is spendable].
+    #[arg(long)]
+    blocks: Option<u32>,
 }
 
 #[tokio::main]
@@ -39,12 +47,11 @@ async fn main() -> Result<()> {
         .init();
 
     eprintln!("xln-sandbox: starting a regtest bitcoind (the first run builds it from source, 10-20 min)…");
-    let bitcoind = Bitcoind::start().context("starting bitcoind")?;
-    bitcoind
-        .mine(args.blocks)
-        .context("mining the first blocks")?;
-
     let params = ChainParams::bitcoin_regtest();
+    let bitcoind = Bitcoind::start().context("starting bitcoind")?;
+    let blocks = args.blocks.unwrap_or(params.coinbase_maturity + 1);
+    bitcoind.mine(blocks).context("mining the first blocks")?;
+
     let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
     let source = BitcoindChainSource::connect(params, &bitcoind.rpc_url(), auth)
         .await
