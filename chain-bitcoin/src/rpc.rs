@@ -118,7 +118,9 @@ impl RpcClient {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        match self.call_once(method, args.clone()).await {
+        // Shared, not cloned, with the one retry below.
+        let args: Arc<[Value]> = args.into();
+        match self.call_once(method, Arc::clone(&args)).await {
             Err(CallError::Other(ChainSourceError::AuthenticationFailed { .. }))
                 if matches!(self.auth, BitcoindAuth::CookieFile(_)) =>
             {
@@ -133,7 +135,7 @@ impl RpcClient {
         }
     }
 
-    async fn call_once<T>(&self, method: &'static str, args: Vec<Value>) -> Result<T, CallError>
+    async fn call_once<T>(&self, method: &'static str, args: Arc<[Value]>) -> Result<T, CallError>
     where
         T: DeserializeOwned + Send + 'static,
     {

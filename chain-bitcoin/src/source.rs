@@ -188,14 +188,17 @@ impl ChainSource for BitcoindChainSource {
     async fn block_by_hash(&self, hash: &BlockHash) -> Result<ChainBlock, ChainSourceError> {
         let height = self.block_height(hash).await?;
         let block = self.raw_block(hash).await?;
-        Ok(ChainBlock {
-            height,
-            hash: *hash,
-            prev_hash: block.header.prev_blockhash,
-            time: block.header.time,
-            ldk_header: block.header,
-            transactions: block.txdata,
-        })
+        Ok(chain_block(height, *hash, block))
+    }
+
+    /// Overrides the default to skip `getblockheader`: the height is already known, and a hash from
+    /// `getblockhash` names one block whatever reorg happens before `getblock` runs.
+    async fn block_at_height(&self, height: u32) -> Result<Option<ChainBlock>, ChainSourceError> {
+        let Some(hash) = self.block_hash_at_height(height).await? else {
+            return Ok(None);
+        };
+        let block = self.raw_block(&hash).await?;
+        Ok(Some(chain_block(height, hash, block)))
     }
 
     async fn broadcast(&self, transaction: &Transaction) -> Result<Txid, ChainSourceError> {
@@ -294,6 +297,18 @@ impl ChainSource for BitcoindChainSource {
                 })
             }
         }
+    }
+}
+
+/// A Bitcoin block as the core consumes it: on Bitcoin, LDK gets the real header.
+fn chain_block(height: u32, hash: BlockHash, block: Block) -> ChainBlock {
+    ChainBlock {
+        height,
+        hash,
+        prev_hash: block.header.prev_blockhash,
+        time: block.header.time,
+        ldk_header: block.header,
+        transactions: block.txdata,
     }
 }
 
