@@ -1,6 +1,8 @@
 //! The poller's persisted view of the chain: the blocks it has connected (best chain and recent
 //! stale branches), so reorgs and listeners left behind on a stale branch can be walked back.
 
+use std::collections::HashMap;
+
 use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 
@@ -42,11 +44,18 @@ impl SyncState {
 
     /// The best chain from the tip down, as far back as the window reaches.
     pub(crate) fn best_chain_descending(&self) -> Vec<SyncedBlock> {
+        // One index for the whole walk: looking each parent up by scanning would make this
+        // quadratic in the window (2016 blocks).
+        let by_hash: HashMap<BlockHash, SyncedBlock> = self
+            .blocks
+            .iter()
+            .map(|block| (block.ldk_hash, *block))
+            .collect();
         let mut chain = Vec::new();
-        let mut next = self.tip_block();
+        let mut next = self.tip.and_then(|tip| by_hash.get(&tip).copied());
         while let Some(block) = next {
             chain.push(block);
-            next = self.by_ldk_hash(&block.parent_ldk_hash);
+            next = by_hash.get(&block.parent_ldk_hash).copied();
         }
         chain
     }
