@@ -112,18 +112,22 @@ impl BroadcasterInterface for ChainBroadcaster {
 /// Orders a package so every transaction comes after the ones it spends from. Bitcoin Core's
 /// `submitpackage` would also let a child pay for a parent below the relay floor; xln's channels
 /// do not rely on that (see docs), so sequential broadcast in this order is enough.
-fn parents_first(mut pending: Vec<Transaction>) -> Vec<Transaction> {
-    let mut ordered: Vec<Transaction> = Vec::with_capacity(pending.len());
+fn parents_first(transactions: Vec<Transaction>) -> Vec<Transaction> {
+    let mut pending: Vec<(bitcoin::Txid, Transaction)> = transactions
+        .into_iter()
+        .map(|tx| (tx.compute_txid(), tx))
+        .collect();
+    let mut ordered = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
-        let ready = pending.iter().position(|candidate| {
+        let ready = pending.iter().position(|(_, candidate)| {
             candidate.input.iter().all(|input| {
                 !pending
                     .iter()
-                    .any(|other| other.compute_txid() == input.previous_output.txid)
+                    .any(|(txid, _)| *txid == input.previous_output.txid)
             })
         });
         // A cycle is impossible for valid transactions; keep the given order if one appears.
-        ordered.push(pending.remove(ready.unwrap_or(0)));
+        ordered.push(pending.remove(ready.unwrap_or(0)).1);
     }
     ordered
 }
