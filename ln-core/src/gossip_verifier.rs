@@ -8,7 +8,7 @@
 //! forwarded to peers.
 
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bitcoin::constants::ChainHash;
@@ -34,7 +34,9 @@ where
     source: Arc<dyn ChainSource>,
     runtime: tokio::runtime::Handle,
     graph: Arc<NetworkGraph<L>>,
-    gossip_sync: OnceLock<Arc<GossipSync<L>>>,
+    /// Weak: the gossip sync owns this verifier, so a strong reference back would keep both
+    /// alive forever.
+    gossip_sync: OnceLock<Weak<GossipSync<L>>>,
 }
 
 impl<L: Deref + Clone + Send + Sync + 'static> GossipVerifier<L>
@@ -55,10 +57,10 @@ where
         }
     }
 
-    /// Completes the wiring once the gossip sync that owns this verifier exists; before that,
-    /// verified messages update the graph but are not forwarded.
-    pub fn set_gossip_sync(&self, gossip_sync: Arc<GossipSync<L>>) {
-        let _ = self.gossip_sync.set(gossip_sync);
+    /// Completes the wiring once the gossip sync that owns this verifier exists. Before that, or
+    /// once the gossip sync is dropped, verified messages update the graph but are not forwarded.
+    pub fn set_gossip_sync(&self, gossip_sync: &Arc<GossipSync<L>>) {
+        let _ = self.gossip_sync.set(Arc::downgrade(gossip_sync));
     }
 }
 
@@ -101,7 +103,7 @@ where
         let pending = future.clone();
         let source = Arc::clone(&self.source);
         let graph = Arc::clone(&self.graph);
-        let gossip_sync = self.gossip_sync.get().cloned();
+        let gossip_sync = self.gossip_sync.get().and_then(Weak::upgrade);
         let chain_hash = *chain_hash;
         self.runtime.spawn(async move {
             let result =
