@@ -5,41 +5,25 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, BlockHash, OutPoint, TxOut, Txid};
+use bitcoin::{Amount, BlockHash, OutPoint, Txid};
 use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
 use lightning::chain::chaininterface::ConfirmationTarget;
 use ln_core::chain::fees::ALL_CONFIRMATION_TARGETS;
 use ln_core::{ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput};
 use xln_tests::test_key::{fund, TestKey};
-use xln_tests::{burn_address, init_test_logging, Bitcoind};
+use xln_tests::{init_test_logging, pay_to_burn, regtest_chain_source, Bitcoind};
 
 /// Starts bitcoind, mines `blocks` so it leaves initial block download, and connects to it.
 async fn node_with_blocks(blocks: u32) -> Result<(Bitcoind, BitcoindChainSource)> {
     init_test_logging();
     let bitcoind = Bitcoind::start()?;
     bitcoind.mine(blocks)?;
-    let source = connect(&bitcoind).await?;
+    let source = regtest_chain_source(&bitcoind).await?;
     Ok((bitcoind, source))
-}
-
-async fn connect(bitcoind: &Bitcoind) -> Result<BitcoindChainSource> {
-    let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
-    Ok(
-        BitcoindChainSource::connect(ChainParams::bitcoin_regtest(), &bitcoind.rpc_url(), auth)
-            .await?,
-    )
 }
 
 fn block_hash(hex: &str) -> Result<BlockHash> {
     BlockHash::from_str(hex.trim()).with_context(|| format!("bad block hash {hex:?}"))
-}
-
-fn pay_to_burn(value: Amount) -> Result<Vec<TxOut>> {
-    let burn = ChainParams::bitcoin_regtest().script_for_address(&burn_address())?;
-    Ok(vec![TxOut {
-        value,
-        script_pubkey: burn,
-    }])
 }
 
 #[tokio::test]
@@ -152,7 +136,7 @@ async fn broadcast_accepts_valid_transaction_and_reports_bitcoinds_reason_for_in
     let (coin, value) = fund(&bitcoind, &source, &key).await?;
 
     let fee = Amount::from_sat(10_000);
-    let spend = key.spend(coin, value, pay_to_burn(value - fee)?)?;
+    let spend = key.spend(coin, value, pay_to_burn(value - fee))?;
     let txid = source.broadcast(&spend).await?;
     assert_eq!(txid, spend.compute_txid());
     let mempool = bitcoind.cli_json(&["getrawmempool"])?;
@@ -166,7 +150,7 @@ async fn broadcast_accepts_valid_transaction_and_reports_bitcoinds_reason_for_in
     );
 
     // A conflicting spend of the same coin, without RBF fee bump: refused.
-    let conflict = key.spend(coin, value, pay_to_burn(value - fee - Amount::from_sat(1))?)?;
+    let conflict = key.spend(coin, value, pay_to_burn(value - fee - Amount::from_sat(1)))?;
     let error = source
         .broadcast(&conflict)
         .await
@@ -190,7 +174,7 @@ async fn broadcast_accepts_valid_transaction_and_reports_bitcoinds_reason_for_in
         txid: Txid::all_zeros(),
         vout: 0,
     };
-    let orphan = key.spend(missing, value, pay_to_burn(value - fee)?)?;
+    let orphan = key.spend(missing, value, pay_to_burn(value - fee))?;
     match source.broadcast(&orphan).await {
         Err(ChainSourceError::TransactionRejected { reason, .. }) => {
             assert!(
@@ -264,7 +248,7 @@ async fn utxo_lookup_tells_unspent_from_spent_and_missing() -> Result<()> {
         ShortChannelIdOutput::Unspent(unspent)
     );
 
-    let spend = key.spend(coin, value, pay_to_burn(value - Amount::from_sat(10_000))?)?;
+    let spend = key.spend(coin, value, pay_to_burn(value - Amount::from_sat(10_000)))?;
     source.broadcast(&spend).await?;
     assert_eq!(
         source.unspent_output(&coin).await?,

@@ -2,45 +2,16 @@
 //! `invalidateblock`, and a restart after blocks were mined while the node was down.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use bitcoin::block::Header;
 use bitcoin::hashes::Hash as _;
 use bitcoin::BlockHash;
-use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
-use lightning::chain::transaction::TransactionData;
-use lightning::chain::{BestBlock, Listen};
 use ln_core::poller::{ChainPoller, PollOutcome};
 use ln_core::store::SledStore;
+use ln_core::testing::{RecordingListener, Seen};
 use ln_core::{ChainParams, ChainSource};
-use xln_tests::{init_test_logging, Bitcoind};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Connected(u32, BlockHash),
-    Disconnected(u32, BlockHash),
-}
-
-#[derive(Default)]
-struct RecordingListener(Mutex<Vec<Seen>>);
-
-impl RecordingListener {
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-impl Listen for RecordingListener {
-    fn filtered_block_connected(&self, header: &Header, _: &TransactionData, height: u32) {
-        let seen = Seen::Connected(height, header.block_hash());
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
-    }
-    fn blocks_disconnected(&self, fork_point: BestBlock) {
-        let seen = Seen::Disconnected(fork_point.height, fork_point.block_hash);
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
-    }
-}
+use xln_tests::{init_test_logging, regtest_chain_source, Bitcoind};
 
 fn hash_at(bitcoind: &Bitcoind, height: u32) -> Result<BlockHash> {
     Ok(BlockHash::from_str(
@@ -54,21 +25,13 @@ fn connected(bitcoind: &Bitcoind, heights: std::ops::RangeInclusive<u32>) -> Res
         .collect()
 }
 
-async fn source(bitcoind: &Bitcoind) -> Result<Arc<dyn ChainSource>> {
-    let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
-    Ok(Arc::new(
-        BitcoindChainSource::connect(ChainParams::bitcoin_regtest(), &bitcoind.rpc_url(), auth)
-            .await?,
-    ))
-}
-
 #[tokio::test]
 async fn poller_follows_blocks_reorgs_and_catches_up_after_restart() -> Result<()> {
     init_test_logging();
     let bitcoind = Bitcoind::start()?;
     bitcoind.mine(3)?;
     let store_dir = tempfile::tempdir()?;
-    let chain: Arc<dyn ChainSource> = source(&bitcoind).await?;
+    let chain: Arc<dyn ChainSource> = Arc::new(regtest_chain_source(&bitcoind).await?);
 
     {
         let store = Arc::new(SledStore::open(store_dir.path())?);

@@ -5,22 +5,18 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use bitcoin::{Amount, OutPoint, TxOut};
-use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
 use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
 use ln_core::chain::fees::{finalize, ALL_CONFIRMATION_TARGETS};
 use ln_core::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
 use ln_core::{ChainParams, ChainSource};
 use xln_tests::test_key::{fund, TestKey};
-use xln_tests::{burn_address, init_test_logging, Bitcoind};
+use xln_tests::{init_test_logging, pay_to_burn, regtest_chain_source, Bitcoind};
 
 async fn node() -> Result<(Bitcoind, Arc<dyn ChainSource>)> {
     init_test_logging();
     let bitcoind = Bitcoind::start()?;
     bitcoind.mine(1)?;
-    let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
-    let source =
-        BitcoindChainSource::connect(ChainParams::bitcoin_regtest(), &bitcoind.rpc_url(), auth)
-            .await?;
+    let source = regtest_chain_source(&bitcoind).await?;
     Ok((bitcoind, Arc::new(source)))
 }
 
@@ -84,15 +80,7 @@ async fn broadcaster_publishes_a_package_handed_over_child_first() -> Result<()>
         txid: parent.compute_txid(),
         vout: 0,
     };
-    let burn = ChainParams::bitcoin_regtest().script_for_address(&burn_address())?;
-    let child = key.spend(
-        parent_output,
-        parent_value,
-        vec![TxOut {
-            value: parent_value - fee,
-            script_pubkey: burn,
-        }],
-    )?;
+    let child = key.spend(parent_output, parent_value, pay_to_burn(parent_value - fee))?;
 
     let broadcaster = ChainBroadcaster::new(source.clone(), tokio::runtime::Handle::current());
     broadcaster.broadcast_transactions(&[&child, &parent]);
@@ -149,15 +137,7 @@ async fn gossip_verifier_accepts_only_unspent_outputs_on_our_chain() -> Result<(
     ));
 
     // Once the output is spent and confirmed (the channel closed), the announcement is refused.
-    let burn = ChainParams::bitcoin_regtest().script_for_address(&burn_address())?;
-    let spend = key.spend(
-        coin,
-        value,
-        vec![TxOut {
-            value: value - Amount::from_sat(5_000),
-            script_pubkey: burn,
-        }],
-    )?;
+    let spend = key.spend(coin, value, pay_to_burn(value - Amount::from_sat(5_000)))?;
     source.broadcast(&spend).await?;
     bitcoind.mine(1)?;
     assert!(matches!(

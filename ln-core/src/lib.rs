@@ -12,6 +12,8 @@ pub mod logging;
 pub mod poller;
 pub mod seed;
 pub mod store;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 
 pub use chain::{
     AddressEncoding, AddressError, BlockRef, Chain, ChainBlock, ChainParams, ChainSource,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use bitcoin::{Address, Network, ScriptBuf};
+use bitcoin::{Address, Amount, Network, ScriptBuf, TxOut};
 use tempfile::TempDir;
 
 use self::watchdog::Watchdog;
@@ -45,6 +45,19 @@ const OP_TRUE: u8 = 0x51;
 /// one-byte witness script `51`.
 pub fn burn_address() -> String {
     Address::p2wsh(&ScriptBuf::from(vec![OP_TRUE]), Network::Regtest).to_string()
+}
+
+/// The output script of [`burn_address`], for building transactions that pay there.
+pub fn burn_script() -> ScriptBuf {
+    ScriptBuf::new_p2wsh(&ScriptBuf::from(vec![OP_TRUE]).wscript_hash())
+}
+
+/// A single output paying `value` to [`burn_address`].
+pub fn pay_to_burn(value: Amount) -> Vec<TxOut> {
+    vec![TxOut {
+        value,
+        script_pubkey: burn_script(),
+    }]
 }
 
 /// How to start a [`Bitcoind`] beyond the defaults.
@@ -399,6 +412,14 @@ fn keep_test_dirs() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn burn_script_is_the_script_of_burn_address() {
+        let address = burn_address();
+        let parsed = Address::from_str(&address).map(|a| a.assume_checked().script_pubkey());
+        assert_eq!(parsed.ok(), Some(burn_script()));
+    }
 
     #[test]
     fn burn_address_is_a_regtest_p2wsh_address() {

@@ -19,12 +19,14 @@
 
 pub mod bitcoin_core;
 pub mod bitcoind;
+pub mod chain_source;
 mod command;
 pub mod error;
 pub mod test_key;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
-pub use bitcoind::{burn_address, Bitcoind, BitcoindOptions};
+pub use bitcoind::{burn_address, burn_script, pay_to_burn, Bitcoind, BitcoindOptions};
+pub use chain_source::regtest_chain_source;
 pub use error::TestEnvError;
 
 /// Sends `tracing` output to the test harness (shown for failing tests, or all with

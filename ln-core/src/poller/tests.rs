@@ -10,14 +10,14 @@ use bitcoin::hash_types::TxMerkleNode;
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, CompactTarget, FeeRate, OutPoint, Transaction, TxOut, Txid};
 use lightning::chain::chaininterface::ConfirmationTarget;
-use lightning::chain::transaction::TransactionData;
-use lightning::chain::{BestBlock, Listen};
+use lightning::chain::BestBlock;
 use lightning::util::persist::KVStoreSync;
 
 use super::{ChainPoller, PollOutcome, PollerError};
 use crate::chain::{
     BlockRef, ChainBlock, ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput,
 };
+use crate::testing::{RecordingListener, Seen};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -140,36 +140,6 @@ impl ChainSource for FakeChain {
         _: u16,
     ) -> Result<ShortChannelIdOutput, ChainSourceError> {
         Err(unsupported())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Connected(u32, BlockHash),
-    Disconnected(u32, BlockHash),
-}
-
-#[derive(Default)]
-struct RecordingListener(Mutex<Vec<Seen>>);
-
-impl RecordingListener {
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-impl Listen for RecordingListener {
-    fn filtered_block_connected(&self, header: &Header, _: &TransactionData, height: u32) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Seen::Connected(height, header.block_hash()));
-    }
-    fn blocks_disconnected(&self, fork_point: BestBlock) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Seen::Disconnected(fork_point.height, fork_point.block_hash));
     }
 }
 

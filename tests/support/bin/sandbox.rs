@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
+use chain_bitcoin::BitcoindChainSource;
 use clap::Parser;
 use ln_core::chain::fees::{target_name, ALL_CONFIRMATION_TARGETS};
 use ln_core::{ChainParams, ChainSource};
 use serde_json::{json, Map, Value};
-use xln_tests::{burn_address, Bitcoind};
+use xln_tests::{burn_address, regtest_chain_source, Bitcoind};
 
 /// Start a throw-away regtest bitcoind and show its chain through xln's Bitcoin backend.
 #[derive(Parser)]
@@ -47,13 +47,13 @@ async fn main() -> Result<()> {
         .init();
 
     eprintln!("xln-sandbox: starting a regtest bitcoind (the first run builds it from source, 10-20 min)…");
-    let params = ChainParams::bitcoin_regtest();
     let bitcoind = Bitcoind::start().context("starting bitcoind")?;
-    let blocks = args.blocks.unwrap_or(params.coinbase_maturity + 1);
-    bitcoind.mine(blocks).context("mining the first blocks")?;
+    let maturity = ChainParams::bitcoin_regtest().coinbase_maturity;
+    bitcoind
+        .mine(args.blocks.unwrap_or(maturity + 1))
+        .context("mining the first blocks")?;
 
-    let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
-    let source = BitcoindChainSource::connect(params, &bitcoind.rpc_url(), auth)
+    let source = regtest_chain_source(&bitcoind)
         .await
         .context("connecting xln's Bitcoin backend to bitcoind")?;
 
