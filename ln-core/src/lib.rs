@@ -14,6 +14,7 @@ pub mod seed;
 pub mod store;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+pub mod wallet;
 
 pub use chain::{
     AddressEncoding, AddressError, BlockRef, Chain, ChainBlock, ChainParams, ChainSource,
