@@ -9,6 +9,7 @@ pub mod chain;
 pub mod gossip_verifier;
 pub mod ldk_adapters;
 pub mod logging;
+pub mod node;
 pub mod poller;
 pub mod seed;
 pub mod store;

@@ -22,6 +22,7 @@ pub mod bitcoind;
 pub mod chain_source;
 mod command;
 pub mod error;
+pub mod ln_node;
 pub mod test_key;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};

@@ -319,7 +319,7 @@ fn synced(block: &ChainBlock) -> SyncedBlock {
     }
 }
 
-fn to_ldk_block(block: ChainBlock) -> Block {
+pub(crate) fn to_ldk_block(block: ChainBlock) -> Block {
     Block {
         header: block.ldk_header,
         txdata: block.transactions,

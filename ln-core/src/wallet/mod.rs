@@ -22,6 +22,7 @@
 //! cancelled, so two transactions built back to back (two channel fundings) never spend the same
 //! coin. After a restart nothing is reserved: unbroadcast transactions are forgotten anyway.
 
+mod anchor_source;
 mod build;
 mod coin_selection;
 mod descriptors;

@@ -1,0 +1,328 @@
+//! Channels: open (returns once the funding transaction is broadcast), list, close.
+
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use lightning::ln::channel_state::ChannelDetails;
+use lightning::sign::EntropySource;
+use lightning::util::errors::APIError;
+
+use super::wait_until;
+use crate::node::{Error, Node, OpenOutcome};
+
+/// How long `open_channel` waits for the peer to sign the funding transaction.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A channel as `listchannels` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// Short channel id once confirmed.
+    pub short_channel_id: Option<u64>,
+    /// The peer.
+    pub peer_id: PublicKey,
+    /// `pending` (awaiting confirmations), `active`, `inactive` (peer offline) or `closing`.
+    pub state: &'static str,
+    /// Can send and receive payments now.
+    pub is_usable: bool,
+    /// Announced to the network.
+    pub is_public: bool,
+    /// We opened it.
+    pub is_outbound: bool,
+    /// Total capacity, sat.
+    pub capacity_sat: u64,
+    /// Our balance, msat (including our reserve, excluding HTLCs in flight).
+    pub local_balance_msat: u64,
+    /// What we can send now, msat.
+    pub outbound_capacity_msat: u64,
+    /// What we can receive now, msat.
+    pub inbound_capacity_msat: u64,
+    /// Funding outpoint.
+    pub funding_txid: Option<bitcoin::Txid>,
+    /// Funding output index.
+    pub funding_output: Option<u32>,
+    /// Confirmations of the funding transaction.
+    pub confirmations: Option<u32>,
+    /// Confirmations needed before use.
+    pub confirmations_required: Option<u32>,
+    /// HTLCs in flight.
+    pub pending_htlcs: usize,
+}
+
+/// The result of `open_channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedChannel {
+    /// The channel id.
+    pub channel_id: String,
+    /// The funding transaction (broadcast).
+    pub funding_txid: bitcoin::Txid,
+    /// Its channel output.
+    pub funding_output: u32,
+}
+
+/// How a channel is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseType {
+    /// Cooperatively, with the peer.
+    Mutual,
+    /// By broadcasting our commitment transaction.
+    Unilateral,
+}
+
+/// The result of `close_channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedChannel {
+    /// Mutual or unilateral.
+    pub close_type: CloseType,
+    /// The channel closed.
+    pub channel_id: String,
+    /// The closing transaction, when already known.
+    pub txid: Option<bitcoin::Txid>,
+}
+
+impl Node {
+    /// Opens a channel of `amount_sat` to a connected peer, pushing `push_msat` to it, announced
+    /// to the network if `announce`. Returns once the funding transaction is broadcast.
+    pub async fn open_channel(
+        &self,
+        node_id: PublicKey,
+        amount_sat: u64,
+        push_msat: u64,
+        announce: bool,
+    ) -> Result<OpenedChannel, Error> {
+        let inner = &self.inner;
+        let policy = &inner.policy;
+        if amount_sat < policy.min_funding_sat || amount_sat > policy.max_funding_sat {
+            return Err(Error::InvalidParameter(format!(
+                "amount_sat must be between {} and {} on this chain",
+                policy.min_funding_sat, policy.max_funding_sat
+            )));
+        }
+        if push_msat > amount_sat.saturating_mul(1000) {
+            return Err(Error::InvalidParameter(
+                "push_msat exceeds the channel amount".to_owned(),
+            ));
+        }
+        let reserve_msat = policy.min_reserve_sat * 1000;
+        if push_msat > 0 && push_msat < reserve_msat {
+            return Err(Error::InvalidParameter(format!(
+                "push_msat must be 0 or at least the reserve of {reserve_msat} msat on this chain"
+            )));
+        }
+        if inner.peer_manager.peer_by_node_id(&node_id).is_none() {
+            return Err(Error::PeerNotConnected(node_id.to_string()));
+        }
+        let spendable_sat = inner.wallet.balance().confirmed_sat;
+        if spendable_sat < amount_sat {
+            return Err(Error::InsufficientFunds(format!(
+                "the wallet has {spendable_sat} sat confirmed, the channel needs {amount_sat} sat plus fees"
+            )));
+        }
+        let mut id_bytes = [0u8; 16];
+        id_bytes.copy_from_slice(&inner.keys.get_secure_random_bytes()[..16]);
+        let user_channel_id = u128::from_be_bytes(id_bytes);
+        inner
+            .channel_manager
+            .create_channel(
+                node_id,
+                amount_sat,
+                push_msat,
+                user_channel_id,
+                None,
+                Some(policy.outbound_config(amount_sat, announce)),
+            )
+            .map_err(|e| Error::ChannelOpenFailed(api_error(e)))?;
+        tracing::info!(peer = %node_id, amount_sat, push_msat, announce, "opening channel");
+        let outcome = wait_until(
+            inner,
+            &inner.notifications.channels,
+            OPEN_TIMEOUT,
+            || async {
+                inner
+                    .notifications
+                    .channel_opens
+                    .lock()
+                    .ok()
+                    .and_then(|mut opens| opens.remove(&user_channel_id))
+            },
+        )
+        .await;
+        match outcome {
+            Some(OpenOutcome::Pending {
+                channel_id,
+                funding_txo,
+            }) => Ok(OpenedChannel {
+                channel_id: channel_id.to_string(),
+                funding_txid: funding_txo.txid,
+                funding_output: funding_txo.vout,
+            }),
+            Some(OpenOutcome::Failed(reason)) => Err(Error::ChannelOpenFailed(reason)),
+            None => Err(Error::Timeout(
+                "the peer did not sign the funding transaction within 60 s; see listchannels"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Every open (or opening, or closing) channel.
+    pub fn list_channels(&self) -> Vec<ChannelInfo> {
+        self.inner
+            .channel_manager
+            .list_channels()
+            .iter()
+            .map(channel_info)
+            .collect()
+    }
+
+    /// Closes a channel named by channel id, short channel id (`BLOCKxTXxOUT`) or peer id (if it
+    /// is the only channel with that peer): cooperatively, or by force.
+    pub async fn close_channel(&self, id: &str, force: bool) -> Result<ClosedChannel, Error> {
+        let channel = self.find_channel(id)?;
+        let manager = &self.inner.channel_manager;
+        let peer = channel.counterparty.node_id;
+        if force {
+            manager
+                .force_close_broadcasting_latest_txn(
+                    &channel.channel_id,
+                    &peer,
+                    "closed by the operator".to_owned(),
+                )
+                .map_err(|e| Error::ChannelCloseFailed(api_error(e)))?;
+            tracing::info!(channel_id = %channel.channel_id, "channel force-closed");
+            return Ok(ClosedChannel {
+                close_type: CloseType::Unilateral,
+                channel_id: channel.channel_id.to_string(),
+                txid: None,
+            });
+        }
+        if self.inner.peer_manager.peer_by_node_id(&peer).is_none() {
+            return Err(Error::PeerNotConnected(format!(
+                "{peer} (a cooperative close needs the peer online; use force to close alone)"
+            )));
+        }
+        manager
+            .close_channel(&channel.channel_id, &peer)
+            .map_err(|e| Error::ChannelCloseFailed(api_error(e)))?;
+        tracing::info!(channel_id = %channel.channel_id, "cooperative close started");
+        Ok(ClosedChannel {
+            close_type: CloseType::Mutual,
+            channel_id: channel.channel_id.to_string(),
+            txid: None,
+        })
+    }
+
+    fn find_channel(&self, id: &str) -> Result<ChannelDetails, Error> {
+        let channels = self.inner.channel_manager.list_channels();
+        let scid = parse_short_channel_id(id);
+        let by_id: Vec<&ChannelDetails> = channels
+            .iter()
+            .filter(|c| {
+                c.channel_id.to_string() == id
+                    || (scid.is_some() && c.short_channel_id == scid)
+                    || c.counterparty.node_id.to_string() == id
+            })
+            .collect();
+        match by_id.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::NotFound(format!("no open channel {id}"))),
+            _ => Err(Error::InvalidParameter(format!(
+                "{id} has several channels; name one by channel id"
+            ))),
+        }
+    }
+}
+
+fn channel_info(c: &ChannelDetails) -> ChannelInfo {
+    let state = if c
+        .channel_shutdown_state
+        .is_some_and(|s| s != lightning::ln::channel_state::ChannelShutdownState::NotShuttingDown)
+    {
+        "closing"
+    } else if !c.is_channel_ready {
+        "pending"
+    } else if c.is_usable {
+        "active"
+    } else {
+        "inactive"
+    };
+    let reserve_msat = c.unspendable_punishment_reserve.unwrap_or(0) * 1000;
+    ChannelInfo {
+        channel_id: c.channel_id.to_string(),
+        short_channel_id: c.short_channel_id,
+        peer_id: c.counterparty.node_id,
+        state,
+        is_usable: c.is_usable,
+        is_public: c.is_announced,
+        is_outbound: c.is_outbound,
+        capacity_sat: c.channel_value_satoshis,
+        local_balance_msat: c.outbound_capacity_msat + reserve_msat,
+        outbound_capacity_msat: c.outbound_capacity_msat,
+        inbound_capacity_msat: c.inbound_capacity_msat,
+        funding_txid: c.funding_txo.map(|o| o.txid),
+        funding_output: c.funding_txo.map(|o| u32::from(o.index)),
+        confirmations: c.confirmations,
+        confirmations_required: c.confirmations_required,
+        pending_htlcs: c.pending_inbound_htlcs.len() + c.pending_outbound_htlcs.len(),
+    }
+}
+
+/// `BLOCKxTXxOUT` (or a plain number) as a short channel id.
+pub(crate) fn parse_short_channel_id(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.split('x').collect();
+    match parts.as_slice() {
+        [block, tx, out] => {
+            let block: u64 = block.parse().ok()?;
+            let tx: u64 = tx.parse().ok()?;
+            let out: u64 = out.parse().ok()?;
+            (block < (1 << 24) && tx < (1 << 24) && out < (1 << 16))
+                .then_some(block << 40 | tx << 16 | out)
+        }
+        [number]
+            if number.len() < 20
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            number.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// `BLOCKxTXxOUT` form of a short channel id.
+pub fn format_short_channel_id(scid: u64) -> String {
+    format!(
+        "{}x{}x{}",
+        scid >> 40,
+        (scid >> 16) & 0xff_ffff,
+        scid & 0xffff
+    )
+}
+
+fn api_error(e: APIError) -> String {
+    match e {
+        APIError::APIMisuseError { err }
+        | APIError::FeeRateTooHigh { err, .. }
+        | APIError::InvalidRoute { err }
+        | APIError::ChannelUnavailable { err } => err,
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_channel_ids_round_trip() {
+        let scid = parse_short_channel_id("103x1x0").unwrap_or_default();
+        assert_eq!(scid, 103 << 40 | 1 << 16);
+        assert_eq!(format_short_channel_id(scid), "103x1x0");
+        assert_eq!(
+            parse_short_channel_id("113249697726464"),
+            Some(113249697726464)
+        );
+        assert_eq!(parse_short_channel_id("1x2"), None);
+        assert_eq!(parse_short_channel_id("abc"), None);
+    }
+}

@@ -1,0 +1,88 @@
+//! Read access to the gossip graph: known nodes and public channels.
+
+use lightning::routing::gossip::NodeId;
+
+use crate::node::Node;
+
+/// A node known from gossip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode {
+    /// Node id, hex.
+    pub node_id: String,
+    /// Alias from its announcement.
+    pub alias: Option<String>,
+    /// Addresses from its announcement.
+    pub addresses: Vec<String>,
+    /// Announcement timestamp.
+    pub last_update: Option<u32>,
+    /// Public channels it has.
+    pub num_channels: usize,
+}
+
+/// A public channel known from gossip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphChannel {
+    /// Short channel id.
+    pub short_channel_id: u64,
+    /// One end.
+    pub node_one: String,
+    /// The other end.
+    pub node_two: String,
+    /// Capacity, sat, if known.
+    pub capacity_sat: Option<u64>,
+    /// Direction one→two is enabled and announced.
+    pub one_to_two_enabled: bool,
+    /// Direction two→one is enabled and announced.
+    pub two_to_one_enabled: bool,
+}
+
+impl Node {
+    /// Every node in the gossip graph.
+    pub fn graph_nodes(&self) -> Vec<GraphNode> {
+        let graph = self.inner.graph.read_only();
+        graph
+            .nodes()
+            .unordered_iter()
+            .map(|(id, info)| {
+                let announcement = info.announcement_info.as_ref();
+                GraphNode {
+                    node_id: id.to_string(),
+                    alias: announcement.map(|a| a.alias().to_string()),
+                    addresses: announcement
+                        .map(|a| a.addresses().iter().map(|s| s.to_string()).collect())
+                        .unwrap_or_default(),
+                    last_update: announcement.map(|a| a.last_update()),
+                    num_channels: info.channels.len(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every public channel in the gossip graph.
+    pub fn graph_channels(&self) -> Vec<GraphChannel> {
+        let graph = self.inner.graph.read_only();
+        let mut channels: Vec<GraphChannel> = graph
+            .channels()
+            .unordered_iter()
+            .map(|(scid, info)| GraphChannel {
+                short_channel_id: *scid,
+                node_one: info.node_one.to_string(),
+                node_two: info.node_two.to_string(),
+                capacity_sat: info.capacity_sats,
+                one_to_two_enabled: info.one_to_two.as_ref().is_some_and(|d| d.enabled),
+                two_to_one_enabled: info.two_to_one.as_ref().is_some_and(|d| d.enabled),
+            })
+            .collect();
+        channels.sort_by_key(|c| c.short_channel_id);
+        channels
+    }
+
+    /// Whether the graph knows a node.
+    pub fn graph_has_node(&self, node_id: &bitcoin::secp256k1::PublicKey) -> bool {
+        self.inner
+            .graph
+            .read_only()
+            .node(&NodeId::from_pubkey(node_id))
+            .is_some()
+    }
+}

@@ -1,0 +1,162 @@
+//! The on-chain wallet: addresses, funds, withdrawals.
+
+use bitcoin::FeeRate;
+use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
+
+use crate::node::{Error, Node};
+use crate::wallet::SendAmount;
+
+/// One unspent wallet output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletOutputInfo {
+    /// Transaction id.
+    pub txid: bitcoin::Txid,
+    /// Output index.
+    pub vout: u32,
+    /// Value, sat.
+    pub amount_sat: u64,
+    /// Address, in the chain's encoding.
+    pub address: String,
+    /// Confirmations (0 = unconfirmed).
+    pub confirmations: u32,
+}
+
+/// On-chain and channel funds (`listfunds`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Funds {
+    /// Confirmed and spendable, sat.
+    pub onchain_confirmed_sat: u64,
+    /// Unconfirmed (our own change and incoming), sat.
+    pub onchain_unconfirmed_sat: u64,
+    /// Coinbase outputs not yet mature, sat.
+    pub onchain_immature_sat: u64,
+    /// Outputs of closed channels still being claimed or swept to the wallet, sat.
+    pub pending_sweep_sat: u64,
+    /// Unspent outputs.
+    pub outputs: Vec<WalletOutputInfo>,
+    /// Channels with our balance.
+    pub channels: Vec<super::ChannelInfo>,
+}
+
+impl Node {
+    /// A fresh receive address of the on-chain wallet, in the chain's encoding.
+    pub fn new_address(&self) -> Result<String, Error> {
+        Ok(self.inner.wallet.new_address()?)
+    }
+
+    /// On-chain outputs and balances, and channel balances.
+    pub fn list_funds(&self) -> Funds {
+        let wallet = &self.inner.wallet;
+        let balance = wallet.balance();
+        let outputs = wallet
+            .list_outputs()
+            .into_iter()
+            .map(|o| WalletOutputInfo {
+                txid: o.outpoint.txid,
+                vout: o.outpoint.vout,
+                amount_sat: o.amount_sat,
+                address: o.address,
+                confirmations: o.confirmations,
+            })
+            .collect();
+        let open: Vec<_> = self.inner.channel_manager.list_channels();
+        let open_refs: Vec<_> = open.iter().collect();
+        let balances = self.inner.chain_monitor.get_claimable_balances(&open_refs);
+        let pending_sweep_sat = balances
+            .iter()
+            .map(|b| b.claimable_amount_satoshis())
+            .sum::<u64>()
+            + self
+                .inner
+                .sweeper
+                .tracked_spendable_outputs()
+                .iter()
+                // Once the sweep confirmed, its output is in the wallet already.
+                .filter(|o| {
+                    !matches!(
+                        o.status,
+                        lightning::util::sweep::OutputSpendStatus::PendingThresholdConfirmations { .. }
+                    )
+                })
+                .map(|o| descriptor_value(&o.descriptor))
+                .sum::<u64>();
+        Funds {
+            onchain_confirmed_sat: balance.confirmed_sat,
+            onchain_unconfirmed_sat: balance.unconfirmed_sat,
+            onchain_immature_sat: balance.immature_sat,
+            pending_sweep_sat,
+            outputs,
+            channels: self.list_channels(),
+        }
+    }
+
+    /// Sends `amount` to `address` (the chain's encoding) at `feerate_sat_per_vb` (default: the
+    /// node's estimate for a normal-priority transaction). Returns the broadcast transaction id.
+    pub async fn withdraw(
+        &self,
+        address: &str,
+        amount: SendAmount,
+        feerate_sat_per_vb: Option<u64>,
+    ) -> Result<bitcoin::Txid, Error> {
+        let inner = &self.inner;
+        let script = inner
+            .params
+            .script_for_address(address)
+            .map_err(|e| Error::InvalidParameter(format!("address {address:?}: {e}")))?;
+        if let SendAmount::Exact(value) = amount {
+            if value.to_sat() == 0 {
+                return Err(Error::InvalidParameter(
+                    "amount_sat must be positive".to_owned(),
+                ));
+            }
+        }
+        let floor = inner.params.fee_floor();
+        let fee_rate = match feerate_sat_per_vb {
+            Some(rate) => {
+                let rate = FeeRate::from_sat_per_vb(rate).ok_or_else(|| {
+                    Error::InvalidParameter("feerate_sat_per_vb is too large".to_owned())
+                })?;
+                if rate < floor {
+                    return Err(Error::InvalidParameter(format!(
+                        "feerate_sat_per_vb is below this chain's minimum relay feerate of {} sat/vB",
+                        floor.to_sat_per_vb_ceil()
+                    )));
+                }
+                rate
+            }
+            None => FeeRate::from_sat_per_kwu(u64::from(
+                inner
+                    .fee_estimator
+                    .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee),
+            ))
+            .max(floor),
+        };
+        let tx = inner.wallet.build_payment(script, amount, fee_rate)?;
+        let txid = tx.compute_txid();
+        if let Err(e) = inner.source.broadcast(&tx).await {
+            inner.wallet.cancel(&tx);
+            return Err(Error::ChainSource(format!(
+                "the chain node refused the transaction: {e}"
+            )));
+        }
+        inner.wallet.mark_broadcast(&tx)?;
+        tracing::info!(%txid, address, "withdrawal broadcast");
+        Ok(txid)
+    }
+
+    /// The 24 BIP39 words of the node seed (the one backup of the wallet and node key).
+    pub fn seed_words(&self) -> Result<String, Error> {
+        let (seed, _) = crate::seed::load_or_create(&self.inner.seed_path)
+            .map_err(|e| Error::Store(e.to_string()))?;
+        Ok(seed.to_mnemonic())
+    }
+}
+
+fn descriptor_value(descriptor: &lightning::sign::SpendableOutputDescriptor) -> u64 {
+    use lightning::sign::SpendableOutputDescriptor as D;
+    match descriptor {
+        D::StaticOutput { output, .. } => output.value.to_sat(),
+        D::DelayedPaymentOutput(d) => d.output.value.to_sat(),
+        D::StaticPaymentOutput(d) => d.output.value.to_sat(),
+    }
+}

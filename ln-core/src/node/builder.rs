@@ -1,0 +1,730 @@
+//! [`NodeBuilder`]: reads (or creates) every piece of a node from its data directory, brings them
+//! all to the chain tip, and starts the node's tasks.
+//!
+//! Start-up order follows LDK's rules: read the monitors, then the channel manager; bring both
+//! (and the sweeper and wallet) to the poller's tip; only then hand the monitors to the
+//! `ChainMonitor` and start following the chain. Nothing runs before every listener is at the tip.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::constants::ChainHash;
+use bitcoin::BlockHash;
+use lightning::chain::channelmonitor::ChannelMonitor;
+use lightning::chain::{BestBlock, Filter, Listen};
+use lightning::events::bump_transaction::sync::{BumpTransactionEventHandlerSync, WalletSync};
+use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
+use lightning::ln::msgs::ChannelMessageHandler;
+use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
+use lightning::routing::scoring::{
+    ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
+};
+use lightning::sign::{EntropySource, InMemorySigner, NodeSigner};
+use lightning::util::persist::{
+    read_channel_monitors, KVStoreSync, CHANNEL_MANAGER_PERSISTENCE_KEY,
+    CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+    NETWORK_GRAPH_PERSISTENCE_KEY, NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
+    NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_KEY,
+    OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE,
+    SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
+    SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
+};
+use lightning::util::ser::{ReadableArgs, Writeable};
+use tokio::sync::watch;
+
+use super::keys::NodeKeys;
+use super::types::*;
+use super::{Node, NodeInner, Notifications};
+use crate::chain::{ChainParams, ChainSource};
+use crate::gossip_verifier::GossipVerifier;
+use crate::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
+use crate::logging::TracingLogger;
+use crate::node::policy::ChannelPolicy;
+use crate::node::records::Records;
+use crate::poller::{ChainPoller, PollerError};
+use crate::seed::{self, SeedOrigin};
+use crate::store::SledStore;
+use crate::wallet::OnchainWallet;
+
+/// Why a node could not be built or started.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The data directory could not be created or used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The store could not be opened (another node may be using this data directory).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The seed could not be read or created.
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
+    /// The wallet could not be loaded.
+    #[error("wallet: {0}")]
+    Wallet(#[from] crate::wallet::WalletError),
+    /// Stored LDK state could not be read.
+    #[error("reading stored {what}: {reason}")]
+    ReadState {
+        /// Which object.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The stored state belongs to another chain.
+    #[error("the stored {what} is for chain {found}, but this node runs {expected}; use the data directory of that chain")]
+    WrongChain {
+        /// Which object.
+        what: &'static str,
+        /// This node's chain hash.
+        expected: ChainHash,
+        /// The stored one.
+        found: ChainHash,
+    },
+    /// The chain could not be followed.
+    #[error("chain sync: {0}")]
+    Chain(#[from] PollerError),
+    /// The P2P listener could not be bound.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Builds a [`Node`] from a data directory, its chain's [`ChainParams`] and a [`ChainSource`].
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    data_dir: PathBuf,
+    params: ChainParams,
+    listen_addresses: Vec<SocketAddr>,
+    announced_addresses: Vec<SocketAddr>,
+    alias: String,
+    poll_interval: Duration,
+    wallet_rescan_from_height: u32,
+}
+
+impl NodeBuilder {
+    /// A builder for the node in `data_dir` on `params`' chain. By default it does not listen,
+    /// polls the chain every 2 s and has no alias.
+    pub fn new(data_dir: impl Into<PathBuf>, params: ChainParams) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            params,
+            listen_addresses: Vec::new(),
+            announced_addresses: Vec::new(),
+            alias: String::new(),
+            poll_interval: Duration::from_secs(2),
+            wallet_rescan_from_height: 0,
+        }
+    }
+
+    /// Accepts Lightning peers on these addresses (port 0 picks a free port).
+    pub fn listen_on(mut self, addresses: Vec<SocketAddr>) -> Self {
+        self.listen_addresses = addresses;
+        self
+    }
+
+    /// Addresses announced to the network in our node announcement.
+    pub fn announce_addresses(mut self, addresses: Vec<SocketAddr>) -> Self {
+        self.announced_addresses = addresses;
+        self
+    }
+
+    /// The node's alias (at most 32 bytes are announced).
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = alias.into();
+        self
+    }
+
+    /// How often the chain node is asked for new blocks.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Where a wallet restored from an existing seed starts scanning the chain for its funds
+    /// (default: the genesis block). A node whose seed is brand new never scans.
+    pub fn wallet_rescan_from_height(mut self, height: u32) -> Self {
+        self.wallet_rescan_from_height = height;
+        self
+    }
+
+    /// Builds the node and starts it: chain following, the P2P listener and LDK's background
+    /// processing. Must be called inside a tokio runtime.
+    pub async fn build(self, source: Arc<dyn ChainSource>) -> Result<Node, BuildError> {
+        let params = self.params.clone();
+        create_private_dir(&self.data_dir)?;
+        let store = Arc::new(SledStore::open(&self.data_dir.join("store"))?);
+        let (node_seed, seed_origin) = seed::load_or_create(&self.data_dir.join("seed"))?;
+        if seed_origin == SeedOrigin::Created {
+            tracing::warn!(path = %self.data_dir.join("seed").display(), "created a new node seed; back it up (export it as words with the seed command)");
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+
+        let logger: Logger = Arc::new(TracingLogger);
+        let runtime = tokio::runtime::Handle::current();
+        let policy = ChannelPolicy::for_chain(&params);
+
+        let fee_estimator = Arc::new(ChainFeeEstimator::new(Arc::clone(&source)));
+        if let Err(error) = fee_estimator.refresh().await {
+            tracing::warn!(%error, "no fee estimates yet; using the chain's fallback feerates");
+        }
+        let broadcaster = Arc::new(ChainBroadcaster::new(Arc::clone(&source), runtime.clone()));
+
+        let kv: Arc<dyn KVStoreSync + Send + Sync> = store.clone();
+        let poller = Arc::new(ChainPoller::load(Arc::clone(&source), kv)?);
+        let poller_tip = poller.initialize().await?;
+
+        let wallet = Arc::new(OnchainWallet::load_or_create(&node_seed, &params, &store)?);
+        let keys = Arc::new(NodeKeys::new(node_seed.keys_manager(now), wallet.clone()));
+
+        let mut monitors = read_channel_monitors(store.clone(), keys.clone(), keys.clone())
+            .map_err(|e| read_error("channel monitors", e))?;
+
+        let graph = Arc::new(read_graph(&store, &params, &logger)?);
+        let scorer = Arc::new(RwLock::new(read_scorer(&store, &graph, &logger)?));
+        let router = Arc::new(Router::new(
+            graph.clone(),
+            logger.clone(),
+            keys.clone(),
+            scorer.clone(),
+            ProbabilisticScoringFeeParameters::default(),
+        ));
+        let message_router = Arc::new(MessageRouter::new(graph.clone(), keys.clone()));
+
+        let chain_monitor: Arc<ChainMonitor> = Arc::new(ChainMonitor::new(
+            None::<Arc<dyn Filter + Send + Sync>>,
+            broadcaster.clone(),
+            logger.clone(),
+            fee_estimator.clone(),
+            store.clone(),
+            keys.clone(),
+            keys.get_peer_storage_key(),
+        ));
+
+        let config = policy.user_config();
+        let (manager_best, channel_manager) = match read_or_none(
+            &store,
+            CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_KEY,
+        )? {
+            Some(bytes) => {
+                let read_args = ChannelManagerReadArgs::new(
+                    keys.clone(),
+                    keys.clone(),
+                    keys.clone(),
+                    fee_estimator.clone(),
+                    chain_monitor.clone(),
+                    broadcaster.clone(),
+                    router.clone(),
+                    message_router.clone(),
+                    logger.clone(),
+                    config.clone(),
+                    monitors.iter().map(|(_, m)| m).collect(),
+                );
+                let (best_hash, manager) = <(BlockHash, ChannelManager)>::read(
+                    &mut lightning::io::Cursor::new(&bytes),
+                    read_args,
+                )
+                .map_err(|e| read_error("channel manager", e))?;
+                let height = manager.current_best_block().height;
+                (BestBlock::new(best_hash, height), manager)
+            }
+            None => {
+                let manager = new_channel_manager(
+                    &params,
+                    poller_tip,
+                    config.clone(),
+                    &keys,
+                    &fee_estimator,
+                    &chain_monitor,
+                    &broadcaster,
+                    &router,
+                    &message_router,
+                    &logger,
+                )?;
+                (poller_tip, manager)
+            }
+        };
+        let found = channel_manager
+            .get_chain_hashes()
+            .and_then(|hashes| hashes.first().copied());
+        if found != Some(params.chain_hash) {
+            return Err(BuildError::WrongChain {
+                what: "channel manager",
+                expected: params.chain_hash,
+                found: found.unwrap_or(ChainHash::from([0; 32])),
+            });
+        }
+        let channel_manager = Arc::new(channel_manager);
+
+        let sweeper = Arc::new(read_or_create_sweeper(
+            &store,
+            poller_tip,
+            &broadcaster,
+            &fee_estimator,
+            &keys,
+            &wallet,
+            &logger,
+        )?);
+
+        // Bring every listener to the poller's tip before anything runs.
+        for (monitor_best_hash, monitor) in &monitors {
+            let best = BestBlock::new(*monitor_best_hash, monitor.current_best_block().height);
+            let catch_up = MonitorCatchUp {
+                monitor,
+                broadcaster: &broadcaster,
+                fee_estimator: &fee_estimator,
+                logger: &logger,
+            };
+            poller.catch_up_listener(&catch_up, best).await?;
+        }
+        poller
+            .catch_up_listener(channel_manager.as_ref(), manager_best)
+            .await?;
+        poller
+            .catch_up_listener(sweeper.as_ref(), sweeper.current_best_block())
+            .await?;
+        sync_wallet(
+            &poller,
+            source.as_ref(),
+            &wallet,
+            seed_origin,
+            self.wallet_rescan_from_height,
+        )
+        .await?;
+
+        for (_, monitor) in monitors.drain(..) {
+            let channel_id = monitor.channel_id();
+            if chain_monitor
+                .load_existing_monitor(channel_id, monitor)
+                .is_err()
+            {
+                return Err(BuildError::ReadState {
+                    what: "channel monitors",
+                    reason: format!("monitor of channel {channel_id} could not be loaded"),
+                });
+            }
+        }
+        poller.add_listener(channel_manager.clone());
+        poller.add_listener(chain_monitor.clone());
+        poller.add_listener(sweeper.clone());
+        poller.add_listener(wallet.clone());
+
+        let verifier = Arc::new(GossipVerifier::new(
+            Arc::clone(&source),
+            runtime.clone(),
+            graph.clone(),
+        ));
+        let gossip_sync = Arc::new(GossipSync::new(
+            graph.clone(),
+            Some(verifier.clone()),
+            logger.clone(),
+        ));
+        verifier.set_gossip_sync(&gossip_sync);
+
+        let onion_messenger: Arc<OnionMessenger> = Arc::new(OnionMessenger::new(
+            keys.clone(),
+            keys.clone(),
+            logger.clone(),
+            channel_manager.clone(),
+            message_router.clone(),
+            channel_manager.clone(),
+            channel_manager.clone(),
+            IgnoringMessageHandler {},
+            IgnoringMessageHandler {},
+        ));
+        let ephemeral_bytes = keys.get_secure_random_bytes();
+        let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
+            MessageHandler {
+                chan_handler: channel_manager.clone(),
+                route_handler: gossip_sync.clone(),
+                onion_message_handler: onion_messenger.clone(),
+                custom_message_handler: IgnoringMessageHandler {},
+                send_only_message_handler: chain_monitor.clone(),
+            },
+            u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
+            &ephemeral_bytes,
+            logger.clone(),
+            keys.clone(),
+        ));
+
+        let wallet_source = Arc::new(WalletSync::new(wallet.clone(), logger.clone()));
+        let bump_handler: Arc<BumpHandler> = Arc::new(BumpTransactionEventHandlerSync::new(
+            broadcaster.clone(),
+            wallet_source,
+            keys.clone(),
+            logger.clone(),
+        ));
+
+        let mut listeners = Vec::new();
+        for address in &self.listen_addresses {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| BuildError::Listen {
+                    address: *address,
+                    source,
+                })?;
+            listeners.push(listener);
+        }
+        let bound_addresses = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect::<Vec<_>>();
+        let node_id = keys
+            .get_node_id(lightning::sign::Recipient::Node)
+            .map_err(|()| read_error("node key", "the keys manager has no node key"))?;
+
+        let (stop_sender, _) = watch::channel(false);
+        let inner = Arc::new(NodeInner {
+            node_id,
+            seed_path: self.data_dir.join("seed"),
+            params,
+            policy,
+            alias: self.alias,
+            announced_addresses: if self.announced_addresses.is_empty() {
+                bound_addresses.clone()
+            } else {
+                self.announced_addresses
+            },
+            bound_addresses,
+            records: Records::open(&store)?,
+            known_peers: store.namespace("peers")?,
+            store,
+            keys,
+            source,
+            poller,
+            fee_estimator,
+            chain_monitor,
+            channel_manager,
+            graph,
+            gossip_sync,
+            scorer,
+            onion_messenger,
+            peer_manager,
+            sweeper,
+            wallet,
+            bump_handler,
+            logger,
+            notifications: Notifications::default(),
+            stop_sender,
+            tasks: std::sync::Mutex::new(Vec::new()),
+            synced_to_chain: std::sync::atomic::AtomicBool::new(false),
+            poll_interval: self.poll_interval,
+        });
+        let node = Node { inner };
+        node.start(listeners);
+        Ok(node)
+    }
+}
+
+/// Creates `path` (and parents) with owner-only permissions.
+fn create_private_dir(path: &Path) -> Result<(), BuildError> {
+    let error = |source| BuildError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    }
+    Ok(())
+}
+
+fn read_error(what: &'static str, reason: impl std::fmt::Display) -> BuildError {
+    BuildError::ReadState {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+fn read_or_none(
+    store: &SledStore,
+    primary: &str,
+    secondary: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, BuildError> {
+    match KVStoreSync::read(store, primary, secondary, key) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_error("store entry", format!("{primary}/{key}: {e}"))),
+    }
+}
+
+/// Offset of the chain hash in a serialized `ChannelManager` or `NetworkGraph`: right after the
+/// two version bytes (proved by `research/ldk-probe`).
+const CHAIN_HASH_RANGE: std::ops::Range<usize> = 2..34;
+
+/// LDK derives the chain hash from `bitcoin::Network` only. When our chain's hash differs from
+/// the one LDK picked, serialize the fresh object, put our hash in its place and read it back;
+/// from then on LDK uses (and persists) our hash in every message.
+fn patch_chain_hash(bytes: &mut [u8], chain_hash: &ChainHash) -> Result<(), BuildError> {
+    let slot = bytes
+        .get_mut(CHAIN_HASH_RANGE)
+        .ok_or_else(|| read_error("serialized LDK object", "shorter than its header"))?;
+    slot.copy_from_slice(chain_hash.as_bytes());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_channel_manager(
+    params: &ChainParams,
+    best_block: BestBlock,
+    config: lightning::util::config::UserConfig,
+    keys: &Arc<NodeKeys>,
+    fee_estimator: &Arc<ChainFeeEstimator>,
+    chain_monitor: &Arc<ChainMonitor>,
+    broadcaster: &Arc<ChainBroadcaster>,
+    router: &Arc<Router>,
+    message_router: &Arc<MessageRouter>,
+    logger: &Logger,
+) -> Result<ChannelManager, BuildError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let manager = ChannelManager::new(
+        fee_estimator.clone(),
+        chain_monitor.clone(),
+        broadcaster.clone(),
+        router.clone(),
+        message_router.clone(),
+        logger.clone(),
+        keys.clone(),
+        keys.clone(),
+        keys.clone(),
+        config.clone(),
+        ChainParameters {
+            network: params.ldk_network,
+            best_block,
+        },
+        u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
+    );
+    if ChainHash::using_genesis_block(params.ldk_network) == params.chain_hash {
+        return Ok(manager);
+    }
+    let mut bytes = manager.encode();
+    drop(manager);
+    patch_chain_hash(&mut bytes, &params.chain_hash)?;
+    let read_args = ChannelManagerReadArgs::new(
+        keys.clone(),
+        keys.clone(),
+        keys.clone(),
+        fee_estimator.clone(),
+        chain_monitor.clone(),
+        broadcaster.clone(),
+        router.clone(),
+        message_router.clone(),
+        logger.clone(),
+        config,
+        Vec::new(),
+    );
+    let (_, manager) =
+        <(BlockHash, ChannelManager)>::read(&mut lightning::io::Cursor::new(&bytes), read_args)
+            .map_err(|e| read_error("channel manager", format!("{e:?}")))?;
+    Ok(manager)
+}
+
+fn read_graph(
+    store: &SledStore,
+    params: &ChainParams,
+    logger: &Logger,
+) -> Result<NetworkGraph, BuildError> {
+    let stored = read_or_none(
+        store,
+        NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
+        NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE,
+        NETWORK_GRAPH_PERSISTENCE_KEY,
+    )?;
+    let graph = match stored {
+        Some(bytes) => <NetworkGraph as ReadableArgs<Logger>>::read(
+            &mut lightning::io::Cursor::new(&bytes),
+            logger.clone(),
+        )
+        .map_err(|e| read_error("network graph", format!("{e:?}")))?,
+        None => {
+            let fresh = NetworkGraph::new(params.ldk_network, logger.clone());
+            if fresh.get_chain_hash() == params.chain_hash {
+                fresh
+            } else {
+                let mut bytes = fresh.encode();
+                patch_chain_hash(&mut bytes, &params.chain_hash)?;
+                <NetworkGraph as ReadableArgs<Logger>>::read(
+                    &mut lightning::io::Cursor::new(&bytes),
+                    logger.clone(),
+                )
+                .map_err(|e| read_error("network graph", format!("{e:?}")))?
+            }
+        }
+    };
+    if graph.get_chain_hash() != params.chain_hash {
+        return Err(BuildError::WrongChain {
+            what: "network graph",
+            expected: params.chain_hash,
+            found: graph.get_chain_hash(),
+        });
+    }
+    Ok(graph)
+}
+
+fn read_scorer(
+    store: &SledStore,
+    graph: &Arc<NetworkGraph>,
+    logger: &Logger,
+) -> Result<Scorer, BuildError> {
+    let decay = ProbabilisticScoringDecayParameters::default();
+    let stored = read_or_none(
+        store,
+        SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
+        SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
+        SCORER_PERSISTENCE_KEY,
+    )?;
+    match stored {
+        Some(bytes) => ProbabilisticScorer::read(
+            &mut lightning::io::Cursor::new(&bytes),
+            (decay, graph.clone(), logger.clone()),
+        )
+        .map_err(|e| read_error("scorer", format!("{e:?}"))),
+        None => Ok(ProbabilisticScorer::new(
+            decay,
+            graph.clone(),
+            logger.clone(),
+        )),
+    }
+}
+
+fn read_or_create_sweeper(
+    store: &Arc<SledStore>,
+    best_block: BestBlock,
+    broadcaster: &Arc<ChainBroadcaster>,
+    fee_estimator: &Arc<ChainFeeEstimator>,
+    keys: &Arc<NodeKeys>,
+    wallet: &Arc<OnchainWallet>,
+    logger: &Logger,
+) -> Result<OutputSweeper, BuildError> {
+    let stored = read_or_none(
+        store,
+        OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE,
+        OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE,
+        OUTPUT_SWEEPER_PERSISTENCE_KEY,
+    )?;
+    match stored {
+        Some(bytes) => {
+            let args = (
+                broadcaster.clone(),
+                fee_estimator.clone(),
+                None::<Arc<dyn Filter + Send + Sync>>,
+                keys.clone(),
+                wallet.clone(),
+                store.clone(),
+                logger.clone(),
+            );
+            let (_, sweeper) =
+                <(BestBlock, OutputSweeper)>::read(&mut lightning::io::Cursor::new(&bytes), args)
+                    .map_err(|e| read_error("output sweeper", format!("{e:?}")))?;
+            Ok(sweeper)
+        }
+        None => Ok(OutputSweeper::new(
+            best_block,
+            broadcaster.clone(),
+            fee_estimator.clone(),
+            None,
+            keys.clone(),
+            wallet.clone(),
+            store.clone(),
+            logger.clone(),
+        )),
+    }
+}
+
+/// Brings the wallet to the poller's tip. A wallet that has never seen a block either belongs to
+/// a brand-new seed (nothing to find: start at the tip) or to a restored one, which scans the
+/// chain from the configured height so its funds are found from the seed alone.
+async fn sync_wallet(
+    poller: &ChainPoller,
+    source: &dyn ChainSource,
+    wallet: &OnchainWallet,
+    seed_origin: SeedOrigin,
+    rescan_from_height: u32,
+) -> Result<(), BuildError> {
+    let wallet_tip = wallet.best_block();
+    if wallet_tip.height > 0 {
+        poller.catch_up_listener(wallet, wallet_tip).await?;
+        return Ok(());
+    }
+    let Some(tip) = poller.tip() else {
+        return Ok(());
+    };
+    if seed_origin == SeedOrigin::Created {
+        // A brand-new seed has nothing on chain: follow the chain from the poller's tip.
+        wallet.start_at(BestBlock::new(tip.ldk_hash, tip.height))?;
+        return Ok(());
+    }
+    let first = rescan_from_height.max(1);
+    if first < tip.height {
+        tracing::info!(
+            from_height = first,
+            to_height = tip.height,
+            "scanning the chain for the wallet's funds"
+        );
+    }
+    for height in first..=tip.height {
+        let block = source
+            .block_at_height(height)
+            .await
+            .map_err(PollerError::from)?
+            .ok_or(PollerError::NotInitialized)?;
+        if height % 1000 == 0 {
+            tracing::info!(height, to_height = tip.height, "wallet scan progress");
+        }
+        wallet.block_connected(&crate::poller::to_ldk_block(block), height);
+    }
+    Ok(())
+}
+
+/// Feeds one `ChannelMonitor` blocks before it is handed to the `ChainMonitor`.
+struct MonitorCatchUp<'a> {
+    monitor: &'a ChannelMonitor<InMemorySigner>,
+    broadcaster: &'a Arc<ChainBroadcaster>,
+    fee_estimator: &'a Arc<ChainFeeEstimator>,
+    logger: &'a Logger,
+}
+
+impl Listen for MonitorCatchUp<'_> {
+    fn filtered_block_connected(
+        &self,
+        header: &bitcoin::block::Header,
+        txdata: &lightning::chain::transaction::TransactionData,
+        height: u32,
+    ) {
+        let _ = self.monitor.block_connected(
+            header,
+            txdata,
+            height,
+            &**self.broadcaster,
+            &**self.fee_estimator,
+            self.logger,
+        );
+    }
+
+    fn blocks_disconnected(&self, fork_point: BestBlock) {
+        self.monitor.blocks_disconnected(
+            fork_point,
+            &**self.broadcaster,
+            &**self.fee_estimator,
+            self.logger,
+        );
+    }
+}

@@ -1,0 +1,466 @@
+//! The LDK event handler: acts on every event a node must act on and keeps the payment and
+//! invoice records current.
+//!
+//! LDK persists unhandled events with the channel manager and replays them after a restart until
+//! the handler returns `Ok`. So every branch here is idempotent (records are overwritten with the
+//! same values, `claim_funds` of an already-claimed payment is a no-op), and a failure to record
+//! returns [`ReplayEvent`] rather than losing the event.
+
+use std::sync::Arc;
+
+use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
+use lightning::events::{Event, PaymentPurpose, ReplayEvent};
+use lightning::sign::EntropySource;
+
+use super::records::{
+    unix_now, ForwardRecord, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus,
+};
+use super::{NodeInner, OpenOutcome};
+
+impl NodeInner {
+    pub(crate) async fn handle_event(self: Arc<Self>, event: Event) -> Result<(), ReplayEvent> {
+        match event {
+            Event::FundingGenerationReady {
+                temporary_channel_id,
+                counterparty_node_id,
+                channel_value_satoshis,
+                output_script,
+                user_channel_id,
+            } => {
+                let sat_per_kw = self
+                    .fee_estimator
+                    .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee);
+                let fee_rate = bitcoin::FeeRate::from_sat_per_kwu(u64::from(sat_per_kw));
+                let built = self.wallet.build_funding(
+                    output_script,
+                    bitcoin::Amount::from_sat(channel_value_satoshis),
+                    fee_rate,
+                );
+                let failure = match built {
+                    Ok(funding_tx) => {
+                        match self.channel_manager.funding_transaction_generated(
+                            temporary_channel_id,
+                            counterparty_node_id,
+                            funding_tx.clone(),
+                        ) {
+                            Ok(()) => {
+                                // LDK broadcasts it once the peer signed; its inputs are spent
+                                // from now on as far as the wallet is concerned.
+                                if let Err(error) = self.wallet.mark_broadcast(&funding_tx) {
+                                    tracing::error!(%error, "recording the funding transaction in the wallet failed");
+                                }
+                                None
+                            }
+                            Err(e) => {
+                                self.wallet.cancel(&funding_tx);
+                                Some(format!("{e:?}"))
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = self.channel_manager.force_close_broadcasting_latest_txn(
+                            &temporary_channel_id,
+                            &counterparty_node_id,
+                            "funding failed".to_owned(),
+                        );
+                        Some(e.to_string())
+                    }
+                };
+                if let Some(reason) = failure {
+                    tracing::warn!(%counterparty_node_id, %reason, "channel funding failed");
+                    self.record_open_outcome(user_channel_id, OpenOutcome::Failed(reason));
+                }
+            }
+            Event::FundingTxBroadcastSafe { .. } => {}
+            Event::ChannelPending {
+                channel_id,
+                user_channel_id,
+                counterparty_node_id,
+                funding_txo,
+                ..
+            } => {
+                tracing::info!(%channel_id, peer = %counterparty_node_id, funding_txo = %funding_txo, "channel pending");
+                self.record_open_outcome(
+                    user_channel_id,
+                    OpenOutcome::Pending {
+                        channel_id,
+                        funding_txo,
+                    },
+                );
+            }
+            Event::ChannelReady {
+                channel_id,
+                counterparty_node_id,
+                ..
+            } => {
+                tracing::info!(%channel_id, peer = %counterparty_node_id, "channel ready");
+                self.notifications.channels.notify_waiters();
+            }
+            Event::ChannelClosed {
+                channel_id,
+                user_channel_id,
+                reason,
+                counterparty_node_id,
+                ..
+            } => {
+                tracing::info!(%channel_id, peer = ?counterparty_node_id, %reason, "channel closed");
+                self.record_open_outcome(
+                    user_channel_id,
+                    OpenOutcome::Failed(format!("channel closed: {reason}")),
+                );
+            }
+            Event::DiscardFunding {
+                channel_id,
+                funding_info,
+            } => {
+                tracing::info!(%channel_id, "funding transaction discarded");
+                if let lightning::events::FundingInfo::Tx { transaction } = funding_info {
+                    self.wallet.cancel(&transaction);
+                }
+            }
+            Event::OpenChannelRequest {
+                temporary_channel_id,
+                counterparty_node_id,
+                funding_satoshis,
+                channel_negotiation_type,
+                channel_type,
+                params,
+                ..
+            } => {
+                let push_msat = match channel_negotiation_type {
+                    lightning::events::InboundChannelFunds::PushMsat(push) => push,
+                    lightning::events::InboundChannelFunds::DualFunded => 0,
+                };
+                match self
+                    .policy
+                    .check_inbound(funding_satoshis, push_msat, &channel_type, &params)
+                {
+                    Ok(()) => {
+                        let user_channel_id =
+                            u128::from_be_bytes(random_16(&self.keys.get_secure_random_bytes()));
+                        if let Err(e) = self.channel_manager.accept_inbound_channel(
+                            &temporary_channel_id,
+                            &counterparty_node_id,
+                            user_channel_id,
+                            Some(self.policy.inbound_overrides(funding_satoshis)),
+                        ) {
+                            tracing::warn!(peer = %counterparty_node_id, error = ?e, "accepting inbound channel failed");
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::info!(peer = %counterparty_node_id, %reason, "refusing inbound channel");
+                        let _ = self.channel_manager.force_close_broadcasting_latest_txn(
+                            &temporary_channel_id,
+                            &counterparty_node_id,
+                            reason,
+                        );
+                    }
+                }
+            }
+            Event::PaymentClaimable {
+                payment_hash,
+                amount_msat,
+                purpose,
+                claim_deadline,
+                ..
+            } => {
+                return self.on_payment_claimable(
+                    payment_hash,
+                    amount_msat,
+                    purpose,
+                    claim_deadline,
+                )
+            }
+            Event::PaymentClaimed {
+                payment_hash,
+                amount_msat,
+                purpose,
+                ..
+            } => {
+                let hash = hex(&payment_hash.0);
+                let mut record = match self.records.invoice(&hash) {
+                    Ok(Some(record)) => record,
+                    Ok(None) => keysend_record(&hash, &purpose),
+                    Err(error) => {
+                        tracing::error!(%error, "reading invoice record");
+                        return Err(ReplayEvent());
+                    }
+                };
+                record.status = InvoiceStatus::Paid;
+                record.amount_received_msat = Some(amount_msat);
+                record.paid_at.get_or_insert(unix_now());
+                if let Err(error) = self.records.put_invoice(&record) {
+                    tracing::error!(%error, "recording a received payment failed");
+                    return Err(ReplayEvent());
+                }
+                tracing::info!(payment_hash = %hash, amount_msat, "payment received");
+                self.notifications.invoices.notify_waiters();
+            }
+            Event::PaymentSent {
+                payment_preimage,
+                payment_hash,
+                amount_msat,
+                fee_paid_msat,
+                ..
+            } => {
+                let hash = hex(&payment_hash.0);
+                let update = |record: &mut PaymentRecord| {
+                    record.status = PaymentStatus::Succeeded;
+                    record.preimage = Some(hex(&payment_preimage.0));
+                    record.fee_msat = fee_paid_msat.or(record.fee_msat);
+                    if let Some(amount) = amount_msat {
+                        record.amount_msat = amount;
+                    }
+                    record.failure_reason = None;
+                    record.completed_at.get_or_insert(unix_now());
+                };
+                if !self.update_payment(&hash, update) {
+                    return Err(ReplayEvent());
+                }
+                tracing::info!(payment_hash = %hash, fee_msat = ?fee_paid_msat, "payment succeeded");
+            }
+            Event::PaymentFailed {
+                payment_hash,
+                reason,
+                ..
+            } => {
+                if let Some(payment_hash) = payment_hash {
+                    let hash = hex(&payment_hash.0);
+                    let reason_text = reason
+                        .map(|r| format!("{r:?}"))
+                        .unwrap_or_else(|| "unknown".to_owned());
+                    let update = |record: &mut PaymentRecord| {
+                        if record.status != PaymentStatus::Succeeded {
+                            record.status = PaymentStatus::Failed;
+                            record.failure_reason = Some(reason_text.clone());
+                            record.completed_at.get_or_insert(unix_now());
+                        }
+                    };
+                    if !self.update_payment(&hash, update) {
+                        return Err(ReplayEvent());
+                    }
+                    tracing::info!(payment_hash = %hash, reason = %reason_text, "payment failed");
+                }
+            }
+            Event::PaymentPathSuccessful { .. }
+            | Event::PaymentPathFailed { .. }
+            | Event::ProbeSuccessful { .. }
+            | Event::ProbeFailed { .. } => {}
+            Event::PaymentForwarded {
+                prev_channel_id,
+                next_channel_id,
+                total_fee_earned_msat,
+                claim_from_onchain_tx,
+                outbound_amount_forwarded_msat,
+                ..
+            } => {
+                let record = ForwardRecord {
+                    in_channel_id: prev_channel_id.map(|c| c.to_string()),
+                    out_channel_id: next_channel_id.map(|c| c.to_string()),
+                    out_amount_msat: outbound_amount_forwarded_msat,
+                    fee_msat: total_fee_earned_msat,
+                    claimed_on_chain: claim_from_onchain_tx,
+                    resolved_at: unix_now(),
+                };
+                if let Err(error) = self.records.add_forward(&record) {
+                    tracing::error!(%error, "recording a forward failed");
+                    return Err(ReplayEvent());
+                }
+                tracing::info!(fee_msat = ?total_fee_earned_msat, amount_msat = ?outbound_amount_forwarded_msat, "payment forwarded");
+            }
+            Event::HTLCHandlingFailed {
+                prev_channel_id,
+                failure_type,
+                ..
+            } => {
+                tracing::debug!(%prev_channel_id, ?failure_type, "HTLC failed back");
+                if let lightning::events::HTLCHandlingFailureType::Receive { payment_hash } =
+                    failure_type
+                {
+                    return self.on_receive_failed(payment_hash);
+                }
+            }
+            Event::HTLCIntercepted { intercept_id, .. } => {
+                // We never ask for interception; fail anything that shows up anyway.
+                let _ = self.channel_manager.fail_intercepted_htlc(intercept_id);
+            }
+            Event::SpendableOutputs {
+                outputs,
+                channel_id,
+            } => {
+                if let Err(()) = self
+                    .sweeper
+                    .track_spendable_outputs(outputs, channel_id, true, None)
+                {
+                    tracing::error!(
+                        ?channel_id,
+                        "handing spendable outputs to the sweeper failed"
+                    );
+                    return Err(ReplayEvent());
+                }
+            }
+            Event::BumpTransaction(bump) => {
+                self.bump_handler.handle_event(&bump);
+            }
+            Event::ConnectionNeeded { node_id, addresses } => {
+                let inner = Arc::clone(&self);
+                tokio::spawn(async move {
+                    for address in addresses {
+                        if let Ok(mut resolved) = std::net::ToSocketAddrs::to_socket_addrs(&address)
+                        {
+                            if let Some(socket) = resolved.next() {
+                                if super::api::connect_peer(&inner, node_id, socket)
+                                    .await
+                                    .is_ok()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+            other => {
+                tracing::debug!(event = ?other, "event not acted on");
+            }
+        }
+        Ok(())
+    }
+
+    fn record_open_outcome(&self, user_channel_id: u128, outcome: OpenOutcome) {
+        if let Ok(mut opens) = self.notifications.channel_opens.lock() {
+            // The first outcome counts: a later close of a pending channel is not an open failure.
+            opens.entry(user_channel_id).or_insert(outcome);
+        }
+        self.notifications.channels.notify_waiters();
+    }
+
+    /// Applies `update` to a stored outgoing payment; false if the store failed.
+    fn update_payment(&self, hash: &str, update: impl FnOnce(&mut PaymentRecord)) -> bool {
+        let result = match self.records.payment(hash) {
+            Ok(Some(mut record)) => {
+                update(&mut record);
+                self.records.put_payment(&record)
+            }
+            // Not one of ours (sent by an earlier version, or its record write failed): ignore.
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.notifications.payments.notify_waiters();
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, payment_hash = hash, "updating a payment record failed");
+                false
+            }
+        }
+    }
+
+    /// LDK failed a payment to us back (a held payment reached its claim deadline, or it was
+    /// cancelled): a held invoice is no longer held.
+    fn on_receive_failed(
+        &self,
+        payment_hash: lightning::types::payment::PaymentHash,
+    ) -> Result<(), ReplayEvent> {
+        let hash = hex(&payment_hash.0);
+        match self.records.invoice(&hash) {
+            Ok(Some(mut record)) if record.status == InvoiceStatus::Held => {
+                record.status = InvoiceStatus::Canceled;
+                if let Err(error) = self.records.put_invoice(&record) {
+                    tracing::error!(%error, "recording a failed-back hold payment failed");
+                    return Err(ReplayEvent());
+                }
+                tracing::warn!(payment_hash = %hash, "held payment failed back before settlement (deadline reached)");
+                self.notifications.invoices.notify_waiters();
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::error!(%error, "reading invoice record");
+                Err(ReplayEvent())
+            }
+        }
+    }
+
+    fn on_payment_claimable(
+        &self,
+        payment_hash: lightning::types::payment::PaymentHash,
+        amount_msat: u64,
+        purpose: PaymentPurpose,
+        claim_deadline: Option<u32>,
+    ) -> Result<(), ReplayEvent> {
+        let hash = hex(&payment_hash.0);
+        let record = match self.records.invoice(&hash) {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(%error, "reading invoice record");
+                return Err(ReplayEvent());
+            }
+        };
+        if let Some(mut record) = record {
+            let now = unix_now();
+            match record.status_at(now) {
+                InvoiceStatus::Canceled => {
+                    self.channel_manager.fail_htlc_backwards(&payment_hash);
+                    return Ok(());
+                }
+                InvoiceStatus::Paid => {
+                    // A replay after we claimed: claiming again is harmless and finishes the job.
+                }
+                _ if record.is_hold => {
+                    record.status = InvoiceStatus::Held;
+                    record.amount_received_msat = Some(amount_msat);
+                    record.claim_deadline_height = claim_deadline;
+                    if let Err(error) = self.records.put_invoice(&record) {
+                        tracing::error!(%error, "recording a held payment failed");
+                        return Err(ReplayEvent());
+                    }
+                    tracing::info!(payment_hash = %hash, amount_msat, ?claim_deadline, "hold invoice payment held");
+                    self.notifications.invoices.notify_waiters();
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        match purpose.preimage() {
+            Some(preimage) => self.channel_manager.claim_funds(preimage),
+            None => {
+                tracing::warn!(payment_hash = %hash, "payment for an unknown hash without preimage; failing it back");
+                self.channel_manager.fail_htlc_backwards(&payment_hash);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn keysend_record(hash: &str, purpose: &PaymentPurpose) -> InvoiceRecord {
+    let now = unix_now();
+    let description = match purpose {
+        PaymentPurpose::SpontaneousPayment(_) => "keysend",
+        _ => "",
+    };
+    InvoiceRecord {
+        payment_hash: hash.to_owned(),
+        bolt11: None,
+        description: description.to_owned(),
+        status: InvoiceStatus::Paid,
+        amount_msat: None,
+        amount_received_msat: None,
+        is_hold: false,
+        created_at: now,
+        expires_at: now,
+        paid_at: Some(now),
+        claim_deadline_height: None,
+    }
+}
+
+fn random_16(bytes: &[u8; 32]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&bytes[..16]);
+    out
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bitcoin::hex::DisplayHex::to_lower_hex_string(bytes)
+}

@@ -1,0 +1,323 @@
+//! The xln node: LDK's channel machinery, the on-chain wallet, the store and the chain poller,
+//! wired together by [`NodeBuilder`] and driven by tokio tasks, behind one typed API on [`Node`].
+
+mod api;
+mod builder;
+mod error;
+mod events;
+pub mod keys;
+pub mod policy;
+pub mod records;
+pub mod types;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::secp256k1::PublicKey;
+use keys::NodeKeys;
+use lightning::ln::types::ChannelId;
+use lightning_background_processor::{
+    process_events_async_with_kv_store_sync, GossipSync as BackgroundGossipSync,
+    NO_LIQUIDITY_MANAGER,
+};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+pub use api::*;
+pub use builder::{BuildError, NodeBuilder};
+pub use error::Error;
+pub use policy::ChannelPolicy;
+pub use records::{ForwardRecord, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus};
+
+use crate::chain::{ChainParams, ChainSource};
+use crate::ldk_adapters::ChainFeeEstimator;
+use crate::poller::{ChainPoller, PollerError};
+use crate::store::{Namespace, SledStore};
+use crate::wallet::OnchainWallet;
+use records::Records;
+use types::*;
+
+/// A running Lightning node. Cheap to clone; all clones are the same node.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+/// What a channel open we started came to.
+#[derive(Debug, Clone)]
+pub(crate) enum OpenOutcome {
+    /// The funding transaction was broadcast.
+    Pending {
+        channel_id: ChannelId,
+        funding_txo: bitcoin::OutPoint,
+    },
+    /// The channel closed before that.
+    Failed(String),
+}
+
+/// Wake-ups for callers waiting on events.
+#[derive(Default)]
+pub(crate) struct Notifications {
+    pub(crate) payments: Notify,
+    pub(crate) invoices: Notify,
+    pub(crate) channels: Notify,
+    pub(crate) channel_opens: Mutex<HashMap<u128, OpenOutcome>>,
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) node_id: PublicKey,
+    pub(crate) seed_path: std::path::PathBuf,
+    pub(crate) params: ChainParams,
+    pub(crate) policy: ChannelPolicy,
+    pub(crate) alias: String,
+    pub(crate) announced_addresses: Vec<SocketAddr>,
+    pub(crate) bound_addresses: Vec<SocketAddr>,
+    pub(crate) records: Records,
+    pub(crate) known_peers: Namespace,
+    pub(crate) store: Arc<SledStore>,
+    pub(crate) keys: Arc<NodeKeys>,
+    pub(crate) source: Arc<dyn ChainSource>,
+    pub(crate) poller: Arc<ChainPoller>,
+    pub(crate) fee_estimator: Arc<ChainFeeEstimator>,
+    pub(crate) chain_monitor: Arc<ChainMonitor>,
+    pub(crate) channel_manager: Arc<ChannelManager>,
+    pub(crate) graph: Arc<NetworkGraph>,
+    pub(crate) gossip_sync: Arc<GossipSync>,
+    pub(crate) scorer: Arc<RwLock<Scorer>>,
+    pub(crate) onion_messenger: Arc<OnionMessenger>,
+    pub(crate) peer_manager: Arc<PeerManager>,
+    pub(crate) sweeper: Arc<OutputSweeper>,
+    pub(crate) wallet: Arc<OnchainWallet>,
+    pub(crate) bump_handler: Arc<BumpHandler>,
+    pub(crate) logger: Logger,
+    pub(crate) notifications: Notifications,
+    pub(crate) stop_sender: watch::Sender<bool>,
+    pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) synced_to_chain: AtomicBool,
+    pub(crate) poll_interval: Duration,
+}
+
+impl NodeInner {
+    fn stopping(&self) -> bool {
+        *self.stop_sender.borrow()
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        match self.tasks.lock() {
+            Ok(mut tasks) => tasks.push(handle),
+            Err(poisoned) => poisoned.into_inner().push(handle),
+        }
+    }
+}
+
+impl Node {
+    /// Starts the node's tasks: chain following, LDK's background processor, the P2P listeners,
+    /// reconnection to known peers and node announcements.
+    fn start(&self, listeners: Vec<tokio::net::TcpListener>) {
+        let inner = &self.inner;
+        inner.spawn(chain_loop(Arc::clone(inner)));
+        inner.spawn(background_processor(Arc::clone(inner)));
+        for listener in listeners {
+            inner.spawn(accept_loop(Arc::clone(inner), listener));
+        }
+        inner.spawn(reconnect_loop(Arc::clone(inner)));
+        inner.spawn(announcement_loop(Arc::clone(inner)));
+        tracing::info!(node_id = %inner.node_id, chain = %inner.params.chain, network = %inner.params.network, listen = ?inner.bound_addresses, "node started");
+    }
+
+    /// Stops the node: ends every task, disconnects peers and persists the channel manager,
+    /// graph and scorer one last time. Safe to call more than once.
+    pub async fn stop(&self) {
+        if self.inner.stop_sender.send_replace(true) {
+            return;
+        }
+        tracing::info!("node stopping");
+        self.inner.peer_manager.disconnect_all_peers();
+        let tasks: Vec<JoinHandle<()>> = match self.inner.tasks.lock() {
+            Ok(mut tasks) => tasks.drain(..).collect(),
+            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
+        };
+        for task in tasks {
+            if tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a node task did not stop within 30 s");
+            }
+        }
+        tracing::info!("node stopped");
+    }
+}
+
+/// Polls the chain node; refreshes fee estimates whenever blocks arrive (and every minute).
+async fn chain_loop(inner: Arc<NodeInner>) {
+    let mut stop = inner.stop_sender.subscribe();
+    let mut polls_since_fee_refresh = 0u32;
+    let fee_refresh_every =
+        (Duration::from_secs(60).as_millis() / inner.poll_interval.as_millis().max(1)) as u32;
+    loop {
+        match inner.poller.poll_once().await {
+            Ok(outcome) => {
+                inner.synced_to_chain.store(true, Ordering::SeqCst);
+                polls_since_fee_refresh += 1;
+                if outcome.connected > 0 || polls_since_fee_refresh >= fee_refresh_every {
+                    polls_since_fee_refresh = 0;
+                    if let Err(error) = inner.fee_estimator.refresh().await {
+                        tracing::warn!(%error, "fee estimates not refreshed");
+                    }
+                }
+                if outcome.connected > 0 || outcome.disconnected > 0 {
+                    inner.notifications.channels.notify_waiters();
+                }
+            }
+            Err(PollerError::Source(error)) if error.is_transient() => {
+                inner.synced_to_chain.store(false, Ordering::SeqCst);
+                tracing::warn!(%error, "chain node unavailable; retrying");
+            }
+            Err(error) => {
+                inner.synced_to_chain.store(false, Ordering::SeqCst);
+                tracing::error!(%error, "cannot follow the chain; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(inner.poll_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn background_processor(inner: Arc<NodeInner>) {
+    let stop = inner.stop_sender.subscribe();
+    let handler_inner = Arc::clone(&inner);
+    let event_handler = move |event| {
+        let inner = Arc::clone(&handler_inner);
+        async move { inner.handle_event(event).await }
+    };
+    let sleeper = move |duration: Duration| {
+        let mut stop = stop.clone();
+        Box::pin(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(duration) => *stop.borrow(),
+                _ = stop.changed() => true,
+            }
+        })
+    };
+    let result = process_events_async_with_kv_store_sync(
+        Arc::clone(&inner.store),
+        event_handler,
+        Arc::clone(&inner.chain_monitor),
+        Arc::clone(&inner.channel_manager),
+        Some(Arc::clone(&inner.onion_messenger)),
+        BackgroundGossipSync::p2p(Arc::clone(&inner.gossip_sync)),
+        Arc::clone(&inner.peer_manager),
+        NO_LIQUIDITY_MANAGER,
+        Some(Arc::clone(&inner.sweeper)),
+        Arc::clone(&inner.logger),
+        Some(Arc::clone(&inner.scorer)),
+        sleeper,
+        false,
+        || SystemTime::now().duration_since(UNIX_EPOCH).ok(),
+    )
+    .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "LDK background processing stopped with an error");
+    }
+}
+
+async fn accept_loop(inner: Arc<NodeInner>, listener: tokio::net::TcpListener) {
+    let mut stop = inner.stop_sender.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((stream, address)) => {
+                let Ok(stream) = stream.into_std() else {
+                    continue;
+                };
+                tracing::debug!(%address, "inbound peer connection");
+                let peer_manager = Arc::clone(&inner.peer_manager);
+                tokio::spawn(lightning_net_tokio::setup_inbound(peer_manager, stream));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accepting a peer connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Keeps connections to peers we share channels with.
+async fn reconnect_loop(inner: Arc<NodeInner>) {
+    let mut stop = inner.stop_sender.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+        let connected: Vec<PublicKey> = inner
+            .peer_manager
+            .list_peers()
+            .into_iter()
+            .map(|p| p.counterparty_node_id)
+            .collect();
+        let mut wanted: Vec<PublicKey> = inner
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .map(|c| c.counterparty.node_id)
+            .filter(|id| !connected.contains(id))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        for node_id in wanted {
+            let Ok(Some(address)) = api::known_peer_address(&inner, &node_id) else {
+                continue;
+            };
+            if let Err(error) = api::connect_peer(&inner, node_id, address).await {
+                tracing::debug!(%node_id, %error, "reconnecting to channel peer failed");
+            }
+        }
+    }
+}
+
+/// Announces our node (alias, addresses) once we have public channels, as LDK Node does.
+async fn announcement_loop(inner: Arc<NodeInner>) {
+    let mut stop = inner.stop_sender.subscribe();
+    let mut interval = Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        inner
+            .chain_monitor
+            .archive_fully_resolved_channel_monitors();
+        let has_public_channel = inner
+            .channel_manager
+            .list_channels()
+            .iter()
+            .any(|c| c.is_announced && c.is_usable);
+        if !has_public_channel || inner.announced_addresses.is_empty() {
+            continue;
+        }
+        let mut alias = [0u8; 32];
+        let alias_bytes = inner.alias.as_bytes();
+        let len = alias_bytes.len().min(32);
+        alias[..len].copy_from_slice(&alias_bytes[..len]);
+        let addresses = inner
+            .announced_addresses
+            .iter()
+            .map(|a| lightning::ln::msgs::SocketAddress::from(*a))
+            .collect();
+        inner
+            .peer_manager
+            .broadcast_node_announcement([0, 0, 0], alias, addresses);
+        interval = Duration::from_secs(600);
+    }
+}
