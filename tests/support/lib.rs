@@ -24,6 +24,7 @@ mod command;
 pub mod error;
 pub mod ln_node;
 pub mod test_key;
+pub mod xlnd;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
 pub use bitcoind::{burn_address, burn_script, pay_to_burn, Bitcoind, BitcoindOptions};

@@ -1,126 +1,126 @@
-//! `xln-sandbox`: a regtest bitcoind of its own, read through xln's `ChainSource`.
+//! `xln-sandbox`: a two-node Lightning network on a throw-away regtest bitcoind, for trying xln.
 //!
-//! Builds bitcoind from source on first use (cached afterwards), starts it on free ports in a
-//! temporary directory, mines past coinbase maturity, and prints the chain as xln sees it. It then
-//! follows the tip until Ctrl-C (mine more with the printed `bitcoin-cli` command and watch), and
-//! cleans everything up. The daemon issue turns this into a two-node Lightning sandbox.
+//! Builds bitcoind from source on first use (cached afterwards) and xlnd/xln-cli with cargo,
+//! starts bitcoind and two daemons `alice` and `bob` in a temporary directory, funds alice's
+//! wallet, opens a channel alice → bob, prints copy-paste `xln-cli` commands for each node, and
+//! keeps running until Ctrl-C, when it stops everything and deletes the directory.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chain_bitcoin::BitcoindChainSource;
 use clap::Parser;
-use ln_core::chain::fees::{target_name, ALL_CONFIRMATION_TARGETS};
-use ln_core::{ChainParams, ChainSource};
-use serde_json::{json, Map, Value};
-use xln_tests::{burn_address, regtest_chain_source, Bitcoind};
+use xln_tests::xlnd::{xln_binaries, Xlnd};
+use xln_tests::Bitcoind;
 
-/// Start a throw-away regtest bitcoind and show its chain through xln's Bitcoin backend.
+/// Start bitcoind (regtest) and two xlnd nodes, alice and bob, with a funded channel between them.
 #[derive(Parser)]
 #[command(
     version,
-    about = "Start a throw-away regtest bitcoind and show its chain through xln's Bitcoin backend.",
-    long_about = "Start a throw-away regtest bitcoind and show its chain through xln's Bitcoin backend.\n\n\
+    long_about = "Start a throw-away regtest bitcoind and two xlnd nodes, alice and bob, with a \
+        funded channel alice -> bob, and print xln-cli commands to drive them.\n\n\
         The first run builds bitcoind from source (10-20 minutes on two cores) and caches it in \
-        ~/.cache/xln. The sandbox mines past coinbase maturity, prints the chain state as JSON, then \
-        follows the tip until Ctrl-C, when it stops bitcoind and deletes its data directory."
+        ~/.cache/xln. Everything runs in a temporary directory that is deleted on Ctrl-C."
 )]
 struct Args {
-    /// Print the chain state once and exit instead of following the tip until Ctrl-C.
+    /// Set everything up, print the commands, then stop and clean up at once.
     #[arg(long)]
     once: bool,
-    /// Blocks to mine at start [default: the chain's coinbase maturity + 1, so the first coinbase
-    /// is spendable].
-    #[arg(long)]
-    blocks: Option<u32>,
+    /// Channel capacity in satoshis.
+    #[arg(long, default_value_t = 1_000_000)]
+    channel_sat: u64,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    let step = |text: &str| eprintln!("xln-sandbox: {text}");
 
-    eprintln!("xln-sandbox: starting a regtest bitcoind (the first run builds it from source, 10-20 min)…");
+    step("building xlnd and xln-cli (cargo)…");
+    let (_, cli) = xln_binaries()?;
+    step("starting a regtest bitcoind (the first run builds it from source, 10-20 min)…");
     let bitcoind = Bitcoind::start().context("starting bitcoind")?;
-    let maturity = ChainParams::bitcoin_regtest().coinbase_maturity;
-    bitcoind
-        .mine(args.blocks.unwrap_or(maturity + 1))
-        .context("mining the first blocks")?;
+    bitcoind.mine(1)?;
+    let dir = tempfile::Builder::new().prefix("xln-sandbox-").tempdir()?;
+    step("starting xlnd alice and bob…");
+    let mut alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let mut bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
 
-    let source = regtest_chain_source(&bitcoind)
-        .await
-        .context("connecting xln's Bitcoin backend to bitcoind")?;
+    step("funding alice's wallet (mining 101 blocks)…");
+    let address = alice.cli(&["newaddr"])?["address"]
+        .as_str()
+        .context("newaddr")?
+        .to_owned();
+    bitcoind.mine_to_address(1, &address)?;
+    bitcoind.mine(100)?;
+    alice.wait_cli(
+        &["listfunds"],
+        "alice's funds",
+        Duration::from_secs(120),
+        |f| f["onchain_confirmed_sat"].as_u64().filter(|sat| *sat > 0),
+    )?;
 
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&chain_state(&bitcoind, &source).await?)?
-    );
-    if args.once {
-        return Ok(());
+    step("opening a channel alice -> bob and confirming it…");
+    alice.cli(&["connect", &bob.uri()?])?;
+    let bob_id = bob.cli(&["getinfo"])?["id"]
+        .as_str()
+        .context("bob's id")?
+        .to_owned();
+    alice.cli(&["fundchannel", &bob_id, &args.channel_sat.to_string()])?;
+    bitcoind.mine(6)?;
+    for node in [&alice, &bob] {
+        node.wait_cli(
+            &["listchannels"],
+            "a usable channel",
+            Duration::from_secs(120),
+            |l| {
+                l["channels"][0]["is_usable"]
+                    .as_bool()
+                    .filter(|usable| *usable)
+            },
+        )?;
     }
 
-    let cli = bitcoind.binaries().bitcoin_cli.display().to_string();
-    let datadir = bitcoind.datadir().display().to_string();
-    eprintln!();
-    eprintln!("bitcoind is running. Mine a block from another terminal with:");
-    eprintln!(
-        "  {cli} -regtest -datadir={datadir} -rpcport={} generatetoaddress 1 {}",
+    let cli = cli.display();
+    let alice_cli = format!("{cli} --datadir {}", alice.datadir.display());
+    let bob_cli = format!("{cli} --datadir {}", bob.datadir.display());
+    println!(
+        "\nThe sandbox is ready: alice has a {} sat channel to bob.\n\n\
+         alice:  {alice_cli} getinfo\n\
+         bob:    {bob_cli} getinfo\n\n\
+         Try a payment:\n  \
+           {bob_cli} invoice 50000000 coffee\n  \
+           {alice_cli} pay <the bolt11 it printed>\n  \
+           {alice_cli} listchannels\n\n\
+         Mine blocks:  {} -regtest -datadir={} -rpcport={} generatetoaddress 1 {}\n\
+         See all methods:  {alice_cli} help\n",
+        args.channel_sat,
+        bitcoind.binaries().bitcoin_cli.display(),
+        bitcoind.datadir().display(),
         bitcoind.rpc_port(),
-        burn_address()
+        xln_tests::burn_address(),
     );
-    eprintln!("Following the tip; Ctrl-C stops bitcoind and removes its data directory.");
-
-    follow_tip(&source).await?;
-    eprintln!("stopping bitcoind…");
-    bitcoind.stop().context("stopping bitcoind")?;
+    if !args.once {
+        println!("Press Ctrl-C to stop everything and clean up.");
+        wait_for_ctrl_c()?;
+    }
+    step("stopping…");
+    alice.stop()?;
+    bob.stop()?;
+    bitcoind.stop()?;
+    step("done");
     Ok(())
 }
 
-/// The chain as xln's `ChainSource` reports it.
-async fn chain_state(bitcoind: &Bitcoind, source: &BitcoindChainSource) -> Result<Value> {
-    let params = source.params();
-    let tip = source.best_tip().await?;
-    let tip_block = source.block_by_hash(&tip.hash).await?;
-    let mut fees = Map::new();
-    for target in ALL_CONFIRMATION_TARGETS {
-        let rate = source.fee_rate(target).await?;
-        fees.insert(target_name(target).to_owned(), json!(rate.to_sat_per_kwu()));
-    }
-    Ok(json!({
-        "chain": params.chain.as_str(),
-        "network": params.network.as_str(),
-        "genesis_block_hash": params.genesis_block_hash.to_string(),
-        "bitcoind_rpc_url": bitcoind.rpc_url(),
-        "bitcoind_datadir": bitcoind.datadir().display().to_string(),
-        "block_height": tip.height,
-        "block_hash": tip.hash.to_string(),
-        "block_time": tip_block.time,
-        "block_transactions": tip_block.transactions.len(),
-        "fee_floor_sat_per_kw": params.fee_floor().to_sat_per_kwu(),
-        "feerates_sat_per_kw": fees,
-    }))
-}
-
-/// Prints every new tip until Ctrl-C.
-async fn follow_tip(source: &BitcoindChainSource) -> Result<()> {
-    let mut last = source.best_tip().await?;
-    let mut poll = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = poll.tick() => {
-                let tip = source.best_tip().await?;
-                if tip != last {
-                    println!("{}", json!({ "block_height": tip.height, "block_hash": tip.hash.to_string() }));
-                    last = tip;
-                }
-            }
-        }
-    }
+fn wait_for_ctrl_c() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(tokio::signal::ctrl_c())?;
+    Ok(())
 }

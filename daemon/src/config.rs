@@ -1,0 +1,292 @@
+//! xlnd's configuration: every setting is a flag, an `XLN_<NAME>` environment variable and a key
+//! of `<datadir>/xln.toml`, with precedence flags > environment > file > defaults. Flag names are
+//! the TOML keys with `-` for `_` (as ldk-server does).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use ln_core::{Chain, ChainParams, Network};
+use serde::Deserialize;
+
+/// The xln Lightning daemon: one process is one Lightning node on one chain.
+///
+/// xlnd follows a bitcoind (or qtumd) over its RPC, keeps its channels, wallet and history in
+/// `--datadir`, talks Lightning to peers on `--listen`, and serves a JSON-RPC API on
+/// `--rpc-listen` for `xln-cli` and programs. Every option can also be set as an environment
+/// variable `XLN_<OPTION>` (e.g. `XLN_NODE_RPC_URL`) or as a key in `<datadir>/xln.toml`
+/// (e.g. `node_rpc_url = "http://127.0.0.1:18443"`); flags win over the environment, which wins
+/// over the file.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "xlnd", version, after_help = EXAMPLES)]
+pub struct Flags {
+    /// Data directory: seed, channel state, wallet, logs, RPC cookie [default: ~/.xln/<chain>-<network>]
+    #[arg(long, env = "XLN_DATADIR")]
+    pub datadir: Option<PathBuf>,
+    /// Chain to run on: bitcoin or qtum [default: bitcoin]
+    #[arg(long, env = "XLN_CHAIN")]
+    pub chain: Option<String>,
+    /// Network: mainnet, testnet, signet or regtest [default: regtest]
+    #[arg(long, env = "XLN_NETWORK")]
+    pub network: Option<String>,
+    /// RPC URL of the chain node (bitcoind/qtumd) [default: http://127.0.0.1:<the network's RPC port>]
+    #[arg(long, env = "XLN_NODE_RPC_URL")]
+    pub node_rpc_url: Option<String>,
+    /// RPC user of the chain node (with --node-rpc-password; otherwise the cookie is used)
+    #[arg(long, env = "XLN_NODE_RPC_USER")]
+    pub node_rpc_user: Option<String>,
+    /// RPC password of the chain node
+    #[arg(long, env = "XLN_NODE_RPC_PASSWORD", hide_env_values = true)]
+    pub node_rpc_password: Option<String>,
+    /// The chain node's RPC cookie file (bitcoind writes `<its datadir>/regtest/.cookie`)
+    #[arg(long, env = "XLN_NODE_RPC_COOKIE")]
+    pub node_rpc_cookie: Option<PathBuf>,
+    /// Lightning P2P listen address host:port [default: 0.0.0.0:<the chain's Lightning port>]
+    #[arg(long, env = "XLN_LISTEN")]
+    pub listen: Option<String>,
+    /// JSON-RPC listen address host:port; keep it on localhost unless you know why [default: 127.0.0.1:9835]
+    #[arg(long, env = "XLN_RPC_LISTEN")]
+    pub rpc_listen: Option<String>,
+    /// Fixed JSON-RPC user (with --rpc-password), accepted besides the cookie
+    #[arg(long, env = "XLN_RPC_USER")]
+    pub rpc_user: Option<String>,
+    /// Fixed JSON-RPC password
+    #[arg(long, env = "XLN_RPC_PASSWORD", hide_env_values = true)]
+    pub rpc_password: Option<String>,
+    /// Node alias announced to the network (at most 32 bytes)
+    #[arg(long, env = "XLN_ALIAS")]
+    pub alias: Option<String>,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter) [default: info]
+    #[arg(long, env = "XLN_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+const EXAMPLES: &str = "Examples:
+  xlnd --network regtest --node-rpc-cookie ~/.bitcoin/regtest/.cookie
+  XLN_NODE_RPC_URL=http://127.0.0.1:18443 xlnd --datadir /srv/xln --alias my-node
+Then talk to it with: xln-cli --datadir <datadir> getinfo";
+
+/// The same settings as read from `xln.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    chain: Option<String>,
+    network: Option<String>,
+    node_rpc_url: Option<String>,
+    node_rpc_user: Option<String>,
+    node_rpc_password: Option<String>,
+    node_rpc_cookie: Option<PathBuf>,
+    listen: Option<String>,
+    rpc_listen: Option<String>,
+    rpc_user: Option<String>,
+    rpc_password: Option<String>,
+    alias: Option<String>,
+    log_level: Option<String>,
+}
+
+/// How xlnd authenticates to the chain node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeRpcAuth {
+    /// A cookie file.
+    Cookie(PathBuf),
+    /// User and password.
+    UserPassword(String, String),
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub datadir: PathBuf,
+    /// Chain parameters.
+    pub params: ChainParams,
+    /// Chain node RPC URL.
+    pub node_rpc_url: String,
+    /// Chain node RPC credentials.
+    pub node_rpc_auth: NodeRpcAuth,
+    /// P2P listen address.
+    pub listen: SocketAddr,
+    /// JSON-RPC listen address.
+    pub rpc_listen: SocketAddr,
+    /// Fixed RPC credentials, if any.
+    pub rpc_credentials: Option<(String, String)>,
+    /// Alias.
+    pub alias: String,
+    /// Log filter.
+    pub log_level: String,
+}
+
+impl Config {
+    /// Resolves flags (already merged with the environment by clap), the datadir's `xln.toml`
+    /// and defaults. Every bad value is an error naming the setting.
+    pub fn resolve(flags: Flags) -> Result<Self> {
+        let chain_name = flags.chain.clone().unwrap_or_else(|| "bitcoin".to_owned());
+        let network_name = flags
+            .network
+            .clone()
+            .unwrap_or_else(|| "regtest".to_owned());
+        let datadir = match &flags.datadir {
+            Some(dir) => dir.clone(),
+            None => home_dir()?
+                .join(".xln")
+                .join(format!("{chain_name}-{network_name}")),
+        };
+        let file = read_file_config(&datadir.join("xln.toml"))?;
+        let pick = |flag: Option<String>, file: Option<String>| flag.or(file);
+        let chain_name = pick(flags.chain, file.chain).unwrap_or_else(|| "bitcoin".to_owned());
+        let network_name =
+            pick(flags.network, file.network).unwrap_or_else(|| "regtest".to_owned());
+        let chain: Chain = chain_name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("chain {chain_name:?}: {e}"))?;
+        let network: Network = network_name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("network {network_name:?}: {e}"))?;
+        let params = ChainParams::for_chain(chain, network)
+            .with_context(|| format!("chain {chain} on {network}"))?;
+
+        let node_rpc_url = pick(flags.node_rpc_url, file.node_rpc_url)
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", params.default_node_rpc_port));
+        let user = pick(flags.node_rpc_user, file.node_rpc_user);
+        let password = pick(flags.node_rpc_password, file.node_rpc_password);
+        let cookie = flags.node_rpc_cookie.or(file.node_rpc_cookie);
+        let node_rpc_auth = match (user, password, cookie) {
+            (Some(user), Some(password), _) => NodeRpcAuth::UserPassword(user, password),
+            (Some(_), None, _) | (None, Some(_), _) => {
+                bail!("node-rpc-user and node-rpc-password go together")
+            }
+            (None, None, Some(cookie)) => NodeRpcAuth::Cookie(cookie),
+            (None, None, None) => NodeRpcAuth::Cookie(default_node_cookie(&params)?),
+        };
+        let listen = parse_address(
+            "listen",
+            &pick(flags.listen, file.listen)
+                .unwrap_or_else(|| format!("0.0.0.0:{}", params.default_lightning_port)),
+        )?;
+        let rpc_listen = parse_address(
+            "rpc-listen",
+            &pick(flags.rpc_listen, file.rpc_listen).unwrap_or_else(|| "127.0.0.1:9835".to_owned()),
+        )?;
+        let rpc_credentials = match (
+            pick(flags.rpc_user, file.rpc_user),
+            pick(flags.rpc_password, file.rpc_password),
+        ) {
+            (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
+                Some((user, password))
+            }
+            (None, None) => None,
+            _ => bail!("rpc-user and rpc-password go together and must not be empty"),
+        };
+        let alias = pick(flags.alias, file.alias).unwrap_or_default();
+        if alias.len() > 32 {
+            bail!("alias is {} bytes; at most 32 are allowed", alias.len());
+        }
+        let log_level = pick(flags.log_level, file.log_level).unwrap_or_else(|| "info".to_owned());
+        Ok(Self {
+            datadir,
+            params,
+            node_rpc_url,
+            node_rpc_auth,
+            listen,
+            rpc_listen,
+            rpc_credentials,
+            alias,
+            log_level,
+        })
+    }
+}
+
+fn home_dir() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .context("HOME is not set; give --datadir")
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Where the chain node's cookie is by default: bitcoind's default data directory.
+fn default_node_cookie(params: &ChainParams) -> Result<PathBuf> {
+    let base = home_dir()?.join(format!(".{}", params.chain));
+    let sub = match params.network {
+        Network::Mainnet => None,
+        Network::Testnet => Some("testnet3"),
+        Network::Signet => Some("signet"),
+        Network::Regtest => Some("regtest"),
+    };
+    Ok(match sub {
+        Some(sub) => base.join(sub).join(".cookie"),
+        None => base.join(".cookie"),
+    })
+}
+
+fn parse_address(setting: &str, value: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    value
+        .to_socket_addrs()
+        .with_context(|| format!("{setting} {value:?} is not host:port"))?
+        .next()
+        .with_context(|| format!("{setting} {value:?} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(datadir: &Path) -> Flags {
+        Flags {
+            datadir: Some(datadir.to_owned()),
+            node_rpc_cookie: Some(datadir.join("cookie")),
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_bitcoin_regtest_on_localhost() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Config::resolve(flags(dir.path()))?;
+        assert_eq!(config.params.bolt11_prefix, "lnbcrt");
+        assert_eq!(config.rpc_listen, "127.0.0.1:9835".parse()?);
+        assert_eq!(config.node_rpc_url, "http://127.0.0.1:18443");
+        Ok(())
+    }
+
+    #[test]
+    fn flags_win_over_the_file() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join("xln.toml"),
+            "alias = \"from-file\"\nrpc_listen = \"127.0.0.1:1234\"\n",
+        )?;
+        let mut f = flags(dir.path());
+        f.alias = Some("from-flag".to_owned());
+        let config = Config::resolve(f)?;
+        assert_eq!(config.alias, "from-flag");
+        assert_eq!(config.rpc_listen, "127.0.0.1:1234".parse()?);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_are_named() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("xln.toml"), "colour = 1\n")?;
+        let error = Config::resolve(flags(dir.path()))
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert!(error.unwrap_or_default().contains("xln.toml"));
+        std::fs::remove_file(dir.path().join("xln.toml"))?;
+        let mut f = flags(dir.path());
+        f.network = Some("moonnet".to_owned());
+        let error = Config::resolve(f).err().map(|e| format!("{e:#}"));
+        assert!(error.unwrap_or_default().contains("moonnet"));
+        Ok(())
+    }
+}

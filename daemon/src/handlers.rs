@@ -1,0 +1,331 @@
+//! One handler per RPC method: checked params in, `ln_core::node::Node` call, JSON out.
+
+use std::time::Duration;
+
+use bitcoin::Amount;
+use jsonrpsee::types::ErrorObjectOwned;
+use ln_core::node::{format_short_channel_id, Error, InvoiceRecord, Node, PaymentRecord};
+use ln_core::wallet::SendAmount;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::methods::{invalid, spec, Args, METHODS};
+
+/// At most 21 million coins, in satoshis.
+const MAX_SAT: u64 = 21_000_000 * 100_000_000;
+/// The same in millisatoshis.
+const MAX_MSAT: u64 = MAX_SAT * 1000;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct Context {
+    /// The node.
+    pub node: Node,
+    /// Set to true to stop the daemon.
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// A node error as a JSON-RPC error with the node's stable code.
+pub fn rpc_error(error: Error) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(error.code(), error.to_string(), None::<()>)
+}
+
+/// Runs method `name` with checked `args`.
+pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, ErrorObjectOwned> {
+    let node = &ctx.node;
+    match name {
+        "getinfo" => {
+            let info = node.info();
+            Ok(json!({
+                "id": info.node_id.to_string(),
+                "alias": info.alias,
+                "chain": info.chain,
+                "network": info.network,
+                "block_height": info.block_height,
+                "block_hash": info.block_hash.to_string(),
+                "synced_to_chain": info.synced_to_chain,
+                "num_peers": info.num_peers,
+                "num_active_channels": info.num_active_channels,
+                "num_pending_channels": info.num_pending_channels,
+                "num_inactive_channels": info.num_inactive_channels,
+                "p2p_addresses": info.p2p_addresses,
+                "version": info.version,
+            }))
+        }
+        "newaddr" => Ok(json!({ "address": node.new_address().map_err(rpc_error)? })),
+        "listfunds" => {
+            let funds = node.list_funds();
+            Ok(json!({
+                "onchain_confirmed_sat": funds.onchain_confirmed_sat,
+                "onchain_unconfirmed_sat": funds.onchain_unconfirmed_sat,
+                "onchain_immature_sat": funds.onchain_immature_sat,
+                "pending_sweep_sat": funds.pending_sweep_sat,
+                "outputs": funds.outputs.iter().map(|o| json!({
+                    "txid": o.txid.to_string(), "vout": o.vout, "amount_sat": o.amount_sat,
+                    "address": o.address, "confirmations": o.confirmations,
+                })).collect::<Vec<_>>(),
+                "channels": funds.channels.iter().map(|c| json!({
+                    "channel_id": c.channel_id, "peer_id": c.peer_id.to_string(),
+                    "our_amount_msat": c.local_balance_msat, "capacity_sat": c.capacity_sat,
+                    "state": c.state,
+                })).collect::<Vec<_>>(),
+            }))
+        }
+        "withdraw" => {
+            let address = args.req_str("address")?;
+            let amount = match args.uint_or("amount_sat", "all", MAX_SAT)? {
+                Some(Some(sat)) => SendAmount::Exact(Amount::from_sat(sat)),
+                _ => SendAmount::All,
+            };
+            let feerate = args.uint("feerate_sat_per_vb", 1_000_000)?;
+            let txid = node
+                .withdraw(&address, amount, feerate)
+                .await
+                .map_err(rpc_error)?;
+            Ok(json!({ "txid": txid.to_string() }))
+        }
+        "connect" => {
+            let id = args.req_str("id")?;
+            let host = args.str("host")?;
+            let port = args.uint("port", u64::from(u16::MAX))?;
+            let uri = match (id.contains('@'), host) {
+                (true, Some(_)) => {
+                    return Err(invalid(
+                        "give the address either in id or as host, not both",
+                    ))
+                }
+                (true, None) => id,
+                (false, Some(host)) => {
+                    let port =
+                        port.unwrap_or(u64::from(node.chain_params().default_lightning_port));
+                    format!("{id}@{host}:{port}")
+                }
+                (false, None) => id,
+            };
+            let node_id = node.connect_uri(&uri).await.map_err(rpc_error)?;
+            Ok(json!({ "id": node_id.to_string() }))
+        }
+        "disconnect" => {
+            let id = parse_node_id(&args.req_str("id")?)?;
+            node.disconnect(id).map_err(rpc_error)?;
+            Ok(json!({}))
+        }
+        "listpeers" => Ok(json!({
+            "peers": node.list_peers().iter().map(|p| json!({
+                "id": p.node_id.to_string(), "connected": p.connected, "address": p.address,
+            })).collect::<Vec<_>>()
+        })),
+        "fundchannel" => {
+            let id = parse_node_id(&args.req_str("id")?)?;
+            let amount_sat = args.uint("amount_sat", MAX_SAT)?.unwrap_or(0);
+            let push_msat = args.uint("push_msat", MAX_MSAT)?.unwrap_or(0);
+            let announce = args.bool("announce")?.unwrap_or(true);
+            let opened = node
+                .open_channel(id, amount_sat, push_msat, announce)
+                .await
+                .map_err(rpc_error)?;
+            Ok(json!({
+                "channel_id": opened.channel_id,
+                "funding_txid": opened.funding_txid.to_string(),
+                "funding_output": opened.funding_output,
+            }))
+        }
+        "listchannels" => Ok(json!({
+            "channels": node.list_channels().iter().map(|c| json!({
+                "channel_id": c.channel_id,
+                "short_channel_id": c.short_channel_id.map(format_short_channel_id),
+                "peer_id": c.peer_id.to_string(),
+                "state": c.state,
+                "is_usable": c.is_usable,
+                "is_public": c.is_public,
+                "is_outbound": c.is_outbound,
+                "capacity_sat": c.capacity_sat,
+                "local_balance_msat": c.local_balance_msat,
+                "outbound_capacity_msat": c.outbound_capacity_msat,
+                "inbound_capacity_msat": c.inbound_capacity_msat,
+                "funding_txid": c.funding_txid.map(|t| t.to_string()),
+                "funding_output": c.funding_output,
+                "confirmations": c.confirmations,
+                "confirmations_required": c.confirmations_required,
+                "pending_htlcs": c.pending_htlcs,
+            })).collect::<Vec<_>>()
+        })),
+        "close" => {
+            let id = args.req_str("id")?;
+            let force = args.bool("force")?.unwrap_or(false);
+            let closed = node.close_channel(&id, force).await.map_err(rpc_error)?;
+            Ok(json!({
+                "type": match closed.close_type {
+                    ln_core::node::CloseType::Mutual => "mutual",
+                    ln_core::node::CloseType::Unilateral => "unilateral",
+                },
+                "channel_id": closed.channel_id,
+                "txid": closed.txid.map(|t| t.to_string()),
+            }))
+        }
+        "invoice" => {
+            let amount = args.uint_or("amount_msat", "any", MAX_MSAT)?.flatten();
+            let description = args.req_str("description")?;
+            let expiry = args
+                .uint("expiry_secs", u64::from(u32::MAX))?
+                .map(|e| e as u32);
+            let hash = match args.str("payment_hash")? {
+                Some(hash) => Some(parse_hash("payment_hash", &hash)?),
+                None => None,
+            };
+            let created = node
+                .create_invoice(amount, &description, expiry, hash)
+                .map_err(rpc_error)?;
+            Ok(json!({
+                "bolt11": created.bolt11,
+                "payment_hash": created.payment_hash,
+                "expires_at": created.expires_at,
+            }))
+        }
+        "settleinvoice" => {
+            node.settle_invoice(&args.req_str("preimage")?)
+                .map_err(rpc_error)?;
+            Ok(json!({}))
+        }
+        "cancelinvoice" => {
+            node.cancel_invoice(&args.req_str("payment_hash")?)
+                .map_err(rpc_error)?;
+            Ok(json!({}))
+        }
+        "listinvoices" => {
+            let hash = args.str("payment_hash")?;
+            let invoices = node.list_invoices(hash.as_deref()).map_err(rpc_error)?;
+            Ok(json!({ "invoices": invoices.iter().map(invoice_json).collect::<Vec<_>>() }))
+        }
+        "waitinvoice" => {
+            let hash = args.req_str("payment_hash")?;
+            let timeout = args.uint("timeout_secs", 86_400)?.unwrap_or(600);
+            let invoice = node
+                .wait_invoice(&hash, Duration::from_secs(timeout))
+                .await
+                .map_err(rpc_error)?;
+            Ok(invoice_json(&invoice))
+        }
+        "pay" => {
+            let bolt11 = args.req_str("bolt11")?;
+            let amount = args.uint("amount_msat", MAX_MSAT)?;
+            let max_fee = args.uint("max_fee_msat", MAX_MSAT)?;
+            let timeout = args.uint("timeout_secs", 86_400)?.map(Duration::from_secs);
+            let payment = node
+                .pay_invoice(&bolt11, amount, max_fee, timeout)
+                .await
+                .map_err(rpc_error)?;
+            Ok(payment_json(&payment))
+        }
+        "keysend" => {
+            let destination = parse_node_id(&args.req_str("destination")?)?;
+            let amount = args.uint("amount_msat", MAX_MSAT)?.unwrap_or(0);
+            let payment = node
+                .keysend(destination, amount, None, None)
+                .await
+                .map_err(rpc_error)?;
+            Ok(payment_json(&payment))
+        }
+        "listpayments" => {
+            let hash = args.str("payment_hash")?;
+            let payments = node.list_payments(hash.as_deref()).map_err(rpc_error)?;
+            Ok(json!({ "payments": payments.iter().map(payment_json).collect::<Vec<_>>() }))
+        }
+        "listforwards" => {
+            let forwards = node.list_forwards().map_err(rpc_error)?;
+            Ok(json!({ "forwards": forwards.iter().map(|f| json!({
+                "in_channel_id": f.in_channel_id, "out_channel_id": f.out_channel_id,
+                "out_amount_msat": f.out_amount_msat, "fee_msat": f.fee_msat,
+                "claimed_on_chain": f.claimed_on_chain, "resolved_at": f.resolved_at,
+            })).collect::<Vec<_>>() }))
+        }
+        "decode" => {
+            let decoded = node
+                .decode_invoice(&args.req_str("bolt11")?)
+                .map_err(rpc_error)?;
+            Ok(json!({
+                "chain": decoded.chain,
+                "network": decoded.network,
+                "payee": decoded.payee.to_string(),
+                "amount_msat": decoded.amount_msat,
+                "payment_hash": decoded.payment_hash,
+                "description": decoded.description,
+                "expiry_secs": decoded.expiry_secs,
+                "min_final_cltv_expiry_delta": decoded.min_final_cltv_expiry_delta,
+                "created_at": decoded.created_at,
+            }))
+        }
+        "listnodes" => Ok(json!({ "nodes": node.graph_nodes().iter().map(|n| json!({
+            "id": n.node_id, "alias": n.alias, "addresses": n.addresses,
+            "last_update": n.last_update, "num_channels": n.num_channels,
+        })).collect::<Vec<_>>() })),
+        "listgraphchannels" => Ok(
+            json!({ "channels": node.graph_channels().iter().map(|c| json!({
+            "short_channel_id": format_short_channel_id(c.short_channel_id),
+            "node1": c.node_one, "node2": c.node_two, "capacity_sat": c.capacity_sat,
+            "node1_to_node2_enabled": c.one_to_two_enabled, "node2_to_node1_enabled": c.two_to_one_enabled,
+        })).collect::<Vec<_>>() }),
+        ),
+        "help" => match args.str("method")? {
+            Some(method) => {
+                let spec = spec(&method).ok_or_else(|| {
+                    rpc_error(Error::NotFound(format!("no method {method:?}; see help")))
+                })?;
+                Ok(json!({ "methods": [spec] }))
+            }
+            None => Ok(json!({ "methods": METHODS })),
+        },
+        "stop" => {
+            ctx.shutdown.send_replace(true);
+            Ok(json!({}))
+        }
+        other => Err(ErrorObjectOwned::owned(
+            -32601,
+            format!("no method {other:?}"),
+            None::<()>,
+        )),
+    }
+}
+
+fn parse_node_id(value: &str) -> Result<bitcoin::secp256k1::PublicKey, ErrorObjectOwned> {
+    value
+        .parse()
+        .map_err(|_| invalid(format!("{value:?} is not a node id (66 hex characters)")))
+}
+
+fn parse_hash(name: &str, value: &str) -> Result<[u8; 32], ErrorObjectOwned> {
+    let bytes: Vec<u8> = bitcoin::hex::FromHex::from_hex(value)
+        .map_err(|_| invalid(format!("{name} must be 64 hex characters")))?;
+    bytes
+        .try_into()
+        .map_err(|_| invalid(format!("{name} must be 32 bytes (64 hex characters)")))
+}
+
+fn invoice_json(i: &InvoiceRecord) -> Value {
+    json!({
+        "payment_hash": i.payment_hash,
+        "bolt11": i.bolt11,
+        "description": i.description,
+        "status": serde_json::to_value(i.status).unwrap_or(Value::Null),
+        "amount_msat": i.amount_msat,
+        "amount_received_msat": i.amount_received_msat,
+        "is_hold": i.is_hold,
+        "created_at": i.created_at,
+        "expires_at": i.expires_at,
+        "paid_at": i.paid_at,
+    })
+}
+
+fn payment_json(p: &PaymentRecord) -> Value {
+    json!({
+        "payment_hash": p.payment_hash,
+        "status": serde_json::to_value(p.status).unwrap_or(Value::Null),
+        "amount_msat": p.amount_msat,
+        "fee_msat": p.fee_msat,
+        "preimage": p.preimage,
+        "destination": p.destination,
+        "bolt11": p.bolt11,
+        "failure_reason": p.failure_reason,
+        "created_at": p.created_at,
+    })
+}

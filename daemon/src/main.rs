@@ -1,0 +1,151 @@
+//! `xlnd`: reads its configuration, opens the node in its data directory, follows the chain
+//! node, and serves the JSON-RPC API until SIGINT, SIGTERM or the `stop` method.
+
+mod config;
+mod handlers;
+mod methods;
+mod rpc;
+
+use std::fs::File;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
+use clap::Parser;
+use ln_core::node::NodeBuilder;
+use ln_core::ChainSource;
+use tokio::sync::watch;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
+use config::{Config, Flags, NodeRpcAuth};
+
+fn main() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("xlnd: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("xlnd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(flags: Flags) -> Result<()> {
+    let config = Config::resolve(flags)?;
+    std::fs::create_dir_all(&config.datadir)
+        .with_context(|| format!("creating the data directory {}", config.datadir.display()))?;
+    init_logging(&config)?;
+    let _lock = lock_datadir(&config)?;
+    tracing::info!(datadir = %config.datadir.display(), chain = %config.params.chain, network = %config.params.network, "xlnd starting");
+
+    let auth = match &config.node_rpc_auth {
+        NodeRpcAuth::Cookie(path) => BitcoindAuth::CookieFile(path.clone()),
+        NodeRpcAuth::UserPassword(user, password) => BitcoindAuth::UserPassword {
+            user: user.clone(),
+            password: password.clone(),
+        },
+    };
+    let source: Arc<dyn ChainSource> = Arc::new(
+        BitcoindChainSource::connect(config.params.clone(), &config.node_rpc_url, auth)
+            .await
+            .with_context(|| format!("connecting to the chain node at {}", config.node_rpc_url))?,
+    );
+    let node = NodeBuilder::new(&config.datadir, config.params.clone())
+        .listen_on(vec![config.listen])
+        .alias(config.alias.clone())
+        .build(source)
+        .await
+        .context("starting the node")?;
+
+    let (shutdown, mut shutdown_requested) = watch::channel(false);
+    let cookie = rpc::write_cookie(&config.datadir)?;
+    let mut credentials = vec![(rpc::COOKIE_USER.to_owned(), cookie)];
+    credentials.extend(config.rpc_credentials.clone());
+    let context = handlers::Context {
+        node: node.clone(),
+        shutdown,
+    };
+    let (rpc_address, server) = rpc::start(config.rpc_listen, &credentials, context).await?;
+    let url_path = config.datadir.join("rpc.url");
+    std::fs::write(&url_path, format!("http://{rpc_address}\n"))
+        .with_context(|| format!("writing {}", url_path.display()))?;
+    tracing::info!(rpc = %rpc_address, p2p = ?node.listening_addresses(), node_id = %node.node_id(), "xlnd ready");
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM received"),
+        _ = shutdown_requested.changed() => tracing::info!("stop requested over RPC"),
+    }
+    // Let the `stop` call's answer go out before the server goes away.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _ = server.stop();
+    server.stopped().await;
+    node.stop().await;
+    let _ = std::fs::remove_file(config.datadir.join("rpc.cookie"));
+    let _ = std::fs::remove_file(&url_path);
+    tracing::info!("xlnd stopped");
+    Ok(())
+}
+
+/// Logs to stderr and `<datadir>/xlnd.log`.
+fn init_logging(config: &Config) -> Result<()> {
+    let log_path = config.datadir.join("xlnd.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("log-level {:?}", config.log_level))?;
+    let file = Arc::new(file);
+    let writer = std::io::stderr.and(move || FileWriter(Arc::clone(&file)));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
+    Ok(())
+}
+
+struct FileWriter(Arc<File>);
+
+impl std::io::Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+/// Holds `<datadir>/xlnd.lock` for the life of the process, so a second xlnd on the same data
+/// directory stops with a clear message instead of corrupting it.
+fn lock_datadir(config: &Config) -> Result<File> {
+    let path = config.datadir.join("xlnd.lock");
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another xlnd is already running with data directory {}; stop it first (xln-cli --datadir {} stop)",
+            config.datadir.display(),
+            config.datadir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The JSON-RPC server: jsonrpsee over HTTP, every request authenticated with HTTP Basic auth
+//! (the per-start cookie, or fixed credentials) before anything runs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use jsonrpsee::core::BoxError;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
+use tower::{Layer, Service};
+
+use crate::handlers::{self, Context as HandlerContext};
+use crate::methods::{named, Args, METHODS};
+
+/// User name of cookie authentication.
+pub const COOKIE_USER: &str = "__cookie__";
+
+/// The accepted `Authorization` header values.
+#[derive(Clone)]
+struct Credentials(Arc<Vec<String>>);
+
+impl Credentials {
+    fn new(pairs: &[(String, String)]) -> Self {
+        let engine = base64::engine::general_purpose::STANDARD;
+        Self(Arc::new(
+            pairs
+                .iter()
+                .map(|(user, password)| {
+                    format!("Basic {}", engine.encode(format!("{user}:{password}")))
+                })
+                .collect(),
+        ))
+    }
+
+    fn accepts(&self, header: Option<&[u8]>) -> bool {
+        let Some(header) = header else { return false };
+        // Constant-time comparison, so the secret does not leak through timing.
+        self.0.iter().any(|expected| {
+            let expected = expected.as_bytes();
+            expected.len() == header.len()
+                && expected
+                    .iter()
+                    .zip(header)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+}
+
+#[derive(Clone)]
+struct AuthLayer(Credentials);
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth {
+            inner,
+            credentials: self.0.clone(),
+        }
+    }
+}
+
+/// Answers HTTP 401 to every request without valid credentials.
+#[derive(Clone)]
+struct Auth<S> {
+    inner: S,
+    credentials: Credentials,
+}
+
+impl<S, B> Service<HttpRequest<B>> for Auth<S>
+where
+    S: Service<HttpRequest<B>, Response = HttpResponse>,
+    S::Error: Into<BoxError> + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
+        let header = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if self.credentials.accepts(header) {
+            let future = self.inner.call(request);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        } else {
+            tracing::debug!("RPC request without valid credentials refused");
+            Box::pin(async { Ok(unauthorized()) })
+        }
+    }
+}
+
+fn unauthorized() -> HttpResponse {
+    http::Response::builder()
+        .status(http::StatusCode::UNAUTHORIZED)
+        .header(http::header::WWW_AUTHENTICATE, "Basic realm=\"xlnd\"")
+        .body(HttpBody::from(
+            "authentication required: use the credentials in <datadir>/rpc.cookie\n".to_owned(),
+        ))
+        .unwrap_or_else(|_| http::Response::new(HttpBody::from(String::new())))
+}
+
+/// Writes a fresh random cookie (mode 0600) and returns it.
+pub fn write_cookie(datadir: &Path) -> Result<String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| anyhow::anyhow!("randomness for the RPC cookie: {e}"))?;
+    let password = bitcoin::hex::DisplayHex::to_lower_hex_string(&secret[..]);
+    let path = datadir.join("rpc.cookie");
+    let _ = std::fs::remove_file(&path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{COOKIE_USER}:{password}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(password)
+}
+
+/// Starts the server on `address`, accepting `credentials`.
+pub async fn start(
+    address: SocketAddr,
+    credentials: &[(String, String)],
+    context: HandlerContext,
+) -> Result<(SocketAddr, ServerHandle)> {
+    let middleware = tower::ServiceBuilder::new().layer(AuthLayer(Credentials::new(credentials)));
+    let server = Server::builder()
+        .set_config(
+            jsonrpsee::server::ServerConfig::builder()
+                .http_only()
+                .build(),
+        )
+        .set_http_middleware(middleware)
+        .build(address)
+        .await
+        .with_context(|| format!("binding the JSON-RPC server to {address}"))?;
+    let bound = server.local_addr().context("the RPC server's address")?;
+    let mut module = RpcModule::new(context);
+    for method in METHODS {
+        let name = method.name;
+        module
+            .register_async_method(name, move |params, ctx, _| async move {
+                let args = named(method, &params)?;
+                let started = std::time::Instant::now();
+                let result = handlers::dispatch(name, Args(args), &ctx).await;
+                match &result {
+                    Ok(_) => tracing::debug!(
+                        method = name,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "rpc ok"
+                    ),
+                    Err(e) => tracing::info!(
+                        method = name,
+                        code = e.code(),
+                        message = e.message(),
+                        "rpc error"
+                    ),
+                }
+                result
+            })
+            .with_context(|| format!("registering {name}"))?;
+    }
+    Ok((bound, server.start(module)))
+}

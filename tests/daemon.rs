@@ -1,0 +1,381 @@
+//! `xlnd` end to end: real daemon processes on a real regtest bitcoind, driven through the real
+//! `xln-cli` (and raw HTTP where the test must send what the CLI never would).
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use bitcoin::hashes::{sha256, Hash};
+use serde_json::Value;
+use xln_tests::xlnd::Xlnd;
+use xln_tests::{init_test_logging, Bitcoind};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn start_bitcoind() -> Result<Bitcoind> {
+    init_test_logging();
+    let bitcoind = Bitcoind::start()?;
+    bitcoind.mine(1)?;
+    Ok(bitcoind)
+}
+
+fn height(bitcoind: &Bitcoind) -> Result<u64> {
+    Ok(bitcoind.cli(&["getblockcount"])?.parse()?)
+}
+
+/// Mines `blocks` and waits until `nodes` report the new height.
+fn mine(bitcoind: &Bitcoind, blocks: u32, nodes: &[&Xlnd]) -> Result<()> {
+    bitcoind.mine(blocks)?;
+    let target = height(bitcoind)?;
+    for node in nodes {
+        node.wait_cli(&["getinfo"], "the new block", WAIT, |info| {
+            (info["block_height"].as_u64() == Some(target)).then_some(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Mines a coinbase to `node`'s wallet and matures it; returns the confirmed balance.
+fn fund(bitcoind: &Bitcoind, node: &Xlnd, others: &[&Xlnd]) -> Result<u64> {
+    let address = node.cli(&["newaddr"])?["address"]
+        .as_str()
+        .context("newaddr without address")?
+        .to_owned();
+    bitcoind.mine_to_address(1, &address)?;
+    let mut all = others.to_vec();
+    all.push(node);
+    mine(bitcoind, 100, &all)?;
+    node.wait_cli(&["listfunds"], "mature funds", WAIT, |funds| {
+        funds["onchain_confirmed_sat"]
+            .as_u64()
+            .filter(|sat| *sat > 0)
+    })
+}
+
+fn id(node: &Xlnd) -> Result<String> {
+    Ok(node.cli(&["getinfo"])?["id"]
+        .as_str()
+        .context("no id")?
+        .to_owned())
+}
+
+/// alice opens `amount_sat` to bob; returns the channel id once both can use it.
+fn open(
+    bitcoind: &Bitcoind,
+    alice: &Xlnd,
+    bob: &Xlnd,
+    amount_sat: u64,
+    announce: bool,
+) -> Result<String> {
+    alice.cli(&["connect", &bob.uri()?])?;
+    let amount = amount_sat.to_string();
+    let opened = alice.cli(&[
+        "fundchannel",
+        &id(bob)?,
+        &amount,
+        &format!("announce={announce}"),
+    ])?;
+    let channel_id = opened["channel_id"]
+        .as_str()
+        .context("no channel_id")?
+        .to_owned();
+    mine(bitcoind, 6, &[alice, bob])?;
+    for node in [alice, bob] {
+        node.wait_cli(&["listchannels"], "a usable channel", WAIT, |list| {
+            list["channels"]
+                .as_array()?
+                .iter()
+                .find(|c| c["channel_id"] == channel_id.as_str() && c["is_usable"] == true)
+                .map(drop)
+        })?;
+    }
+    Ok(channel_id)
+}
+
+fn channel<'a>(list: &'a Value, channel_id: &str) -> Option<&'a Value> {
+    list["channels"]
+        .as_array()?
+        .iter()
+        .find(|c| c["channel_id"] == channel_id)
+}
+
+fn pay(payer: &Xlnd, bolt11: &str) -> Result<Value> {
+    let paid = payer.cli(&["pay", bolt11])?;
+    ensure!(paid["status"] == "succeeded", "payment failed: {paid}");
+    Ok(paid)
+}
+
+fn invoice(node: &Xlnd, amount_msat: u64, description: &str) -> Result<String> {
+    let created = node.cli(&["invoice", &amount_msat.to_string(), description])?;
+    Ok(created["bolt11"].as_str().context("no bolt11")?.to_owned())
+}
+
+/// Waits until `node`'s channel has no HTLC in flight.
+fn settled(node: &Xlnd, channel_id: &str) -> Result<()> {
+    node.wait_cli(&["listchannels"], "no HTLCs in flight", WAIT, |list| {
+        (channel(list, channel_id)?["pending_htlcs"] == 0).then_some(())
+    })
+}
+
+#[test]
+fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
+    let bitcoind = start_bitcoind()?;
+    let dir = tempfile::tempdir()?;
+    let mut alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
+    let info = alice.cli(&["getinfo"])?;
+    assert_eq!(info["chain"], "bitcoin");
+    assert_eq!(info["network"], "regtest");
+    fund(&bitcoind, &alice, &[&bob])?;
+    let channel_id = open(&bitcoind, &alice, &bob, 1_000_000, false)?;
+
+    let bolt11 = invoice(&bob, 50_000_000, "first")?;
+    let decoded = alice.cli(&["decode", &bolt11])?;
+    assert_eq!(decoded["amount_msat"], 50_000_000);
+    assert_eq!(decoded["payee"], id(&bob)?.as_str());
+    let paid = pay(&alice, &bolt11)?;
+    assert_eq!(paid["fee_msat"], 0);
+    settled(&bob, &channel_id)?;
+    let keysend = bob.cli(&["keysend", &id(&alice)?, "5000000"])?;
+    assert_eq!(keysend["status"], "succeeded", "{keysend}");
+    settled(&alice, &channel_id)?;
+
+    // Clean stop and restart: same channel, balance and history; paying works again.
+    let channels_before = alice.cli(&["listchannels"])?;
+    let payments_before = alice.cli(&["listpayments"])?;
+    alice.stop()?;
+    alice.restart()?;
+    assert_eq!(alice.cli(&["listpayments"])?, payments_before);
+    let balance =
+        |list: &Value| channel(list, &channel_id).map(|c| c["local_balance_msat"].clone());
+    assert_eq!(
+        balance(&alice.cli(&["listchannels"])?),
+        balance(&channels_before)
+    );
+    alice.wait_cli(
+        &["listchannels"],
+        "the channel usable again",
+        WAIT,
+        |list| (channel(list, &channel_id)?["is_usable"] == true).then_some(()),
+    )?;
+    pay(&alice, &invoice(&bob, 10_000_000, "after restart")?)?;
+    settled(&alice, &channel_id)?;
+
+    // kill -9 right after a payment succeeded: nothing of it is lost.
+    let paid = pay(&alice, &invoice(&bob, 7_000_000, "before kill")?)?;
+    let balance_at_kill = balance(&alice.cli(&["listchannels"])?);
+    alice.kill9()?;
+    alice.restart()?;
+    let after = alice.cli(&[
+        "listpayments",
+        paid["payment_hash"].as_str().context("hash")?,
+    ])?;
+    assert_eq!(after["payments"][0]["status"], "succeeded", "{after}");
+    assert_eq!(
+        alice.cli(&["listpayments"])?["payments"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    alice.wait_cli(
+        &["listchannels"],
+        "the channel usable after kill -9",
+        WAIT,
+        |list| (channel(list, &channel_id)?["is_usable"] == true).then_some(()),
+    )?;
+    assert_eq!(balance(&alice.cli(&["listchannels"])?), balance_at_kill);
+    pay(&alice, &invoice(&bob, 3_000_000, "after kill")?)?;
+    settled(&alice, &channel_id)?;
+
+    // Cooperative close: bob's wallet gets exactly his channel balance.
+    let bob_msat = channel(&bob.cli(&["listchannels"])?, &channel_id)
+        .and_then(|c| c["local_balance_msat"].as_u64())
+        .context("bob's balance")?;
+    let closed = alice.cli(&["close", &channel_id])?;
+    assert_eq!(closed["type"], "mutual");
+    alice.wait_cli(&["listchannels"], "the channel gone", WAIT, |list| {
+        list["channels"].as_array()?.is_empty().then_some(())
+    })?;
+    bitcoind.cli_json(&["getrawmempool"])?;
+    mine(&bitcoind, 1, &[&alice, &bob])?;
+    let bob_sat = bob.wait_cli(&["listfunds"], "bob's closing output", WAIT, |funds| {
+        funds["onchain_confirmed_sat"]
+            .as_u64()
+            .filter(|sat| *sat > 0)
+    })?;
+    assert_eq!(bob_sat * 1000, bob_msat);
+    Ok(())
+}
+
+#[test]
+fn hold_invoices_settle_cancel_and_survive_a_restart() -> Result<()> {
+    let bitcoind = start_bitcoind()?;
+    let dir = tempfile::tempdir()?;
+    let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let mut bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
+    fund(&bitcoind, &alice, &[&bob])?;
+    let channel_id = open(&bitcoind, &alice, &bob, 1_000_000, false)?;
+
+    let hold = |n: u8| -> Result<(String, String, String)> {
+        let preimage = [n; 32];
+        let hash = sha256::Hash::hash(&preimage).to_byte_array();
+        let hash_hex = bitcoin::hex::DisplayHex::to_lower_hex_string(&hash[..]);
+        let created = bob.cli(&[
+            "invoice",
+            "20000000",
+            &format!("hold {n}"),
+            &format!("payment_hash={hash_hex}"),
+        ])?;
+        let bolt11 = created["bolt11"].as_str().context("bolt11")?.to_owned();
+        Ok((
+            bitcoin::hex::DisplayHex::to_lower_hex_string(&preimage[..]),
+            hash_hex,
+            bolt11,
+        ))
+    };
+
+    // Settled: the payer's pay blocks until bob settles.
+    let (preimage, hash, bolt11) = hold(1)?;
+    let payer = std::thread::scope(|scope| -> Result<Value> {
+        let paying = scope.spawn(|| alice.cli(&["pay", &bolt11]));
+        let held = bob.cli(&["waitinvoice", &hash, "60"])?;
+        assert_eq!(held["status"], "held", "{held}");
+        assert!(
+            !paying.is_finished(),
+            "pay returned before the hold invoice was settled"
+        );
+        bob.cli(&["settleinvoice", &preimage])?;
+        paying
+            .join()
+            .map_err(|_| anyhow::anyhow!("pay thread panicked"))?
+    })?;
+    assert_eq!(payer["status"], "succeeded", "{payer}");
+    assert_eq!(payer["preimage"], preimage.as_str());
+    settled(&alice, &channel_id)?;
+
+    // Cancelled: the payer sees failed.
+    let (_, hash, bolt11) = hold(2)?;
+    let payer = std::thread::scope(|scope| -> Result<Value> {
+        let paying = scope.spawn(|| alice.cli(&["pay", &bolt11]));
+        let held = bob.cli(&["waitinvoice", &hash, "60"])?;
+        assert_eq!(held["status"], "held");
+        bob.cli(&["cancelinvoice", &hash])?;
+        paying
+            .join()
+            .map_err(|_| anyhow::anyhow!("pay thread panicked"))?
+    })?;
+    assert_eq!(payer["status"], "failed", "{payer}");
+    assert_eq!(
+        bob.cli(&["listinvoices", &hash])?["invoices"][0]["status"],
+        "canceled"
+    );
+    settled(&alice, &channel_id)?;
+
+    // Held across a restart of bob, then settled.
+    let (preimage, hash, bolt11) = hold(3)?;
+    let payer = std::thread::scope(|scope| -> Result<Value> {
+        let paying = scope.spawn(|| alice.cli(&["pay", &bolt11, "timeout_secs=300"]));
+        let held = bob.cli(&["waitinvoice", &hash, "60"])?;
+        assert_eq!(held["status"], "held");
+        bob.stop()?;
+        bob.restart()?;
+        assert_eq!(
+            bob.cli(&["listinvoices", &hash])?["invoices"][0]["status"],
+            "held"
+        );
+        bob.wait_cli(&["listpeers"], "alice reconnected", WAIT, |peers| {
+            peers["peers"]
+                .as_array()?
+                .iter()
+                .any(|p| p["connected"] == true)
+                .then_some(())
+        })?;
+        bob.cli(&["settleinvoice", &preimage])?;
+        paying
+            .join()
+            .map_err(|_| anyhow::anyhow!("pay thread panicked"))?
+    })?;
+    assert_eq!(payer["status"], "succeeded", "{payer}");
+    bob.wait_cli(&["listinvoices", &hash], "paid", WAIT, |list| {
+        (list["invoices"][0]["status"] == "paid").then_some(())
+    })?;
+    Ok(())
+}
+
+/// A BOLT11 example invoice of Bitcoin mainnet (from the BOLT 11 specification).
+const MAINNET_INVOICE: &str = "lnbc2500u1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7enxv4jsxqzpu9qrsgquk0rl77nj30yxdy8j9vdx85fkpmdla2087ne0xh8nhedh8w27kyke0lp53ut353s06fv3qfegext0eh0ymjpf39tuven09sam30g4vgpfna3rh";
+
+#[test]
+fn bad_input_gets_a_documented_error_and_changes_nothing() -> Result<()> {
+    let bitcoind = start_bitcoind()?;
+    let dir = tempfile::tempdir()?;
+    let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let state = || -> Result<Value> {
+        Ok(serde_json::json!([
+            alice.cli(&["listinvoices"])?,
+            alice.cli(&["listpayments"])?,
+            alice.cli(&["listchannels"])?,
+            alice.cli(&["listfunds"])?["onchain_confirmed_sat"],
+        ]))
+    };
+    let before = state()?;
+    let expect = |args: &[&str], code: i64| -> Result<()> {
+        let (exit, stderr) = alice.cli_error(args)?;
+        ensure!(exit != 0);
+        ensure!(
+            stderr.contains(&format!("error {code}")),
+            "`xln-cli {}` should fail with code {code}, said: {stderr}",
+            args.join(" ")
+        );
+        Ok(())
+    };
+    expect(&["pay", "lnbcrt1notaninvoice"], 400)?;
+    expect(&["decode", "hello"], 400)?;
+    expect(&["pay", MAINNET_INVOICE], 401)?;
+    expect(&["decode", MAINNET_INVOICE], 401)?;
+    expect(&["invoice", "-5", "negative"], -32602)?;
+    expect(&["invoice", "lots", "not a number"], -32602)?;
+    expect(&["invoice", "99999999999999999999999", "too large"], -32602)?;
+    expect(
+        &[
+            "withdraw",
+            "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+            "-1",
+        ],
+        -32602,
+    )?;
+    expect(&["withdraw", "not-an-address", "1000"], -32602)?;
+    expect(&["fundchannel", "02aaaa", "100000"], -32602)?;
+    expect(&["close", "00".repeat(32).as_str()], 100)?;
+    expect(&["settleinvoice", "11".repeat(32).as_str()], 100)?;
+    expect(
+        &["fundchannel", &id(&alice)?, "100000", "announce=maybe"],
+        -32602,
+    )?;
+
+    // Raw JSON-RPC: an unknown method, and params of the wrong type.
+    let auth = alice.cookie_auth()?;
+    let (status, body) = alice.rpc_raw(
+        r#"{"jsonrpc":"2.0","id":1,"method":"frobnicate"}"#,
+        Some(&auth),
+    )?;
+    assert_eq!(status, 200);
+    assert!(body.contains("-32601"), "{body}");
+    let (_, body) = alice.rpc_raw(
+        r#"{"jsonrpc":"2.0","id":1,"method":"invoice","params":{"amount_msat":true,"description":"x"}}"#,
+        Some(&auth),
+    )?;
+    assert!(body.contains("-32602"), "{body}");
+    // No credentials, or wrong ones: HTTP 401, and nothing runs.
+    let (status, _) = alice.rpc_raw(r#"{"jsonrpc":"2.0","id":1,"method":"stop"}"#, None)?;
+    assert_eq!(status, 401);
+    let (status, _) = alice.rpc_raw(
+        r#"{"jsonrpc":"2.0","id":1,"method":"stop"}"#,
+        Some("Basic X19jb29raWVfXzp3cm9uZw=="),
+    )?;
+    assert_eq!(status, 401);
+    assert_eq!(state()?, before, "bad input changed the node's state");
+    alice
+        .cli(&["getinfo"])
+        .context("the daemon stopped on an unauthenticated stop")?;
+    Ok(())
+}

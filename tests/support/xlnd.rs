@@ -1,0 +1,300 @@
+//! Real `xlnd` processes for end-to-end tests, driven through the real `xln-cli` (or raw HTTP
+//! JSON-RPC where a test needs to send what the CLI never would).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::Bitcoind;
+
+/// Paths of the `xlnd` and `xln-cli` binaries of this workspace, built once per test process
+/// (`cargo build` is a no-op when they are fresh).
+pub fn xln_binaries() -> Result<&'static (PathBuf, PathBuf)> {
+    static BINARIES: OnceLock<std::result::Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    BINARIES
+        .get_or_init(|| build_binaries().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+fn build_binaries() -> Result<(PathBuf, PathBuf)> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the tests crate has no parent directory")?
+        .to_owned();
+    let status = Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "-p", "xln-daemon", "-p", "xln-cli", "--bins"])
+        .status()
+        .context("running cargo build for xlnd and xln-cli")?;
+    if !status.success() {
+        bail!("building xlnd and xln-cli failed ({status})");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let bin = target.join("debug");
+    Ok((bin.join("xlnd"), bin.join("xln-cli")))
+}
+
+/// One running `xlnd` on a test bitcoind.
+pub struct Xlnd {
+    child: Option<Child>,
+    /// Its data directory.
+    pub datadir: PathBuf,
+    /// A name for messages.
+    pub name: String,
+    args: Vec<String>,
+}
+
+impl Xlnd {
+    /// Starts `xlnd` in `datadir` on `bitcoind`, P2P and RPC on free local ports, and waits
+    /// until its RPC answers.
+    pub fn start(bitcoind: &Bitcoind, datadir: &Path, name: &str) -> Result<Self> {
+        std::fs::create_dir_all(datadir)?;
+        let args = vec![
+            format!("--datadir={}", datadir.display()),
+            "--network=regtest".to_owned(),
+            format!("--node-rpc-url={}", bitcoind.rpc_url()),
+            format!("--node-rpc-cookie={}", bitcoind.cookie_file().display()),
+            // A fixed port, so peers can reconnect after a restart.
+            format!("--listen=127.0.0.1:{}", free_port()?),
+            "--rpc-listen=127.0.0.1:0".to_owned(),
+            format!("--alias={name}"),
+            "--log-level=info,ldk=warn".to_owned(),
+        ];
+        let mut xlnd = Self {
+            child: None,
+            datadir: datadir.to_owned(),
+            name: name.to_owned(),
+            args,
+        };
+        xlnd.spawn()?;
+        Ok(xlnd)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let (xlnd, _) = xln_binaries()?;
+        let _ = std::fs::remove_file(self.datadir.join("rpc.url"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.datadir.join("stderr.log"))?;
+        let child = Command::new(xlnd)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting xlnd for {}", self.name))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "xlnd {} exited at start ({status}): {}",
+                        self.name,
+                        self.log_tail()
+                    );
+                }
+            }
+            if self.datadir.join("rpc.url").exists() && self.cli(&["getinfo"]).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "xlnd {} did not answer within 60 s: {}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last lines xlnd wrote to stderr.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.datadir.join("stderr.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Runs `xln-cli --datadir <datadir> <args>` and parses its JSON output.
+    pub fn cli(&self, args: &[&str]) -> Result<Value> {
+        let output = self.cli_output(args)?;
+        if !output.status.success() {
+            bail!(
+                "xln-cli {} failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("xln-cli {} printed no JSON", args.join(" ")))
+    }
+
+    /// Runs xln-cli expecting failure; returns its exit code and stderr.
+    pub fn cli_error(&self, args: &[&str]) -> Result<(i32, String)> {
+        let output = self.cli_output(args)?;
+        if output.status.success() {
+            bail!(
+                "xln-cli {} unexpectedly succeeded: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        Ok((
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
+
+    fn cli_output(&self, args: &[&str]) -> Result<std::process::Output> {
+        let (_, cli) = xln_binaries()?;
+        Command::new(cli)
+            .arg(format!("--datadir={}", self.datadir.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running xln-cli {}", args.join(" ")))
+    }
+
+    /// Posts `body` to the RPC with the given `Authorization` header value; returns the HTTP
+    /// status and response body.
+    pub fn rpc_raw(&self, body: &str, authorization: Option<&str>) -> Result<(u16, String)> {
+        let url = std::fs::read_to_string(self.datadir.join("rpc.url"))?;
+        let address = url
+            .trim()
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let mut stream = TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let auth = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("no HTTP status in {response:?}"))?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// The `Authorization` header value of the current cookie.
+    pub fn cookie_auth(&self) -> Result<String> {
+        let cookie = std::fs::read_to_string(self.datadir.join("rpc.cookie"))?;
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cookie.trim());
+        Ok(format!("Basic {encoded}"))
+    }
+
+    /// Stops xlnd with the `stop` method and waits for it to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        self.cli(&["stop"])?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        if let Some(mut child) = self.child.take() {
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    if !status.success() {
+                        bail!(
+                            "xlnd {} exited with {status}: {}",
+                            self.name,
+                            self.log_tail()
+                        );
+                    }
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    bail!("xlnd {} did not stop within 60 s", self.name);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills xlnd with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts xlnd again with the same settings.
+    pub fn restart(&mut self) -> Result<()> {
+        self.spawn()
+    }
+
+    /// `node_id@127.0.0.1:port` from getinfo.
+    pub fn uri(&self) -> Result<String> {
+        let info = self.cli(&["getinfo"])?;
+        info["p2p_addresses"][0]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{} has no p2p address: {info}", self.name))
+    }
+
+    /// Waits until `check` on the JSON of `xln-cli <args>` returns `Some`.
+    pub fn wait_cli<T>(
+        &self,
+        args: &[&str],
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Value) -> Option<T>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let mut last = Value::Null;
+        while start.elapsed() < timeout {
+            if let Ok(value) = self.cli(args) {
+                if let Some(found) = check(&value) {
+                    return Ok(found);
+                }
+                last = value;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bail!(
+            "{}: timed out waiting for {what}; last `{}`: {last}",
+            self.name,
+            args.join(" ")
+        )
+    }
+}
+
+impl Drop for Xlnd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP port nothing listens on right now.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
