@@ -379,3 +379,102 @@ fn bad_input_gets_a_documented_error_and_changes_nothing() -> Result<()> {
         .context("the daemon stopped on an unauthenticated stop")?;
     Ok(())
 }
+
+#[test]
+fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> Result<()> {
+    let bitcoind = start_bitcoind()?;
+    let dir = tempfile::tempdir()?;
+    let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
+    let carol = Xlnd::start(&bitcoind, &dir.path().join("carol"), "carol")?;
+    fund(&bitcoind, &alice, &[&bob, &carol])?;
+    fund(&bitcoind, &bob, &[&alice, &carol])?;
+    let ab = open(&bitcoind, &alice, &bob, 2_000_000, true)?;
+    open(&bitcoind, &bob, &carol, 1_000_000, true)?;
+    let bc_scid = bob.cli(&["listchannels"])?["channels"]
+        .as_array()
+        .and_then(|list| {
+            list.iter()
+                .find(|c| c["peer_id"] == id(&carol).ok().unwrap_or_default().as_str())
+        })
+        .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
+        .context("bob-carol short channel id")?;
+    alice.wait_cli(
+        &["listgraphchannels"],
+        "bob-carol in alice's graph",
+        WAIT,
+        |graph| {
+            graph["channels"]
+                .as_array()?
+                .iter()
+                .find(|c| {
+                    c["short_channel_id"] == bc_scid.as_str()
+                        && c["node1_to_node2_enabled"] == true
+                        && c["node2_to_node1_enabled"] == true
+                })
+                .map(drop)
+        },
+    )?;
+
+    let paid = pay(&alice, &invoice(&carol, 40_000_000, "via bob")?)?;
+    let fee_msat = paid["fee_msat"].as_u64().context("fee")?;
+    assert!(fee_msat > 0);
+    let forward = bob.wait_cli(&["listforwards"], "bob's forward", WAIT, |list| {
+        list["forwards"].as_array()?.first().cloned()
+    })?;
+    assert_eq!(forward["fee_msat"].as_u64(), Some(fee_msat));
+    assert_eq!(forward["out_amount_msat"].as_u64(), Some(40_000_000));
+    settled(&alice, &ab)?;
+
+    // Alice force-closes her channel to bob; both get their balances back after to_self_delay.
+    let alice_before = alice.cli(&["listfunds"])?["onchain_confirmed_sat"]
+        .as_u64()
+        .context("funds")?;
+    let bob_before = bob.cli(&["listfunds"])?["onchain_confirmed_sat"]
+        .as_u64()
+        .context("funds")?;
+    let bob_in_channel_sat = channel(&bob.cli(&["listchannels"])?, &ab)
+        .and_then(|c| c["local_balance_msat"].as_u64())
+        .context("bob's balance")?
+        / 1000;
+    let closed = alice.cli(&["close", &ab, "force=true"])?;
+    assert_eq!(closed["type"], "unilateral");
+    let mut mined = 0;
+    loop {
+        mine(&bitcoind, 6, &[&alice, &bob])?;
+        mined += 6;
+        std::thread::sleep(Duration::from_secs(1));
+        let a = alice.cli(&["listfunds"])?;
+        let b = bob.cli(&["listfunds"])?;
+        let done = |f: &Value| {
+            f["pending_sweep_sat"] == 0
+                && f["onchain_unconfirmed_sat"] == 0
+                && f["channels"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().all(|c| c["channel_id"] != ab.as_str()))
+        };
+        if done(&a) && done(&b) && b["onchain_confirmed_sat"].as_u64() > Some(bob_before) {
+            break;
+        }
+        ensure!(
+            mined < 600,
+            "not swept after {mined} blocks: alice {a} bob {b}"
+        );
+    }
+    let bob_gain = bob.cli(&["listfunds"])?["onchain_confirmed_sat"]
+        .as_u64()
+        .context("funds")?
+        - bob_before;
+    assert!(
+        bob_gain <= bob_in_channel_sat && bob_gain + 2_000 > bob_in_channel_sat,
+        "bob got {bob_gain} sat back of {bob_in_channel_sat}"
+    );
+    let alice_after = alice.cli(&["listfunds"])?["onchain_confirmed_sat"]
+        .as_u64()
+        .context("funds")?;
+    assert!(
+        alice_after > alice_before,
+        "alice's channel balance came back to her wallet"
+    );
+    Ok(())
+}
