@@ -148,16 +148,21 @@ impl Config {
 
         let node_rpc_url = pick(flags.node_rpc_url, file.node_rpc_url)
             .unwrap_or_else(|| format!("http://127.0.0.1:{}", params.default_node_rpc_port));
-        let user = pick(flags.node_rpc_user, file.node_rpc_user);
-        let password = pick(flags.node_rpc_password, file.node_rpc_password);
-        let cookie = flags.node_rpc_cookie.or(file.node_rpc_cookie);
-        let node_rpc_auth = match (user, password, cookie) {
-            (Some(user), Some(password), _) => NodeRpcAuth::UserPassword(user, password),
-            (Some(_), None, _) | (None, Some(_), _) => {
-                bail!("node-rpc-user and node-rpc-password go together")
-            }
-            (None, None, Some(cookie)) => NodeRpcAuth::Cookie(cookie),
-            (None, None, None) => NodeRpcAuth::Cookie(default_node_cookie(&params)?),
+        // Credentials from flags/environment win over any from the file, whichever kind.
+        let node_rpc_auth = match node_auth(
+            flags.node_rpc_user,
+            flags.node_rpc_password,
+            flags.node_rpc_cookie,
+        )? {
+            Some(auth) => auth,
+            None => match node_auth(
+                file.node_rpc_user,
+                file.node_rpc_password,
+                file.node_rpc_cookie,
+            )? {
+                Some(auth) => auth,
+                None => NodeRpcAuth::Cookie(default_node_cookie(&params)?),
+            },
         };
         let listen = parse_address(
             "listen",
@@ -194,6 +199,21 @@ impl Config {
             alias,
             log_level,
         })
+    }
+}
+
+/// One source's chain-node credentials: user and password, or else a cookie file.
+fn node_auth(
+    user: Option<String>,
+    password: Option<String>,
+    cookie: Option<PathBuf>,
+) -> Result<Option<NodeRpcAuth>> {
+    match (user, password, cookie) {
+        (Some(user), Some(password), _) => Ok(Some(NodeRpcAuth::UserPassword(user, password))),
+        (Some(_), None, _) | (None, Some(_), _) => {
+            bail!("node-rpc-user and node-rpc-password go together")
+        }
+        (None, None, cookie) => Ok(cookie.map(NodeRpcAuth::Cookie)),
     }
 }
 

@@ -100,6 +100,9 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                         port.unwrap_or(u64::from(node.chain_params().default_lightning_port));
                     format!("{id}@{host}:{port}")
                 }
+                (false, None) if port.is_some() => {
+                    return Err(invalid("port needs host (or give id as node_id@host:port)"))
+                }
                 (false, None) => id,
             };
             let node_id = node.connect_uri(&uri).await.map_err(rpc_error)?;
@@ -220,8 +223,10 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
         "keysend" => {
             let destination = parse_node_id(&args.req_str("destination")?)?;
             let amount = args.uint("amount_msat", MAX_MSAT)?.unwrap_or(0);
+            let max_fee = args.uint("max_fee_msat", MAX_MSAT)?;
+            let timeout = args.uint("timeout_secs", 86_400)?.map(Duration::from_secs);
             let payment = node
-                .keysend(destination, amount, None, None)
+                .keysend(destination, amount, max_fee, timeout)
                 .await
                 .map_err(rpc_error)?;
             Ok(payment_json(&payment))
@@ -269,7 +274,11 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
         "help" => match args.str("method")? {
             Some(method) => {
                 let spec = spec(&method).ok_or_else(|| {
-                    rpc_error(Error::NotFound(format!("no method {method:?}; see help")))
+                    ErrorObjectOwned::owned(
+                        -32601,
+                        format!("no method {method:?}; see help"),
+                        None::<()>,
+                    )
                 })?;
                 Ok(json!({ "methods": [spec] }))
             }

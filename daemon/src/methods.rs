@@ -56,7 +56,7 @@ pub const METHODS: &[MethodSpec] = &[
         result: "id, alias, chain, network, block_height, block_hash, synced_to_chain, num_peers, num_active_channels, num_pending_channels, num_inactive_channels, p2p_addresses, version" },
     MethodSpec { name: "newaddr", description: "A fresh on-chain receive address of the node's wallet.", params: &[], result: "address" },
     MethodSpec { name: "listfunds", description: "On-chain wallet outputs and balances, and the node's balance in each channel.", params: &[],
-        result: "onchain_confirmed_sat, onchain_unconfirmed_sat, onchain_immature_sat, pending_sweep_sat, outputs [txid, vout, amount_sat, address, confirmations], channels [channel_id, peer_id, our_amount_msat, capacity_sat]" },
+        result: "onchain_confirmed_sat, onchain_unconfirmed_sat, onchain_immature_sat, pending_sweep_sat, outputs [txid, vout, amount_sat, address, confirmations], channels [channel_id, peer_id, our_amount_msat, capacity_sat, state]" },
     MethodSpec { name: "withdraw", description: "Send on-chain funds from the wallet to an address.", params: &[
         req("address", "string", "destination address in this chain's encoding"),
         req("amount_sat", "integer|all", "amount in satoshis, or \"all\" to empty the wallet"),
@@ -74,7 +74,7 @@ pub const METHODS: &[MethodSpec] = &[
         opt("push_msat", "integer", "amount given to the peer at open, msat (default 0)"),
         opt("announce", "boolean", "announce the channel to the network (default true)")], result: "channel_id, funding_txid, funding_output" },
     MethodSpec { name: "listchannels", description: "The node's channels with balances and state.", params: &[],
-        result: "channels [channel_id, short_channel_id, peer_id, state, is_usable, is_public, capacity_sat, local_balance_msat, outbound_capacity_msat, inbound_capacity_msat, funding_txid]" },
+        result: "channels [channel_id, short_channel_id, peer_id, state, is_usable, is_public, is_outbound, capacity_sat, local_balance_msat, outbound_capacity_msat, inbound_capacity_msat, funding_txid, funding_output, confirmations, confirmations_required, pending_htlcs]" },
     MethodSpec { name: "close", description: "Close a channel cooperatively, or unilaterally with force.", params: &[
         req("id", "string", "channel id, short channel id (BLOCKxTXxOUT) or peer id"),
         opt("force", "boolean", "broadcast our commitment transaction instead of negotiating (default false)")], result: "type (mutual/unilateral), channel_id, txid when known" },
@@ -89,7 +89,7 @@ pub const METHODS: &[MethodSpec] = &[
         req("payment_hash", "string", "hex payment hash")], result: "{}" },
     MethodSpec { name: "listinvoices", description: "Invoices issued and keysend payments received.", params: &[
         opt("payment_hash", "string", "only this one")],
-        result: "invoices [payment_hash, bolt11, description, status (unpaid/held/paid/canceled/expired), amount_msat, amount_received_msat, created_at, expires_at, paid_at]" },
+        result: "invoices [payment_hash, bolt11, description, status (unpaid/held/paid/canceled/expired), amount_msat, amount_received_msat, is_hold, created_at, expires_at, paid_at]" },
     MethodSpec { name: "waitinvoice", description: "Wait until an invoice is held, paid, canceled or expired.", params: &[
         req("payment_hash", "string", "hex payment hash"),
         opt("timeout_secs", "integer", "give up after this many seconds (default 600)")], result: "the invoice, as in listinvoices" },
@@ -98,15 +98,17 @@ pub const METHODS: &[MethodSpec] = &[
         opt("amount_msat", "integer", "amount for an invoice without one"),
         opt("max_fee_msat", "integer", "most routing fees to pay"),
         opt("timeout_secs", "integer", "stop waiting after this many seconds (default 90; the payment may still complete)")],
-        result: "payment_hash, status (succeeded/failed), preimage, amount_msat, fee_msat, failure_reason" },
+        result: "payment_hash, status (succeeded/failed), preimage, amount_msat, fee_msat, failure_reason, destination, bolt11, created_at" },
     MethodSpec { name: "keysend", description: "Send a payment without an invoice (keysend) and wait for the result.", params: &[
         req("destination", "string", "payee node id"),
-        req("amount_msat", "integer", "amount in millisatoshis")], result: "as pay" },
+        req("amount_msat", "integer", "amount in millisatoshis"),
+        opt("max_fee_msat", "integer", "most routing fees to pay"),
+        opt("timeout_secs", "integer", "stop waiting after this many seconds (default 90)")], result: "as pay" },
     MethodSpec { name: "listpayments", description: "Outgoing payments.", params: &[
         opt("payment_hash", "string", "only this one")],
         result: "payments [payment_hash, status (pending/succeeded/failed), amount_msat, fee_msat, preimage, destination, bolt11, failure_reason, created_at]" },
     MethodSpec { name: "listforwards", description: "Payments this node forwarded and the fees it earned.", params: &[],
-        result: "forwards [in_channel_id, out_channel_id, out_amount_msat, fee_msat, resolved_at]" },
+        result: "forwards [in_channel_id, out_channel_id, out_amount_msat, fee_msat, claimed_on_chain, resolved_at]" },
     MethodSpec { name: "decode", description: "Decode a BOLT11 invoice of this node's chain.", params: &[
         req("bolt11", "string", "the invoice")],
         result: "chain, network, payee, amount_msat, payment_hash, description, expiry_secs, min_final_cltv_expiry_delta, created_at" },

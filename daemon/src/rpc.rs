@@ -145,6 +145,8 @@ pub async fn start(
         .set_config(
             jsonrpsee::server::ServerConfig::builder()
                 .http_only()
+                // Graph listings of a large network exceed the 10 MB default.
+                .max_response_body_size(512 * 1024 * 1024)
                 .build(),
         )
         .set_http_middleware(middleware)

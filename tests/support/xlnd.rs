@@ -210,6 +210,15 @@ impl Xlnd {
 
     /// Stops xlnd with the `stop` method and waits for it to exit.
     pub fn stop(&mut self) -> Result<()> {
+        let already_exited = match self.child.as_mut() {
+            Some(child) => child.try_wait()?.is_some(),
+            None => true,
+        };
+        if already_exited {
+            // Stopped by itself (e.g. a terminal's Ctrl-C reached it too).
+            self.child = None;
+            return Ok(());
+        }
         self.cli(&["stop"])?;
         let deadline = Instant::now() + Duration::from_secs(60);
         if let Some(mut child) = self.child.take() {

@@ -165,7 +165,7 @@ impl NodeBuilder {
         let store = Arc::new(SledStore::open(&self.data_dir.join("store"))?);
         let (node_seed, seed_origin) = seed::load_or_create(&self.data_dir.join("seed"))?;
         if seed_origin == SeedOrigin::Created {
-            tracing::warn!(path = %self.data_dir.join("seed").display(), "created a new node seed; back it up (export it as words with the seed command)");
+            tracing::warn!(path = %self.data_dir.join("seed").display(), "created a new node seed; back up this file: it is the only way to recover the node's on-chain funds");
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -393,8 +393,13 @@ impl NodeBuilder {
             params,
             policy,
             alias: self.alias,
+            // 0.0.0.0 is where we listen, not an address a peer can reach.
             announced_addresses: if self.announced_addresses.is_empty() {
-                bound_addresses.clone()
+                bound_addresses
+                    .iter()
+                    .filter(|a| !a.ip().is_unspecified())
+                    .copied()
+                    .collect()
             } else {
                 self.announced_addresses
             },

@@ -110,9 +110,16 @@ fn main() -> Result<()> {
         wait_for_ctrl_c()?;
     }
     step("stopping…");
-    alice.stop()?;
-    bob.stop()?;
-    bitcoind.stop()?;
+    // Ctrl-C in a terminal reaches the daemons too, so they may be stopping already.
+    std::thread::sleep(Duration::from_millis(500));
+    for node in [&mut alice, &mut bob] {
+        if let Err(e) = node.stop() {
+            eprintln!("xln-sandbox: stopping {}: {e:#}", node.name);
+        }
+    }
+    if let Err(e) = bitcoind.stop() {
+        eprintln!("xln-sandbox: stopping bitcoind: {e}");
+    }
     step("done");
     Ok(())
 }

@@ -102,11 +102,14 @@ impl Node {
             num_active_channels,
             num_pending_channels,
             num_inactive_channels,
-            p2p_addresses: inner
-                .announced_addresses
-                .iter()
-                .map(|a| format!("{}@{a}", inner.node_id))
-                .collect(),
+            p2p_addresses: if inner.announced_addresses.is_empty() {
+                &inner.bound_addresses
+            } else {
+                &inner.announced_addresses
+            }
+            .iter()
+            .map(|a| format!("{}@{a}", inner.node_id))
+            .collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }

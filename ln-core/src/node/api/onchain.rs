@@ -116,10 +116,10 @@ impl Node {
                 let rate = FeeRate::from_sat_per_vb(rate).ok_or_else(|| {
                     Error::InvalidParameter("feerate_sat_per_vb is too large".to_owned())
                 })?;
-                if rate < floor {
+                if rate.to_sat_per_vb_floor() < floor.to_sat_per_vb_floor() {
                     return Err(Error::InvalidParameter(format!(
                         "feerate_sat_per_vb is below this chain's minimum relay feerate of {} sat/vB",
-                        floor.to_sat_per_vb_ceil()
+                        floor.to_sat_per_vb_floor()
                     )));
                 }
                 rate

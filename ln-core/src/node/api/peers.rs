@@ -48,12 +48,12 @@ impl Node {
         Ok(node_id)
     }
 
-    /// Disconnects from a peer (channels stay open; the node reconnects to channel peers).
+    /// Disconnects from a peer. Channels stay open, and the node reconnects to peers it has
+    /// channels with within seconds (as LND does for persistent peers).
     pub fn disconnect(&self, node_id: PublicKey) -> Result<(), Error> {
         if self.inner.peer_manager.peer_by_node_id(&node_id).is_none() {
             return Err(Error::PeerNotConnected(node_id.to_string()));
         }
-        self.inner.known_peers.remove(&node_id.serialize())?;
         self.inner.peer_manager.disconnect_by_node_id(node_id);
         Ok(())
     }
