@@ -373,6 +373,13 @@ fn bad_input_gets_a_documented_error_and_changes_nothing() -> Result<()> {
         Some("Basic X19jb29raWVfXzp3cm9uZw=="),
     )?;
     assert_eq!(status, 401);
+    // A second daemon on the same data directory refuses to start.
+    let (status, stderr) = alice.run_second_instance()?;
+    assert!(!status.success());
+    assert!(
+        stderr.contains("another xlnd is already running"),
+        "{stderr}"
+    );
     assert_eq!(state()?, before, "bad input changed the node's state");
     alice
         .cli(&["getinfo"])

@@ -3,6 +3,10 @@
 //! call with named params, prints the result as JSON and exits 0, 1 (the call was refused) or 2
 //! (no usable conversation with the daemon).
 
+// Doc comments of the command-line types are clap's --help text for terminals, where
+// `<datadir>` is a placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 mod connection;
 mod daemon_rpc;
 mod help_table;

@@ -1,6 +1,10 @@
 //! `xlnd`: reads its configuration, opens the node in its data directory, follows the chain
 //! node, and serves the JSON-RPC API until SIGINT, SIGTERM or the `stop` method.
 
+// Doc comments of the command-line types are clap's --help text for terminals, where
+// `<datadir>` is a placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 mod config;
 mod handlers;
 mod methods;
@@ -45,8 +49,9 @@ async fn run(flags: Flags) -> Result<()> {
     let config = Config::resolve(flags)?;
     std::fs::create_dir_all(&config.datadir)
         .with_context(|| format!("creating the data directory {}", config.datadir.display()))?;
-    init_logging(&config)?;
+    // Lock first, so a second xlnd on this datadir never writes to the first one's log.
     let _lock = lock_datadir(&config)?;
+    init_logging(&config)?;
     tracing::info!(datadir = %config.datadir.display(), chain = %config.params.chain, network = %config.params.network, "xlnd starting");
 
     let auth = match &config.node_rpc_auth {

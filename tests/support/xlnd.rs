@@ -82,7 +82,6 @@ impl Xlnd {
 
     fn spawn(&mut self) -> Result<()> {
         let (xlnd, _) = xln_binaries()?;
-        let _ = std::fs::remove_file(self.datadir.join("rpc.url"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -118,6 +117,21 @@ impl Xlnd {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Runs a second xlnd with this one's settings (same data directory) to completion and
+    /// returns its exit status and stderr; it is expected to refuse to start.
+    pub fn run_second_instance(&self) -> Result<(std::process::ExitStatus, String)> {
+        let (xlnd, _) = xln_binaries()?;
+        let output = Command::new(xlnd)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running a second xlnd")?;
+        Ok((
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
     }
 
     /// The last lines xlnd wrote to stderr.
