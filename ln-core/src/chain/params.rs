@@ -152,6 +152,19 @@ pub struct FallbackFeerates {
     pub background: FeeRate,
 }
 
+/// How low a feerate a channel peer may keep before LDK force-closes the channel: what
+/// [`fees::finalize`](super::fees::finalize) answers for the `MinAllowed*ChannelRemoteFee` targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinAllowedRemoteFeerate {
+    /// A little below the node's current estimate (LDK Node's rule), or
+    /// [`ChainParams::fee_floor`] when the node has no estimate.
+    BelowEstimate,
+    /// Always exactly [`ChainParams::fee_floor`], whatever the estimate: for chains whose fee market
+    /// sits at the relay floor and whose blocks are so fast that LDK's 144-block window for a
+    /// too-low peer feerate is short.
+    Floor,
+}
+
 /// Every chain-dependent number and encoding xln needs. Build one with a constructor such as
 /// [`ChainParams::bitcoin_regtest`] or [`ChainParams::for_chain`]; never fill it by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +192,8 @@ pub struct ChainParams {
     pub relay_policy: RelayPolicy,
     /// Feerates used when the node has no estimate.
     pub fallback_feerates: FallbackFeerates,
+    /// The lowest feerate we let a channel peer keep (LDK's `MinAllowed*ChannelRemoteFee`).
+    pub min_allowed_remote_feerate: MinAllowedRemoteFeerate,
     /// BIP32 coin type of the on-chain wallet's derivation path (`m/84'/coin'/0'`).
     pub bip32_coin_type: u32,
     /// Default RPC port of the chain's node on this network.
@@ -299,6 +314,7 @@ impl ChainParams {
                 normal: FeeRate::from_sat_per_kwu(1000),
                 background: FeeRate::from_sat_per_kwu(500),
             },
+            min_allowed_remote_feerate: MinAllowedRemoteFeerate::BelowEstimate,
             bip32_coin_type,
             default_node_rpc_port,
             default_lightning_port: 9735,
