@@ -215,4 +215,38 @@ mod tests {
             FeeRate::from_sat_per_kwu(50_000)
         );
     }
+
+    #[test]
+    fn qtum_fees_stay_at_or_above_100_000_sat_per_kw_and_remote_minimum_at_it() {
+        let params = ChainParams::qtum_regtest();
+        let floor = FeeRate::from_sat_per_kwu(100_000);
+        for target in ALL_CONFIRMATION_TARGETS {
+            for estimate in [None, Some(FeeRate::from_sat_per_kwu(250)), Some(floor)] {
+                assert!(finalize(&params, target, estimate) >= floor, "{target:?}");
+            }
+        }
+        let above_floor = Some(FeeRate::from_sat_per_kwu(180_000));
+        let remote = ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee;
+        assert_eq!(finalize(&params, remote, above_floor), floor);
+        assert_eq!(finalize(&params, remote, None), floor);
+        let urgent = ConfirmationTarget::UrgentOnChainSweep;
+        assert_eq!(
+            finalize(&params, urgent, above_floor),
+            FeeRate::from_sat_per_kwu(180_000)
+        );
+        assert_eq!(
+            finalize(&params, urgent, None),
+            params.fallback_feerates.urgent
+        );
+    }
+
+    #[test]
+    fn qtum_targets_span_the_same_wall_clock_windows_in_32_second_blocks() {
+        let params = ChainParams::qtum_mainnet();
+        let blocks = |t| estimate_request(&params, t).blocks;
+        assert_eq!(blocks(ConfirmationTarget::MaximumFeeEstimate), 19);
+        assert_eq!(blocks(ConfirmationTarget::UrgentOnChainSweep), 113);
+        assert_eq!(blocks(ConfirmationTarget::NonAnchorChannelFee), 225);
+        assert_eq!(blocks(ConfirmationTarget::ChannelCloseMinimum), 1008);
+    }
 }

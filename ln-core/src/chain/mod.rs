@@ -4,6 +4,7 @@
 mod address;
 pub mod fees;
 mod params;
+mod qtum_params;
 mod source;
 
 pub use address::AddressError;

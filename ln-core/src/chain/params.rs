@@ -1,8 +1,9 @@
 //! [`ChainParams`]: every number and encoding that differs between the chains xln runs on.
 //!
 //! The rule of the code base is that no chain-specific constant appears anywhere but in the
-//! constructors of this file (and, for Qtum, of the Qtum constructors added beside them). Channel
-//! policy, fee floors, timelocks in blocks and address/invoice encodings are all computed from here.
+//! constructors of this file and, for Qtum, in the constructors beside them (`qtum_params.rs`).
+//! Channel policy, fee floors, timelocks in blocks and address/invoice encodings are all computed
+//! from here.
 
 use std::fmt;
 use std::str::FromStr;
@@ -213,7 +214,14 @@ impl ChainParams {
             (Chain::Bitcoin, Network::Testnet) => Ok(Self::bitcoin_testnet()),
             (Chain::Bitcoin, Network::Signet) => Ok(Self::bitcoin_signet()),
             (Chain::Bitcoin, Network::Regtest) => Ok(Self::bitcoin_regtest()),
-            (Chain::Qtum, network) => Err(UnsupportedChainError::NotSupported { chain, network }),
+            (Chain::Qtum, Network::Mainnet) => Ok(Self::qtum_mainnet()),
+            (Chain::Qtum, Network::Testnet) => Ok(Self::qtum_testnet()),
+            (Chain::Qtum, Network::Regtest) => Ok(Self::qtum_regtest()),
+            // Qtum Core carries signet parameters (qtum: src/kernel/chainparams.cpp:479-481), but
+            // there is no public Qtum signet to run on.
+            (Chain::Qtum, network @ Network::Signet) => {
+                Err(UnsupportedChainError::NotSupported { chain, network })
+            }
         }
     }
 
@@ -420,13 +428,36 @@ mod tests {
     }
 
     #[test]
-    fn qtum_is_reported_as_not_yet_supported() {
+    fn every_supported_chain_and_network_gets_its_own_params() {
+        for chain in [Chain::Bitcoin, Chain::Qtum] {
+            for network in [
+                Network::Mainnet,
+                Network::Testnet,
+                Network::Signet,
+                Network::Regtest,
+            ] {
+                if let Ok(params) = ChainParams::for_chain(chain, network) {
+                    assert_eq!((params.chain, params.network), (chain, network));
+                }
+            }
+        }
+        assert!(ChainParams::for_chain(Chain::Qtum, Network::Regtest).is_ok());
+    }
+
+    #[test]
+    fn qtum_signet_is_reported_as_not_supported() {
+        let error = ChainParams::for_chain(Chain::Qtum, Network::Signet);
         assert_eq!(
-            ChainParams::for_chain(Chain::Qtum, Network::Regtest),
+            error,
             Err(UnsupportedChainError::NotSupported {
                 chain: Chain::Qtum,
-                network: Network::Regtest
+                network: Network::Signet
             })
+        );
+        let message = error.err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            message,
+            "qtum signet is not supported by this version of xln"
         );
     }
 }
