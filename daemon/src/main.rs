@@ -54,6 +54,13 @@ async fn run(flags: Flags) -> Result<()> {
     init_logging(&config)?;
     tracing::info!(datadir = %config.datadir.display(), chain = %config.params.chain, network = %config.params.network, "xlnd starting");
 
+    if config.params.chain != ln_core::Chain::Bitcoin {
+        anyhow::bail!(
+            "--chain {} is not supported by this xlnd yet: its backend exists (chain-qtum) but the \
+             node does not use it end to end; run --chain bitcoin",
+            config.params.chain
+        );
+    }
     let auth = match &config.node_rpc_auth {
         NodeRpcAuth::Cookie(path) => BitcoindAuth::CookieFile(path.clone()),
         NodeRpcAuth::UserPassword(user, password) => BitcoindAuth::UserPassword {

@@ -19,6 +19,6 @@ pub mod wallet;
 
 pub use chain::{
     AddressEncoding, AddressError, BlockRef, Chain, ChainBlock, ChainParams, ChainSource,
-    ChainSourceError, FallbackFeerates, Network, RelayPolicy, ShortChannelIdOutput,
-    UnsupportedChainError,
+    ChainSourceError, FallbackFeerates, MinAllowedRemoteFeerate, Network, RelayPolicy,
+    ShortChannelIdOutput, UnsupportedChainError,
 };

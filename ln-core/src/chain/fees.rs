@@ -11,7 +11,7 @@ use std::time::Duration;
 use bitcoin::FeeRate;
 use lightning::chain::chaininterface::ConfirmationTarget;
 
-use super::params::{ChainParams, MAX_CONFIRMATION_TARGET_BLOCKS};
+use super::params::{ChainParams, MinAllowedRemoteFeerate, MAX_CONFIRMATION_TARGET_BLOCKS};
 
 /// How the node should estimate: Bitcoin Core's `estimatesmartfee` modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,8 @@ pub fn estimate_request(params: &ChainParams, target: ConfirmationTarget) -> Est
 const MIN_ALLOWED_REMOTE_FEE_SLACK_SAT_PER_KW: u64 = 250;
 
 /// The feerate to use for `target`, given the node's estimate (`None` when it has none): the
-/// estimate, or the chain's documented fallback, never below [`ChainParams::fee_floor`].
+/// estimate, or the chain's documented fallback, never below [`ChainParams::fee_floor`]. The
+/// `MinAllowed*ChannelRemoteFee` targets follow [`ChainParams::min_allowed_remote_feerate`].
 pub fn finalize(
     params: &ChainParams,
     target: ConfirmationTarget,
@@ -117,14 +118,19 @@ pub fn finalize(
     let fallbacks = &params.fallback_feerates;
     let chosen = match target {
         ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
-        | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => estimate
-            .map(|rate| {
-                FeeRate::from_sat_per_kwu(
-                    rate.to_sat_per_kwu()
-                        .saturating_sub(MIN_ALLOWED_REMOTE_FEE_SLACK_SAT_PER_KW),
-                )
-            })
-            .unwrap_or(floor),
+        | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => {
+            match params.min_allowed_remote_feerate {
+                MinAllowedRemoteFeerate::BelowEstimate => estimate
+                    .map(|rate| {
+                        FeeRate::from_sat_per_kwu(
+                            rate.to_sat_per_kwu()
+                                .saturating_sub(MIN_ALLOWED_REMOTE_FEE_SLACK_SAT_PER_KW),
+                        )
+                    })
+                    .unwrap_or(floor),
+                MinAllowedRemoteFeerate::Floor => floor,
+            }
+        }
         ConfirmationTarget::MaximumFeeEstimate => estimate.unwrap_or(fallbacks.maximum),
         ConfirmationTarget::UrgentOnChainSweep => estimate.unwrap_or(fallbacks.urgent),
         ConfirmationTarget::NonAnchorChannelFee | ConfirmationTarget::OutputSpendingFee => {
@@ -188,5 +194,59 @@ mod tests {
         let rate = finalize(&params, target, Some(FeeRate::from_sat_per_kwu(2_000)));
         assert_eq!(rate, FeeRate::from_sat_per_kwu(1_750));
         assert_eq!(finalize(&params, target, None), params.fee_floor());
+    }
+
+    #[test]
+    fn min_allowed_remote_fee_is_exactly_the_floor_when_the_chain_says_so() {
+        let mut params = ChainParams::bitcoin_mainnet();
+        params.min_allowed_remote_feerate = MinAllowedRemoteFeerate::Floor;
+        let high = Some(FeeRate::from_sat_per_kwu(50_000));
+        for target in [
+            ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee,
+            ConfirmationTarget::MinAllowedAnchorChannelRemoteFee,
+        ] {
+            assert_eq!(finalize(&params, target, high), params.fee_floor());
+            assert_eq!(finalize(&params, target, None), params.fee_floor());
+        }
+        // The other targets still follow the estimate.
+        let normal = ConfirmationTarget::NonAnchorChannelFee;
+        assert_eq!(
+            finalize(&params, normal, high),
+            FeeRate::from_sat_per_kwu(50_000)
+        );
+    }
+
+    #[test]
+    fn qtum_fees_stay_at_or_above_100_000_sat_per_kw_and_remote_minimum_at_it() {
+        let params = ChainParams::qtum_regtest();
+        let floor = FeeRate::from_sat_per_kwu(100_000);
+        for target in ALL_CONFIRMATION_TARGETS {
+            for estimate in [None, Some(FeeRate::from_sat_per_kwu(250)), Some(floor)] {
+                assert!(finalize(&params, target, estimate) >= floor, "{target:?}");
+            }
+        }
+        let above_floor = Some(FeeRate::from_sat_per_kwu(180_000));
+        let remote = ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee;
+        assert_eq!(finalize(&params, remote, above_floor), floor);
+        assert_eq!(finalize(&params, remote, None), floor);
+        let urgent = ConfirmationTarget::UrgentOnChainSweep;
+        assert_eq!(
+            finalize(&params, urgent, above_floor),
+            FeeRate::from_sat_per_kwu(180_000)
+        );
+        assert_eq!(
+            finalize(&params, urgent, None),
+            params.fallback_feerates.urgent
+        );
+    }
+
+    #[test]
+    fn qtum_targets_span_the_same_wall_clock_windows_in_32_second_blocks() {
+        let params = ChainParams::qtum_mainnet();
+        let blocks = |t| estimate_request(&params, t).blocks;
+        assert_eq!(blocks(ConfirmationTarget::MaximumFeeEstimate), 19);
+        assert_eq!(blocks(ConfirmationTarget::UrgentOnChainSweep), 113);
+        assert_eq!(blocks(ConfirmationTarget::NonAnchorChannelFee), 225);
+        assert_eq!(blocks(ConfirmationTarget::ChannelCloseMinimum), 1008);
     }
 }

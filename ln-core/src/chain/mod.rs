@@ -4,11 +4,12 @@
 mod address;
 pub mod fees;
 mod params;
+mod qtum_params;
 mod source;
 
 pub use address::AddressError;
 pub use params::{
-    AddressEncoding, Chain, ChainParams, FallbackFeerates, Network, RelayPolicy,
-    UnsupportedChainError, MAX_CONFIRMATION_TARGET_BLOCKS,
+    AddressEncoding, Chain, ChainParams, FallbackFeerates, MinAllowedRemoteFeerate, Network,
+    RelayPolicy, UnsupportedChainError, MAX_CONFIRMATION_TARGET_BLOCKS,
 };
 pub use source::{BlockRef, ChainBlock, ChainSource, ChainSourceError, ShortChannelIdOutput};

@@ -1,8 +1,9 @@
 //! [`ChainParams`]: every number and encoding that differs between the chains xln runs on.
 //!
 //! The rule of the code base is that no chain-specific constant appears anywhere but in the
-//! constructors of this file (and, for Qtum, of the Qtum constructors added beside them). Channel
-//! policy, fee floors, timelocks in blocks and address/invoice encodings are all computed from here.
+//! constructors of this file and, for Qtum, in the constructors beside them (`qtum_params.rs`).
+//! Channel policy, fee floors, timelocks in blocks and address/invoice encodings are all computed
+//! from here.
 
 use std::fmt;
 use std::str::FromStr;
@@ -152,6 +153,19 @@ pub struct FallbackFeerates {
     pub background: FeeRate,
 }
 
+/// How low a feerate a channel peer may keep before LDK force-closes the channel: what
+/// [`fees::finalize`](super::fees::finalize) answers for the `MinAllowed*ChannelRemoteFee` targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinAllowedRemoteFeerate {
+    /// A little below the node's current estimate (LDK Node's rule), or
+    /// [`ChainParams::fee_floor`] when the node has no estimate.
+    BelowEstimate,
+    /// Always exactly [`ChainParams::fee_floor`], whatever the estimate: for chains whose fee market
+    /// sits at the relay floor and whose blocks are so fast that LDK's 144-block window for a
+    /// too-low peer feerate is short.
+    Floor,
+}
+
 /// Every chain-dependent number and encoding xln needs. Build one with a constructor such as
 /// [`ChainParams::bitcoin_regtest`] or [`ChainParams::for_chain`]; never fill it by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +193,8 @@ pub struct ChainParams {
     pub relay_policy: RelayPolicy,
     /// Feerates used when the node has no estimate.
     pub fallback_feerates: FallbackFeerates,
+    /// The lowest feerate we let a channel peer keep (LDK's `MinAllowed*ChannelRemoteFee`).
+    pub min_allowed_remote_feerate: MinAllowedRemoteFeerate,
     /// BIP32 coin type of the on-chain wallet's derivation path (`m/84'/coin'/0'`).
     pub bip32_coin_type: u32,
     /// Default RPC port of the chain's node on this network.
@@ -198,7 +214,14 @@ impl ChainParams {
             (Chain::Bitcoin, Network::Testnet) => Ok(Self::bitcoin_testnet()),
             (Chain::Bitcoin, Network::Signet) => Ok(Self::bitcoin_signet()),
             (Chain::Bitcoin, Network::Regtest) => Ok(Self::bitcoin_regtest()),
-            (Chain::Qtum, network) => Err(UnsupportedChainError::NotSupported { chain, network }),
+            (Chain::Qtum, Network::Mainnet) => Ok(Self::qtum_mainnet()),
+            (Chain::Qtum, Network::Testnet) => Ok(Self::qtum_testnet()),
+            (Chain::Qtum, Network::Regtest) => Ok(Self::qtum_regtest()),
+            // Qtum Core carries signet parameters (qtum: src/kernel/chainparams.cpp:479-481), but
+            // there is no public Qtum signet to run on.
+            (Chain::Qtum, network @ Network::Signet) => {
+                Err(UnsupportedChainError::NotSupported { chain, network })
+            }
         }
     }
 
@@ -299,6 +322,7 @@ impl ChainParams {
                 normal: FeeRate::from_sat_per_kwu(1000),
                 background: FeeRate::from_sat_per_kwu(500),
             },
+            min_allowed_remote_feerate: MinAllowedRemoteFeerate::BelowEstimate,
             bip32_coin_type,
             default_node_rpc_port,
             default_lightning_port: 9735,
@@ -404,13 +428,36 @@ mod tests {
     }
 
     #[test]
-    fn qtum_is_reported_as_not_yet_supported() {
+    fn every_supported_chain_and_network_gets_its_own_params() {
+        for chain in [Chain::Bitcoin, Chain::Qtum] {
+            for network in [
+                Network::Mainnet,
+                Network::Testnet,
+                Network::Signet,
+                Network::Regtest,
+            ] {
+                if let Ok(params) = ChainParams::for_chain(chain, network) {
+                    assert_eq!((params.chain, params.network), (chain, network));
+                }
+            }
+        }
+        assert!(ChainParams::for_chain(Chain::Qtum, Network::Regtest).is_ok());
+    }
+
+    #[test]
+    fn qtum_signet_is_reported_as_not_supported() {
+        let error = ChainParams::for_chain(Chain::Qtum, Network::Signet);
         assert_eq!(
-            ChainParams::for_chain(Chain::Qtum, Network::Regtest),
+            error,
             Err(UnsupportedChainError::NotSupported {
                 chain: Chain::Qtum,
-                network: Network::Regtest
+                network: Network::Signet
             })
+        );
+        let message = error.err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            message,
+            "qtum signet is not supported by this version of xln"
         );
     }
 }

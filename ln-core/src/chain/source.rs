@@ -123,6 +123,10 @@ pub enum ChainSourceError {
         /// What is wrong with the answer.
         reason: String,
     },
+    /// The backend's own records (for example chain-qtum's synthetic-header map in the node's
+    /// store) could not be read or written, or contradict the node.
+    #[error("chain backend: {0}")]
+    Backend(String),
 }
 
 impl ChainSourceError {

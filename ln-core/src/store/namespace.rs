@@ -92,6 +92,18 @@ impl Namespace {
         self.flush("remove_range_below")
     }
 
+    /// Removes `key` and every key ordered after it (bytewise) as one batch, durably.
+    pub fn remove_range_from(&self, key: &[u8]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for stored in self.tree.range(key..).keys() {
+            batch.remove(stored.map_err(|e| self.failure("remove_range_from", e))?);
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| self.failure("remove_range_from", e))?;
+        self.flush("remove_range_from")
+    }
+
     /// All entries whose key starts with `prefix`, in key order.
     pub fn iter_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         self.tree
@@ -101,6 +113,12 @@ impl Namespace {
                 Ok((key.to_vec(), value.to_vec()))
             })
             .collect()
+    }
+
+    /// The entry with the smallest key, if any.
+    pub fn first(&self) -> Result<Option<Entry>, StoreError> {
+        let entry = self.tree.first().map_err(|e| self.failure("first", e))?;
+        Ok(entry.map(|(key, value)| (key.to_vec(), value.to_vec())))
     }
 
     /// The entry with the greatest key, if any.

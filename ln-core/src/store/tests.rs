@@ -167,6 +167,28 @@ fn namespace_writes_and_batches_survive_reopen() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn namespace_first_and_remove_range_from_cut_the_ordered_keys() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let namespace = SledStore::open(dir.path())?.namespace("heights")?;
+        assert_eq!(namespace.first()?, None);
+        namespace.put_many((10u32..20).map(|h| (h.to_be_bytes(), [1])))?;
+        assert_eq!(
+            namespace.first()?,
+            Some((10u32.to_be_bytes().to_vec(), vec![1]))
+        );
+        namespace.remove_range_from(&15u32.to_be_bytes())?;
+        namespace.remove_range_from(&99u32.to_be_bytes())?;
+    }
+    let namespace = SledStore::open(dir.path())?.namespace("heights")?;
+    let kept: Vec<_> = (10u32..15)
+        .map(|h| (h.to_be_bytes().to_vec(), vec![1]))
+        .collect();
+    assert_eq!(namespace.iter_prefix(b"")?, kept);
+    Ok(())
+}
+
 /// Set in a re-invoked test binary: run the child half of a crash test on this directory.
 const CRASH_CHILD_DIR: &str = "XLN_STORE_CRASH_CHILD";
 

@@ -1,0 +1,20 @@
+//! xln's [`ChainSource`](ln_core::ChainSource) over Qtum Core's (qtumd's) JSON-RPC.
+//!
+//! Qtum blocks are not Bitcoin blocks: the header carries Qtum's state roots, stake prevout and
+//! block signature, and proof-of-stake blocks do not meet their `nBits`. [`block`] parses them;
+//! [`synthetic`] gives LDK a stable 80-byte header per block, persisted in the node's store.
+//! [`QtumdChainSource::connect`] checks that qtumd is reachable, accepts our credentials, is on
+//! the chain and network of the given [`ChainParams`](ln_core::ChainParams) and has finished its
+//! initial block download; every failure is a [`ChainSourceError`](ln_core::ChainSourceError)
+//! that says what to fix. Only the fields we use are read from each RPC answer.
+
+pub mod block;
+mod responses;
+mod rpc;
+mod source;
+pub mod synthetic;
+
+pub use block::{BlockParseError, QtumBlock, QtumHeader};
+pub use rpc::QtumdAuth;
+pub use source::{NodeChainInfo, QtumdChainSource};
+pub use synthetic::{RecordedHeader, SyntheticHeaders};
