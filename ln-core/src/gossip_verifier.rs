@@ -20,8 +20,10 @@ use lightning::util::scid_utils::{block_from_scid, tx_index_from_scid, vout_from
 
 use crate::chain::{ChainSource, ShortChannelIdOutput};
 
-/// How long one look-up may take before the announcement is treated as unverifiable.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a look-up (with retries) may take before the announcement is treated as unverifiable.
+const LOOKUP_DEADLINE: Duration = Duration::from_secs(60);
+/// Pause between retries after a transient chain-node failure.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// The gossip sync type this verifier serves.
 pub type GossipSync<L> = P2PGossipSync<Arc<NetworkGraph<L>>, Arc<GossipVerifier<L>>, L>;
@@ -73,23 +75,36 @@ pub async fn verify_short_channel_id(
     if *chain_hash != source.params().chain_hash {
         return Err(UtxoLookupError::UnknownChain);
     }
-    let lookup = source.output_by_short_channel_id(
-        block_from_scid(short_channel_id),
-        tx_index_from_scid(short_channel_id),
-        vout_from_scid(short_channel_id),
-    );
-    match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-        Ok(Ok(ShortChannelIdOutput::Unspent(output))) => Ok(output),
-        Ok(Ok(ShortChannelIdOutput::Spent | ShortChannelIdOutput::NotFound)) => {
-            Err(UtxoLookupError::UnknownTx)
-        }
-        Ok(Err(error)) => {
-            tracing::debug!(short_channel_id, %error, "gossip look-up failed");
-            Err(UtxoLookupError::UnknownTx)
-        }
-        Err(_elapsed) => {
-            tracing::debug!(short_channel_id, "gossip look-up timed out");
-            Err(UtxoLookupError::UnknownTx)
+    // A busy node (HTTP 503, a slow answer) must not make us drop a valid announcement for good:
+    // peers send it only once. Transient failures are retried until the deadline.
+    let deadline = tokio::time::Instant::now() + LOOKUP_DEADLINE;
+    loop {
+        let lookup = source.output_by_short_channel_id(
+            block_from_scid(short_channel_id),
+            tx_index_from_scid(short_channel_id),
+            vout_from_scid(short_channel_id),
+        );
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(remaining, lookup).await {
+            Ok(Ok(ShortChannelIdOutput::Unspent(output))) => return Ok(output),
+            Ok(Ok(ShortChannelIdOutput::Spent | ShortChannelIdOutput::NotFound)) => {
+                return Err(UtxoLookupError::UnknownTx)
+            }
+            Ok(Err(error)) if error.is_transient() && remaining > RETRY_PAUSE => {
+                tracing::debug!(short_channel_id, %error, "gossip look-up failed; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(error)) => {
+                tracing::info!(short_channel_id, %error, "gossip look-up failed; announcement dropped");
+                return Err(UtxoLookupError::UnknownTx);
+            }
+            Err(_elapsed) => {
+                tracing::info!(
+                    short_channel_id,
+                    "gossip look-up timed out; announcement dropped"
+                );
+                return Err(UtxoLookupError::UnknownTx);
+            }
         }
     }
 }

@@ -361,6 +361,9 @@ fn node_args(datadir: &Path, rpc_port: u16, p2p_port: u16) -> Vec<String> {
         "-fallbackfee=0.0002".to_owned(),
         "-printtoconsole=0".to_owned(),
         "-server=1".to_owned(),
+        // Several xln nodes poll one test bitcoind; the default queue of 16 overflows into HTTP 503.
+        "-rpcworkqueue=256".to_owned(),
+        "-rpcthreads=16".to_owned(),
     ]
 }
 
