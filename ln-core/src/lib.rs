@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod gossip_verifier;
+pub mod invoice;
 pub mod ldk_adapters;
 pub mod logging;
 pub mod node;
