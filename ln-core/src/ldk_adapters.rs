@@ -72,12 +72,70 @@ impl FeeEstimator for ChainFeeEstimator {
 pub struct ChainBroadcaster {
     source: Arc<dyn ChainSource>,
     runtime: tokio::runtime::Handle,
+    outcomes: Arc<BroadcastOutcomes>,
+}
+
+/// The results of recent broadcasts, for callers that must wait until a transaction is out.
+#[derive(Default)]
+struct BroadcastOutcomes {
+    results: std::sync::Mutex<std::collections::VecDeque<(bitcoin::Txid, Result<(), String>)>>,
+    changed: tokio::sync::Notify,
+}
+
+/// How many broadcast results are remembered.
+const REMEMBERED_OUTCOMES: usize = 256;
+
+impl BroadcastOutcomes {
+    fn record(&self, txid: bitcoin::Txid, result: Result<(), String>) {
+        if let Ok(mut results) = self.results.lock() {
+            if results.len() >= REMEMBERED_OUTCOMES {
+                results.pop_front();
+            }
+            results.push_back((txid, result));
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn find(&self, txid: &bitcoin::Txid) -> Option<Result<(), String>> {
+        let results = self.results.lock().ok()?;
+        results
+            .iter()
+            .rev()
+            .find(|(t, _)| t == txid)
+            .map(|(_, r)| r.clone())
+    }
 }
 
 impl ChainBroadcaster {
     /// A broadcaster that runs its RPC calls on `runtime`.
     pub fn new(source: Arc<dyn ChainSource>, runtime: tokio::runtime::Handle) -> Self {
-        Self { source, runtime }
+        Self {
+            source,
+            runtime,
+            outcomes: Arc::default(),
+        }
+    }
+
+    /// Waits until LDK's broadcast of `txid` has been answered by the chain node (at most
+    /// `timeout`): `Ok` once the node has it, the node's reason if it refused, `None` if it was
+    /// not broadcast in time.
+    pub async fn wait_for_broadcast(
+        &self,
+        txid: bitcoin::Txid,
+        timeout: std::time::Duration,
+    ) -> Option<Result<(), String>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.outcomes.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(result) = self.outcomes.find(&txid) {
+                return Some(result);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Publishes `transactions` (a single transaction, or a child with its parents in any order)
@@ -103,8 +161,16 @@ impl BroadcasterInterface for ChainBroadcaster {
     fn broadcast_transactions(&self, txs: &[&Transaction]) {
         let transactions: Vec<Transaction> = txs.iter().map(|tx| (*tx).clone()).collect();
         let source = Arc::clone(&self.source);
+        let outcomes = Arc::clone(&self.outcomes);
         self.runtime.spawn(async move {
-            ChainBroadcaster::broadcast_package(source.as_ref(), transactions).await;
+            let txids: Vec<bitcoin::Txid> = parents_first(transactions.clone())
+                .iter()
+                .map(Transaction::compute_txid)
+                .collect();
+            let results = ChainBroadcaster::broadcast_package(source.as_ref(), transactions).await;
+            for (txid, result) in txids.into_iter().zip(results) {
+                outcomes.record(txid, result.map(drop).map_err(|e| e.to_string()));
+            }
         });
     }
 }

@@ -411,6 +411,7 @@ impl NodeBuilder {
             source,
             poller,
             fee_estimator,
+            broadcaster,
             chain_monitor,
             channel_manager,
             graph,

@@ -33,7 +33,7 @@ pub use policy::ChannelPolicy;
 pub use records::{ForwardRecord, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus};
 
 use crate::chain::{ChainParams, ChainSource};
-use crate::ldk_adapters::ChainFeeEstimator;
+use crate::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
 use crate::poller::{ChainPoller, PollerError};
 use crate::store::{Namespace, SledStore};
 use crate::wallet::OnchainWallet;
@@ -82,6 +82,7 @@ pub(crate) struct NodeInner {
     pub(crate) source: Arc<dyn ChainSource>,
     pub(crate) poller: Arc<ChainPoller>,
     pub(crate) fee_estimator: Arc<ChainFeeEstimator>,
+    pub(crate) broadcaster: Arc<ChainBroadcaster>,
     pub(crate) chain_monitor: Arc<ChainMonitor>,
     pub(crate) channel_manager: Arc<ChannelManager>,
     pub(crate) graph: Arc<NetworkGraph>,

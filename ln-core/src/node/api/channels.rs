@@ -152,11 +152,34 @@ impl Node {
             Some(OpenOutcome::Pending {
                 channel_id,
                 funding_txo,
-            }) => Ok(OpenedChannel {
-                channel_id: channel_id.to_string(),
-                funding_txid: funding_txo.txid,
-                funding_output: funding_txo.vout,
-            }),
+            }) => {
+                // LDK hands the funding transaction to the broadcaster as it emits the event;
+                // return only once the chain node has it.
+                match inner
+                    .broadcaster
+                    .wait_for_broadcast(funding_txo.txid, Duration::from_secs(30))
+                    .await
+                {
+                    Some(Ok(())) => {}
+                    Some(Err(reason)) => {
+                        return Err(Error::ChannelOpenFailed(format!(
+                            "the chain node refused the funding transaction {}: {reason}",
+                            funding_txo.txid
+                        )))
+                    }
+                    None => {
+                        return Err(Error::Timeout(format!(
+                            "the funding transaction {} was not broadcast within 30 s; see listchannels",
+                            funding_txo.txid
+                        )))
+                    }
+                }
+                Ok(OpenedChannel {
+                    channel_id: channel_id.to_string(),
+                    funding_txid: funding_txo.txid,
+                    funding_output: funding_txo.vout,
+                })
+            }
             Some(OpenOutcome::Failed(reason)) => Err(Error::ChannelOpenFailed(reason)),
             None => Err(Error::Timeout(
                 "the peer did not sign the funding transaction within 60 s; see listchannels"
