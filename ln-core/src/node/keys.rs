@@ -32,6 +32,11 @@ impl NodeKeys {
     pub fn new(inner: KeysManager, wallet: Arc<OnchainWallet>) -> Self {
         Self { inner, wallet }
     }
+
+    /// The node's secret key, for signing invoices under the chain's own BOLT11 prefix.
+    pub(crate) fn node_secret_key(&self) -> bitcoin::secp256k1::SecretKey {
+        self.inner.get_node_secret_key()
+    }
 }
 
 impl EntropySource for NodeKeys {

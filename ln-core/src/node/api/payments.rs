@@ -1,20 +1,19 @@
 //! Invoices (issue, hold, settle, cancel, list, wait, decode) and payments (BOLT11, keysend).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::channelmanager::{
-    Bolt11InvoiceParameters, Bolt11PaymentError, PaymentId, RecipientOnionFields, Retry,
-    RetryableSendFailure,
+    Bolt11InvoiceParameters, PaymentId, RecipientOnionFields, Retry, RetryableSendFailure,
 };
-use lightning::routing::router::{PaymentParameters, RouteParameters, RouteParametersConfig};
+use lightning::routing::router::{PaymentParameters, RouteParameters};
 use lightning::sign::EntropySource;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
-use lightning_invoice::{
-    Bolt11Invoice, Bolt11InvoiceDescription, Bolt11InvoiceDescriptionRef, Description,
-};
+use lightning::types::string::PrintableString;
+use lightning_invoice::{Bolt11InvoiceDescription, Description};
+
+use crate::invoice::{ChainInvoice, InvoiceCodecError, InvoiceDescription};
 
 use super::{parse_hex32, wait_until};
 use crate::node::events::hex;
@@ -116,7 +115,9 @@ impl Node {
                 payment_hash: payment_hash.map(PaymentHash),
             })
             .map_err(|e| Error::InvoiceCreationFailed(format!("{e:?}")))?;
-        let bolt11 = invoice.to_string();
+        // LDK writes the prefix of its `Network`; re-sign under this chain's own prefix.
+        let bolt11 = crate::invoice::encode(&inner.params, &invoice, &inner.keys.node_secret_key())
+            .map_err(|e| Error::InvoiceCreationFailed(e.to_string()))?;
         let created_at = invoice.duration_since_epoch().as_secs();
         let expires_at = created_at + u64::from(expiry_secs);
         let hash = hex(invoice.payment_hash().as_byte_array());
@@ -228,20 +229,20 @@ impl Node {
     /// Decodes an invoice of this node's chain.
     pub fn decode_invoice(&self, bolt11: &str) -> Result<DecodedInvoice, Error> {
         let invoice = parse_invoice(&self.inner, bolt11)?;
-        let description = match invoice.description() {
-            Bolt11InvoiceDescriptionRef::Direct(d) => d.to_string(),
-            Bolt11InvoiceDescriptionRef::Hash(h) => format!("hash:{}", h.0),
+        let description = match &invoice.description {
+            InvoiceDescription::Direct(text) => PrintableString(text).to_string(),
+            InvoiceDescription::Hash(hash) => format!("hash:{}", hex(hash)),
         };
         Ok(DecodedInvoice {
             chain: self.inner.params.chain.to_string(),
             network: self.inner.params.network.to_string(),
-            payee: invoice.get_payee_pub_key(),
-            amount_msat: invoice.amount_milli_satoshis(),
-            payment_hash: hex(invoice.payment_hash().as_byte_array()),
+            payee: invoice.payee,
+            amount_msat: invoice.amount_msat,
+            payment_hash: hex(&invoice.payment_hash),
             description,
-            expiry_secs: invoice.expiry_time().as_secs(),
-            min_final_cltv_expiry_delta: invoice.min_final_cltv_expiry_delta(),
-            created_at: invoice.duration_since_epoch().as_secs(),
+            expiry_secs: invoice.expiry_secs,
+            min_final_cltv_expiry_delta: invoice.min_final_cltv_expiry_delta,
+            created_at: invoice.created_at,
         })
     }
 
@@ -256,15 +257,12 @@ impl Node {
     ) -> Result<PaymentRecord, Error> {
         let inner = &self.inner;
         let invoice = parse_invoice(inner, bolt11)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        if invoice.would_expire(now) {
+        if invoice.is_expired_at(unix_now()) {
             return Err(Error::InvoiceExpired {
-                expired_at: invoice.expires_at().map(|d| d.as_secs()).unwrap_or(0),
+                expired_at: invoice.expires_at(),
             });
         }
-        let amount = match (invoice.amount_milli_satoshis(), amount_msat) {
+        let amount = match (invoice.amount_msat, amount_msat) {
             (Some(_), Some(_)) => {
                 return Err(Error::InvalidParameter(
                     "the invoice has an amount; do not give amount_msat".to_owned(),
@@ -283,33 +281,33 @@ impl Node {
             ));
         }
         check_htlc_minimum(inner, amount)?;
-        let payee = invoice.get_payee_pub_key();
+        let payee = invoice.payee;
         if payee == inner.node_id {
             return Err(Error::InvalidParameter("the invoice is our own".to_owned()));
         }
-        let hash = hex(invoice.payment_hash().as_byte_array());
+        let hash = hex(&invoice.payment_hash);
         check_not_paid(inner, &hash)?;
         let record = new_payment(&hash, amount, payee, Some(bolt11.trim().to_owned()));
         inner.records.put_payment(&record)?;
         let payment_id = PaymentId(inner.keys.get_secure_random_bytes());
-        let route_config = RouteParametersConfig {
-            max_total_routing_fee_msat: max_fee_msat,
-            ..RouteParametersConfig::default()
-        };
-        let sent = inner.channel_manager.pay_for_bolt11_invoice(
-            &invoice,
+        // What `pay_for_bolt11_invoice` does, from our own decoding, which also reads invoices
+        // of chains lightning-invoice does not know.
+        let mut route_params = RouteParameters::from_payment_params_and_value(
+            crate::invoice::payment_params(&invoice),
+            amount,
+        );
+        if max_fee_msat.is_some() {
+            route_params.max_total_routing_fee_msat = max_fee_msat;
+        }
+        let sent = inner.channel_manager.send_payment(
+            PaymentHash(invoice.payment_hash),
+            crate::invoice::recipient_onion(&invoice),
             payment_id,
-            amount_msat,
-            route_config,
+            route_params,
             Retry::Timeout(PAYMENT_RETRY),
         );
-        if let Err(e) = sent {
-            let error = match e {
-                Bolt11PaymentError::InvalidAmount => {
-                    Error::InvalidParameter("invalid amount for this invoice".to_owned())
-                }
-                Bolt11PaymentError::SendingFailed(failure) => send_failure(failure, &hash),
-            };
+        if let Err(failure) = sent {
+            let error = send_failure(failure, &hash);
             fail_record(inner, record, &error)?;
             return Err(error);
         }
@@ -413,28 +411,17 @@ impl Node {
 }
 
 /// Parses an invoice and checks it is for this node's chain and network.
-pub(crate) fn parse_invoice(inner: &NodeInner, bolt11: &str) -> Result<Bolt11Invoice, Error> {
-    let text = bolt11.trim();
-    let lower = text.to_ascii_lowercase();
-    let text = lower.strip_prefix("lightning:").unwrap_or(&lower);
-    let hrp = text.rsplit_once('1').map(|(hrp, _)| hrp).unwrap_or(text);
-    let prefix: String = hrp.chars().take_while(|c| !c.is_ascii_digit()).collect();
-    let expected = &inner.params.bolt11_prefix;
-    if !prefix.starts_with("ln") {
-        return Err(Error::InvalidInvoice(
-            "a BOLT11 invoice starts with \"ln\"".to_owned(),
-        ));
-    }
-    if prefix != *expected {
-        return Err(Error::InvoiceWrongChain {
+pub(crate) fn parse_invoice(inner: &NodeInner, bolt11: &str) -> Result<ChainInvoice, Error> {
+    crate::invoice::parse(&inner.params, bolt11).map_err(|e| match e {
+        InvoiceCodecError::WrongChain { expected, found } => Error::InvoiceWrongChain {
             expected: format!(
                 "{} {} ({expected})",
                 inner.params.chain, inner.params.network
             ),
-            found: prefix,
-        });
-    }
-    Bolt11Invoice::from_str(text).map_err(|e| Error::InvalidInvoice(e.to_string()))
+            found,
+        },
+        other => Error::InvalidInvoice(other.to_string()),
+    })
 }
 
 fn check_htlc_minimum(inner: &NodeInner, amount_msat: u64) -> Result<(), Error> {
