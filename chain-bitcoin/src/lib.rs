@@ -7,7 +7,7 @@
 //! working across Bitcoin Core versions (tested against Core 31).
 
 mod responses;
-mod rpc;
+pub mod rpc;
 mod source;
 
 pub use rpc::BitcoindAuth;

@@ -1,6 +1,8 @@
 //! A thin async wrapper over `bitcoincore-rpc`'s blocking client: runs calls on tokio's blocking
 //! pool, re-reads the cookie file when the node was restarted, and turns transport and node errors
 //! into [`ChainSourceError`]s (keeping the node's error code where callers need it).
+//!
+//! Public because Bitcoin Core's forks speak the same RPC: `chain-qtum` talks to qtumd through it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,7 @@ use ln_core::ChainSourceError;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// How to authenticate to bitcoind's RPC.
+/// How to authenticate to bitcoind's RPC (or a fork's, such as qtumd's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BitcoindAuth {
     /// The `.cookie` file bitcoind writes into its data directory on every start.
@@ -38,16 +40,21 @@ impl BitcoindAuth {
 
 /// Why one call failed.
 #[derive(Debug)]
-pub(crate) enum CallError {
+pub enum CallError {
     /// The node answered with a JSON-RPC error.
-    Node { code: i32, message: String },
+    Node {
+        /// The node's error code (see the `RPC_*` constants).
+        code: i32,
+        /// The node's message.
+        message: String,
+    },
     /// Anything else, already in its final form.
     Other(ChainSourceError),
 }
 
 impl CallError {
     /// The error as callers outside this module see it.
-    pub(crate) fn into_chain_error(self, method: &str) -> ChainSourceError {
+    pub fn into_chain_error(self, method: &str) -> ChainSourceError {
         match self {
             CallError::Node { code, message } => ChainSourceError::Rpc {
                 method: method.to_owned(),
@@ -59,14 +66,14 @@ impl CallError {
 }
 
 /// bitcoind's `RPC_INVALID_ADDRESS_OR_KEY`, returned for unknown blocks and transactions.
-pub(crate) const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
+pub const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
 /// bitcoind's `RPC_INVALID_PARAMETER`, returned e.g. for a block height above the tip.
-pub(crate) const RPC_INVALID_PARAMETER: i32 = -8;
+pub const RPC_INVALID_PARAMETER: i32 = -8;
 /// bitcoind's `RPC_VERIFY_ALREADY_IN_CHAIN`: the transaction is already confirmed.
-pub(crate) const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+pub const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
 
-/// An RPC connection to one bitcoind.
-pub(crate) struct RpcClient {
+/// An RPC connection to one bitcoind (or qtumd).
+pub struct RpcClient {
     url: String,
     auth: BitcoindAuth,
     client: Mutex<Arc<Client>>,
@@ -75,7 +82,7 @@ pub(crate) struct RpcClient {
 impl RpcClient {
     /// A client for `url`. Reads the cookie file now, so a missing file (node not running) is
     /// reported at once.
-    pub(crate) fn new(url: &str, auth: BitcoindAuth) -> Result<Self, ChainSourceError> {
+    pub fn new(url: &str, auth: BitcoindAuth) -> Result<Self, ChainSourceError> {
         let client = Self::build_client(url, &auth)?;
         Ok(Self {
             url: url.to_owned(),
@@ -110,11 +117,7 @@ impl RpcClient {
     }
 
     /// Calls `method` and parses the result as `T`.
-    pub(crate) async fn call<T>(
-        &self,
-        method: &'static str,
-        args: Vec<Value>,
-    ) -> Result<T, CallError>
+    pub async fn call<T>(&self, method: &'static str, args: Vec<Value>) -> Result<T, CallError>
     where
         T: DeserializeOwned + Send + 'static,
     {

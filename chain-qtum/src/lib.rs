@@ -10,11 +10,11 @@
 
 pub mod block;
 mod responses;
-mod rpc;
 mod source;
 pub mod synthetic;
 
 pub use block::{BlockParseError, QtumBlock, QtumHeader};
-pub use rpc::QtumdAuth;
+/// How to authenticate to qtumd's RPC: the same as for bitcoind (cookie file or user/password).
+pub use chain_bitcoin::BitcoindAuth as QtumdAuth;
 pub use source::{NodeChainInfo, QtumdChainSource};
 pub use synthetic::{RecordedHeader, SyntheticHeaders};

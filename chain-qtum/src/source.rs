@@ -16,11 +16,12 @@ use serde_json::json;
 
 use crate::block::QtumBlock;
 use crate::responses::{BlockHeaderInfo, BlockTxids, BlockchainInfo, SmartFeeEstimate, TxOutInfo};
-use crate::rpc::{
-    CallError, QtumdAuth, RpcClient, RPC_INVALID_ADDRESS_OR_KEY, RPC_INVALID_PARAMETER,
+use crate::synthetic::{RealBlock, RealBlockLookup, SyntheticHeaders};
+use crate::QtumdAuth;
+use chain_bitcoin::rpc::{
+    CallError, RpcClient, RPC_INVALID_ADDRESS_OR_KEY, RPC_INVALID_PARAMETER,
     RPC_VERIFY_ALREADY_IN_CHAIN,
 };
-use crate::synthetic::{RealBlock, RealBlockLookup, SyntheticHeaders};
 
 /// What qtumd says about its chain (`getblockchaininfo`), for status displays.
 #[derive(Debug, Clone, PartialEq)]
