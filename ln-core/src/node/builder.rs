@@ -213,6 +213,15 @@ impl NodeBuilder {
         ));
 
         let config = policy.user_config();
+        let parts = ManagerParts {
+            keys: &keys,
+            fee_estimator: &fee_estimator,
+            chain_monitor: &chain_monitor,
+            broadcaster: &broadcaster,
+            router: &router,
+            message_router: &message_router,
+            logger: &logger,
+        };
         let (manager_best, channel_manager) = match read_or_none(
             &store,
             CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
@@ -220,42 +229,15 @@ impl NodeBuilder {
             CHANNEL_MANAGER_PERSISTENCE_KEY,
         )? {
             Some(bytes) => {
-                let read_args = ChannelManagerReadArgs::new(
-                    keys.clone(),
-                    keys.clone(),
-                    keys.clone(),
-                    fee_estimator.clone(),
-                    chain_monitor.clone(),
-                    broadcaster.clone(),
-                    router.clone(),
-                    message_router.clone(),
-                    logger.clone(),
-                    config.clone(),
-                    monitors.iter().map(|(_, m)| m).collect(),
-                );
-                let (best_hash, manager) = <(BlockHash, ChannelManager)>::read(
-                    &mut lightning::io::Cursor::new(&bytes),
-                    read_args,
-                )
-                .map_err(|e| read_error("channel manager", e))?;
+                let monitor_refs = monitors.iter().map(|(_, m)| m).collect();
+                let (best_hash, manager) = parts.read(&bytes, config.clone(), monitor_refs)?;
                 let height = manager.current_best_block().height;
                 (BestBlock::new(best_hash, height), manager)
             }
-            None => {
-                let manager = new_channel_manager(
-                    &params,
-                    poller_tip,
-                    config.clone(),
-                    &keys,
-                    &fee_estimator,
-                    &chain_monitor,
-                    &broadcaster,
-                    &router,
-                    &message_router,
-                    &logger,
-                )?;
-                (poller_tip, manager)
-            }
+            None => (
+                poller_tip,
+                parts.create(&params, poller_tip, config.clone())?,
+            ),
         };
         let found = channel_manager
             .get_chain_hashes()
@@ -485,62 +467,80 @@ fn patch_chain_hash(bytes: &mut [u8], chain_hash: &ChainHash) -> Result<(), Buil
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn new_channel_manager(
-    params: &ChainParams,
-    best_block: BestBlock,
-    config: lightning::util::config::UserConfig,
-    keys: &Arc<NodeKeys>,
-    fee_estimator: &Arc<ChainFeeEstimator>,
-    chain_monitor: &Arc<ChainMonitor>,
-    broadcaster: &Arc<ChainBroadcaster>,
-    router: &Arc<Router>,
-    message_router: &Arc<MessageRouter>,
-    logger: &Logger,
-) -> Result<ChannelManager, BuildError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let manager = ChannelManager::new(
-        fee_estimator.clone(),
-        chain_monitor.clone(),
-        broadcaster.clone(),
-        router.clone(),
-        message_router.clone(),
-        logger.clone(),
-        keys.clone(),
-        keys.clone(),
-        keys.clone(),
-        config.clone(),
-        ChainParameters {
-            network: params.ldk_network,
-            best_block,
-        },
-        u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
-    );
-    if ChainHash::using_genesis_block(params.ldk_network) == params.chain_hash {
-        return Ok(manager);
+/// Everything a `ChannelManager` is built from besides its configuration and monitors, for the
+/// three ways the node gets one: read from the store, created, or created and re-read with our
+/// chain hash.
+struct ManagerParts<'a> {
+    keys: &'a Arc<NodeKeys>,
+    fee_estimator: &'a Arc<ChainFeeEstimator>,
+    chain_monitor: &'a Arc<ChainMonitor>,
+    broadcaster: &'a Arc<ChainBroadcaster>,
+    router: &'a Arc<Router>,
+    message_router: &'a Arc<MessageRouter>,
+    logger: &'a Logger,
+}
+
+impl ManagerParts<'_> {
+    /// Reads a serialized manager; returns it with the hash of its best block.
+    fn read(
+        &self,
+        bytes: &[u8],
+        config: lightning::util::config::UserConfig,
+        monitors: Vec<&ChannelMonitor<InMemorySigner>>,
+    ) -> Result<(BlockHash, ChannelManager), BuildError> {
+        let read_args = ChannelManagerReadArgs::new(
+            self.keys.clone(),
+            self.keys.clone(),
+            self.keys.clone(),
+            self.fee_estimator.clone(),
+            self.chain_monitor.clone(),
+            self.broadcaster.clone(),
+            self.router.clone(),
+            self.message_router.clone(),
+            self.logger.clone(),
+            config,
+            monitors,
+        );
+        <(BlockHash, ChannelManager)>::read(&mut lightning::io::Cursor::new(bytes), read_args)
+            .map_err(|e| read_error("channel manager", e))
     }
-    let mut bytes = manager.encode();
-    drop(manager);
-    patch_chain_hash(&mut bytes, &params.chain_hash)?;
-    let read_args = ChannelManagerReadArgs::new(
-        keys.clone(),
-        keys.clone(),
-        keys.clone(),
-        fee_estimator.clone(),
-        chain_monitor.clone(),
-        broadcaster.clone(),
-        router.clone(),
-        message_router.clone(),
-        logger.clone(),
-        config,
-        Vec::new(),
-    );
-    let (_, manager) =
-        <(BlockHash, ChannelManager)>::read(&mut lightning::io::Cursor::new(&bytes), read_args)
-            .map_err(|e| read_error("channel manager", format!("{e:?}")))?;
-    Ok(manager)
+
+    /// A new manager at `best_block` carrying `params`' chain hash.
+    fn create(
+        &self,
+        params: &ChainParams,
+        best_block: BestBlock,
+        config: lightning::util::config::UserConfig,
+    ) -> Result<ChannelManager, BuildError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let manager = ChannelManager::new(
+            self.fee_estimator.clone(),
+            self.chain_monitor.clone(),
+            self.broadcaster.clone(),
+            self.router.clone(),
+            self.message_router.clone(),
+            self.logger.clone(),
+            self.keys.clone(),
+            self.keys.clone(),
+            self.keys.clone(),
+            config.clone(),
+            ChainParameters {
+                network: params.ldk_network,
+                best_block,
+            },
+            u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
+        );
+        if ChainHash::using_genesis_block(params.ldk_network) == params.chain_hash {
+            return Ok(manager);
+        }
+        let mut bytes = manager.encode();
+        drop(manager);
+        patch_chain_hash(&mut bytes, &params.chain_hash)?;
+        let (_, manager) = self.read(&bytes, config, Vec::new())?;
+        Ok(manager)
+    }
 }
 
 fn read_graph(
