@@ -127,9 +127,10 @@ pub fn finalize(
                                 .saturating_sub(MIN_ALLOWED_REMOTE_FEE_SLACK_SAT_PER_KW),
                         )
                     })
-                    .unwrap_or(floor),
-                MinAllowedRemoteFeerate::Floor => floor,
+                    .unwrap_or(params.relay_feerate_floor()),
+                MinAllowedRemoteFeerate::Floor => params.relay_feerate_floor(),
             }
+            .max(params.relay_feerate_floor())
         }
         ConfirmationTarget::MaximumFeeEstimate => estimate.unwrap_or(fallbacks.maximum),
         ConfirmationTarget::UrgentOnChainSweep => estimate.unwrap_or(fallbacks.urgent),
@@ -140,7 +141,12 @@ pub fn finalize(
             estimate.unwrap_or(fallbacks.background)
         }
     };
-    chosen.max(floor)
+    match target {
+        // A lower bound on the peer, not a fee we pay: the relay floor is enough.
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
+        | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => chosen,
+        _ => chosen.max(floor),
+    }
 }
 
 #[cfg(test)]
@@ -205,8 +211,14 @@ mod tests {
             ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee,
             ConfirmationTarget::MinAllowedAnchorChannelRemoteFee,
         ] {
-            assert_eq!(finalize(&params, target, high), params.fee_floor());
-            assert_eq!(finalize(&params, target, None), params.fee_floor());
+            assert_eq!(
+                finalize(&params, target, high),
+                params.relay_feerate_floor()
+            );
+            assert_eq!(
+                finalize(&params, target, None),
+                params.relay_feerate_floor()
+            );
         }
         // The other targets still follow the estimate.
         let normal = ConfirmationTarget::NonAnchorChannelFee;
@@ -229,6 +241,9 @@ mod tests {
         let remote = ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee;
         assert_eq!(finalize(&params, remote, above_floor), floor);
         assert_eq!(finalize(&params, remote, None), floor);
+        // What we pay ourselves covers whole vbytes at any weight (see `ChainParams::fee_floor`).
+        let normal = ConfirmationTarget::NonAnchorChannelFee;
+        assert_eq!(finalize(&params, normal, Some(floor)), params.fee_floor());
         let urgent = ConfirmationTarget::UrgentOnChainSweep;
         assert_eq!(
             finalize(&params, urgent, above_floor),

@@ -206,6 +206,10 @@ pub struct ChainParams {
 /// The largest confirmation target Bitcoin Core (and Qtum Core, which inherits it) will estimate.
 pub const MAX_CONFIRMATION_TARGET_BLOCKS: u32 = 1008;
 
+/// The weight, in weight units, below which no transaction of ours falls: the lightest is a sweep
+/// of one P2WPKH input to one output, about 440 WU; commitments and HTLC transactions are heavier.
+pub const MIN_OWN_TX_WEIGHT: u64 = 400;
+
 impl ChainParams {
     /// Parameters for `chain` on `network`, or an error for combinations this build cannot run.
     pub fn for_chain(chain: Chain, network: Network) -> Result<Self, UnsupportedChainError> {
@@ -329,14 +333,33 @@ impl ChainParams {
         }
     }
 
-    /// The lowest feerate any of our transactions may pay: the chain's minimum relay feerate, and
-    /// never below LDK's own floor of 253 sat per 1000 weight units.
-    pub fn fee_floor(&self) -> FeeRate {
+    /// The chain's minimum relay feerate in sat per 1000 weight units (rounded up), and never below
+    /// LDK's own floor of 253. A peer's commitment feerate at or above this still relays, so it is
+    /// the lowest [`MinAllowedRemoteFeerate::Floor`] lets a channel peer keep.
+    pub fn relay_feerate_floor(&self) -> FeeRate {
         let ldk_floor = FeeRate::from_sat_per_kwu(u64::from(FEERATE_FLOOR_SATS_PER_KW));
-        // sat/kvB → sat/kW rounds down; round up so the floor itself always relays.
+        // sat/kvB → sat/kW rounds down; round up so the floor itself relays at whole vbytes.
         let relay_sat_per_kvb = self.relay_policy.min_relay_feerate.to_sat_per_kwu() * 4;
         let relay_floor = FeeRate::from_sat_per_kwu(relay_sat_per_kvb.div_ceil(4));
         relay_floor.max(ldk_floor)
+    }
+
+    /// The lowest feerate any of our own transactions pays: [`Self::relay_feerate_floor`], raised
+    /// so that every transaction of at least [`MIN_OWN_TX_WEIGHT`] relays.
+    ///
+    /// Lightning computes a fee as `floor(feerate × weight / 1000)`, but the chain's node charges
+    /// the minimum relay feerate per *whole* virtual byte (`ceil(weight / 4)`). At exactly the
+    /// relay feerate a transaction whose weight is not a multiple of 4 pays up to 3 weight units'
+    /// fee too little: harmless at Bitcoin's 1 sat/vB (LDK's 253 sat/kW floor covers it), but a
+    /// refused commitment or sweep at Qtum's 400 sat/vB. The worst case is the lightest
+    /// transaction one weight unit past a whole vbyte.
+    pub fn fee_floor(&self) -> FeeRate {
+        let relay_sat_per_kvb = self.relay_policy.min_relay_feerate.to_sat_per_kwu() * 4;
+        let worst_weight = MIN_OWN_TX_WEIGHT + 1;
+        // What the node asks of that transaction, then the feerate whose rounded-down fee meets it.
+        let required_fee_sat = relay_sat_per_kvb * worst_weight.div_ceil(4) / 1000;
+        let covering = FeeRate::from_sat_per_kwu((required_fee_sat * 1000).div_ceil(worst_weight));
+        covering.max(self.relay_feerate_floor())
     }
 
     /// The smallest value an output with this script may carry and still be relayed (Core's
@@ -387,6 +410,34 @@ mod tests {
                 params.network
             );
         }
+    }
+
+    /// Whether a transaction of every weight from [`MIN_OWN_TX_WEIGHT`] to 400,000 WU, paying
+    /// `rate` rounded down as BOLT 3 does, meets the node's minimum relay fee per whole vbyte.
+    fn relays_at_every_weight(params: &ChainParams, rate: FeeRate) -> bool {
+        let relay_sat_per_kvb = params.relay_policy.min_relay_feerate.to_sat_per_kwu() * 4;
+        (MIN_OWN_TX_WEIGHT..400_000).all(|weight| {
+            rate.to_sat_per_kwu() * weight / 1000 >= relay_sat_per_kvb * weight.div_ceil(4) / 1000
+        })
+    }
+
+    #[test]
+    fn fee_floor_relays_at_every_weight_and_is_the_lowest_that_does() {
+        for params in [ChainParams::bitcoin_regtest(), ChainParams::qtum_regtest()] {
+            let floor = params.fee_floor();
+            assert!(relays_at_every_weight(&params, floor), "{}", params.chain);
+            assert!(floor >= params.relay_feerate_floor());
+        }
+        let qtum = ChainParams::qtum_regtest();
+        assert_eq!(qtum.fee_floor(), FeeRate::from_sat_per_kwu(100_749));
+        assert!(!relays_at_every_weight(
+            &qtum,
+            FeeRate::from_sat_per_kwu(100_748)
+        ));
+        assert_eq!(
+            qtum.relay_feerate_floor(),
+            FeeRate::from_sat_per_kwu(100_000)
+        );
     }
 
     #[test]

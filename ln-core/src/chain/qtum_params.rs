@@ -296,10 +296,18 @@ mod tests {
     }
 
     #[test]
-    fn fee_floor_is_400_sat_per_vbyte_as_100_000_sat_per_kw() {
+    fn relay_floor_is_400_sat_per_vbyte_and_own_fees_cover_whole_vbytes() {
         for params in all_qtum_params() {
-            assert_eq!(params.fee_floor(), FeeRate::from_sat_per_kwu(100_000));
-            assert_eq!(params.fee_floor(), FeeRate::from_sat_per_vb_u32(400));
+            assert_eq!(
+                params.relay_feerate_floor(),
+                FeeRate::from_sat_per_kwu(100_000)
+            );
+            assert_eq!(
+                params.relay_feerate_floor(),
+                FeeRate::from_sat_per_vb_u32(400)
+            );
+            // qtum-facts §5: the lowest sat/kW that relays at every weight from 400 WU.
+            assert_eq!(params.fee_floor(), FeeRate::from_sat_per_kwu(100_749));
         }
     }
 
