@@ -19,7 +19,7 @@ use serde::Deserialize;
 /// (e.g. `node_rpc_url = "http://127.0.0.1:18443"`); flags win over the environment, which wins
 /// over the file.
 #[derive(Debug, Clone, Default, Parser)]
-#[command(name = "xlnd", version, after_help = EXAMPLES)]
+#[command(name = "xlnd", version, after_help = EXAMPLES, args_override_self = true)]
 pub struct Flags {
     /// Data directory: seed, channel state, wallet, logs, RPC cookie [default: ~/.xln/<chain>-<network>]
     #[arg(long, env = "XLN_DATADIR")]
@@ -276,6 +276,33 @@ mod tests {
         assert_eq!(config.params.bolt11_prefix, "lnbcrt");
         assert_eq!(config.rpc_listen, "127.0.0.1:9835".parse()?);
         assert_eq!(config.node_rpc_url, "http://127.0.0.1:18443");
+        Ok(())
+    }
+
+    #[test]
+    fn qtum_regtest_defaults_to_qtumd_port_and_cookie() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let flags = Flags {
+            chain: Some("qtum".to_owned()),
+            ..flags(dir.path())
+        };
+        let config = Config::resolve(Flags {
+            node_rpc_cookie: None,
+            ..flags
+        })?;
+        assert_eq!(config.params.bolt11_prefix, "lnqcrt");
+        assert_eq!(config.node_rpc_url, "http://127.0.0.1:13889");
+        match config.node_rpc_auth {
+            NodeRpcAuth::Cookie(path) => assert!(path.ends_with(".qtum/regtest/.cookie")),
+            other => anyhow::bail!("expected the qtumd cookie, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_the_last_value() -> Result<()> {
+        let flags = Flags::try_parse_from(["xlnd", "--chain=bitcoin", "--chain=qtum"])?;
+        assert_eq!(flags.chain.as_deref(), Some("qtum"));
         Ok(())
     }
 

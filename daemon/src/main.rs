@@ -15,9 +15,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
+use chain_qtum::QtumdChainSource;
 use clap::Parser;
 use ln_core::node::NodeBuilder;
-use ln_core::ChainSource;
+use ln_core::{Chain, ChainSource};
 use tokio::sync::watch;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
@@ -54,13 +55,6 @@ async fn run(flags: Flags) -> Result<()> {
     init_logging(&config)?;
     tracing::info!(datadir = %config.datadir.display(), chain = %config.params.chain, network = %config.params.network, "xlnd starting");
 
-    if config.params.chain != ln_core::Chain::Bitcoin {
-        anyhow::bail!(
-            "--chain {} is not supported by this xlnd yet: its backend exists (chain-qtum) but the \
-             node does not use it end to end; run --chain bitcoin",
-            config.params.chain
-        );
-    }
     let auth = match &config.node_rpc_auth {
         NodeRpcAuth::Cookie(path) => BitcoindAuth::CookieFile(path.clone()),
         NodeRpcAuth::UserPassword(user, password) => BitcoindAuth::UserPassword {
@@ -68,17 +62,28 @@ async fn run(flags: Flags) -> Result<()> {
             password: password.clone(),
         },
     };
-    let source: Arc<dyn ChainSource> = Arc::new(
-        BitcoindChainSource::connect(config.params.clone(), &config.node_rpc_url, auth)
-            .await
-            .with_context(|| format!("connecting to the chain node at {}", config.node_rpc_url))?,
-    );
-    let node = NodeBuilder::new(&config.datadir, config.params.clone())
+    let mut builder = NodeBuilder::new(&config.datadir, config.params.clone())
         .listen_on(vec![config.listen])
-        .alias(config.alias.clone())
-        .build(source)
-        .await
-        .context("starting the node")?;
+        .alias(config.alias.clone());
+    let params = config.params.clone();
+    let url = config.node_rpc_url.as_str();
+    let source: Arc<dyn ChainSource> = match params.chain {
+        Chain::Bitcoin => Arc::new(
+            BitcoindChainSource::connect(params, url, auth)
+                .await
+                .with_context(|| format!("connecting to bitcoind at {url}"))?,
+        ),
+        Chain::Qtum => {
+            // Qtum's synthetic-header map lives in the node's own store.
+            let store = builder.store().context("opening the node's store")?;
+            Arc::new(
+                QtumdChainSource::connect(params, url, auth, &store)
+                    .await
+                    .with_context(|| format!("connecting to qtumd at {url}"))?,
+            )
+        }
+    };
+    let node = builder.build(source).await.context("starting the node")?;
 
     let (shutdown, mut shutdown_requested) = watch::channel(false);
     let cookie = rpc::write_cookie(&config.datadir)?;

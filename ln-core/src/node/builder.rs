@@ -109,6 +109,8 @@ pub struct NodeBuilder {
     alias: String,
     poll_interval: Duration,
     wallet_rescan_from_height: u32,
+    /// The store, once opened by [`Self::store`].
+    store: Option<SledStore>,
 }
 
 impl NodeBuilder {
@@ -123,6 +125,7 @@ impl NodeBuilder {
             alias: String::new(),
             poll_interval: Duration::from_secs(2),
             wallet_rescan_from_height: 0,
+            store: None,
         }
     }
 
@@ -157,12 +160,24 @@ impl NodeBuilder {
         self
     }
 
+    /// The node's store (`<data_dir>/store`), opened now and kept for [`Self::build`]. A
+    /// [`ChainSource`] that keeps state of its own in the node's store (Qtum's synthetic header
+    /// map) is given this before the node is built: sled allows one open store per directory.
+    pub fn store(&mut self) -> Result<SledStore, BuildError> {
+        if let Some(store) = &self.store {
+            return Ok(store.clone());
+        }
+        create_private_dir(&self.data_dir)?;
+        let store = SledStore::open(&self.data_dir.join("store"))?;
+        self.store = Some(store.clone());
+        Ok(store)
+    }
+
     /// Builds the node and starts it: chain following, the P2P listener and LDK's background
     /// processing. Must be called inside a tokio runtime.
-    pub async fn build(self, source: Arc<dyn ChainSource>) -> Result<Node, BuildError> {
+    pub async fn build(mut self, source: Arc<dyn ChainSource>) -> Result<Node, BuildError> {
         let params = self.params.clone();
-        create_private_dir(&self.data_dir)?;
-        let store = Arc::new(SledStore::open(&self.data_dir.join("store"))?);
+        let store = Arc::new(self.store()?);
         let (node_seed, seed_origin) = seed::load_or_create(&self.data_dir.join("seed"))?;
         if seed_origin == SeedOrigin::Created {
             tracing::warn!(path = %self.data_dir.join("seed").display(), "created a new node seed; back up this file: it is the only way to recover the node's on-chain funds");
