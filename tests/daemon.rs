@@ -1,119 +1,21 @@
 //! `xlnd` end to end: real daemon processes on a real regtest bitcoind, driven through the real
 //! `xln-cli` (and raw HTTP where the test must send what the CLI never would).
 
-use std::time::Duration;
-
 use anyhow::{ensure, Context, Result};
 use bitcoin::hashes::{sha256, Hash};
+use ln_core::ChainParams;
 use serde_json::Value;
+use xln_tests::steps::{
+    channel, confirmed_sat, fund, id, invoice, mine, mine_until, open, pay, settled, swept, WAIT,
+};
 use xln_tests::xlnd::Xlnd;
 use xln_tests::{init_test_logging, Bitcoind};
-
-const WAIT: Duration = Duration::from_secs(120);
 
 fn start_bitcoind() -> Result<Bitcoind> {
     init_test_logging();
     let bitcoind = Bitcoind::start()?;
     bitcoind.mine(1)?;
     Ok(bitcoind)
-}
-
-fn height(bitcoind: &Bitcoind) -> Result<u64> {
-    Ok(bitcoind.cli(&["getblockcount"])?.parse()?)
-}
-
-/// Mines `blocks` and waits until `nodes` report the new height.
-fn mine(bitcoind: &Bitcoind, blocks: u32, nodes: &[&Xlnd]) -> Result<()> {
-    bitcoind.mine(blocks)?;
-    let target = height(bitcoind)?;
-    for node in nodes {
-        node.wait_cli(&["getinfo"], "the new block", WAIT, |info| {
-            (info["block_height"].as_u64() == Some(target)).then_some(())
-        })?;
-    }
-    Ok(())
-}
-
-/// Mines a coinbase to `node`'s wallet and matures it; returns the confirmed balance.
-fn fund(bitcoind: &Bitcoind, node: &Xlnd, others: &[&Xlnd]) -> Result<u64> {
-    let address = node.cli(&["newaddr"])?["address"]
-        .as_str()
-        .context("newaddr without address")?
-        .to_owned();
-    bitcoind.mine_to_address(1, &address)?;
-    let mut all = others.to_vec();
-    all.push(node);
-    mine(bitcoind, 100, &all)?;
-    node.wait_cli(&["listfunds"], "mature funds", WAIT, |funds| {
-        funds["onchain_confirmed_sat"]
-            .as_u64()
-            .filter(|sat| *sat > 0)
-    })
-}
-
-fn id(node: &Xlnd) -> Result<String> {
-    Ok(node.cli(&["getinfo"])?["id"]
-        .as_str()
-        .context("no id")?
-        .to_owned())
-}
-
-/// alice opens `amount_sat` to bob; returns the channel id once both can use it.
-fn open(
-    bitcoind: &Bitcoind,
-    alice: &Xlnd,
-    bob: &Xlnd,
-    amount_sat: u64,
-    announce: bool,
-) -> Result<String> {
-    alice.cli(&["connect", &bob.uri()?])?;
-    let amount = amount_sat.to_string();
-    let opened = alice.cli(&[
-        "fundchannel",
-        &id(bob)?,
-        &amount,
-        &format!("announce={announce}"),
-    ])?;
-    let channel_id = opened["channel_id"]
-        .as_str()
-        .context("no channel_id")?
-        .to_owned();
-    mine(bitcoind, 6, &[alice, bob])?;
-    for node in [alice, bob] {
-        node.wait_cli(&["listchannels"], "a usable channel", WAIT, |list| {
-            list["channels"]
-                .as_array()?
-                .iter()
-                .find(|c| c["channel_id"] == channel_id.as_str() && c["is_usable"] == true)
-                .map(drop)
-        })?;
-    }
-    Ok(channel_id)
-}
-
-fn channel<'a>(list: &'a Value, channel_id: &str) -> Option<&'a Value> {
-    list["channels"]
-        .as_array()?
-        .iter()
-        .find(|c| c["channel_id"] == channel_id)
-}
-
-fn pay(payer: &Xlnd, bolt11: &str) -> Result<Value> {
-    let paid = payer.cli(&["pay", bolt11])?;
-    ensure!(paid["status"] == "succeeded", "payment failed: {paid}");
-    Ok(paid)
-}
-
-fn invoice(node: &Xlnd, amount_msat: u64, description: &str) -> Result<String> {
-    let created = node.cli(&["invoice", &amount_msat.to_string(), description])?;
-    Ok(created["bolt11"].as_str().context("no bolt11")?.to_owned())
-}
-
-/// Waits until `node`'s channel has no HTLC in flight.
-fn settled(node: &Xlnd, channel_id: &str) -> Result<()> {
-    node.wait_cli(&["listchannels"], "no HTLCs in flight", WAIT, |list| {
-        (channel(list, channel_id)?["pending_htlcs"] == 0).then_some(())
-    })
 }
 
 #[test]
@@ -125,8 +27,15 @@ fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
     let info = alice.cli(&["getinfo"])?;
     assert_eq!(info["chain"], "bitcoin");
     assert_eq!(info["network"], "regtest");
-    fund(&bitcoind, &alice, &[&bob])?;
-    let channel_id = open(&bitcoind, &alice, &bob, 1_000_000, false)?;
+    fund(&bitcoind, &ChainParams::bitcoin_regtest(), &alice, &[&bob])?;
+    let channel_id = open(
+        &bitcoind,
+        &ChainParams::bitcoin_regtest(),
+        &alice,
+        &bob,
+        1_000_000,
+        false,
+    )?;
 
     let bolt11 = invoice(&bob, 50_000_000, "first")?;
     let decoded = alice.cli(&["decode", &bolt11])?;
@@ -212,8 +121,15 @@ fn hold_invoices_settle_cancel_and_survive_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
     let mut bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
-    fund(&bitcoind, &alice, &[&bob])?;
-    let channel_id = open(&bitcoind, &alice, &bob, 1_000_000, false)?;
+    fund(&bitcoind, &ChainParams::bitcoin_regtest(), &alice, &[&bob])?;
+    let channel_id = open(
+        &bitcoind,
+        &ChainParams::bitcoin_regtest(),
+        &alice,
+        &bob,
+        1_000_000,
+        false,
+    )?;
 
     let hold = |n: u8| -> Result<(String, String, String)> {
         let preimage = [n; 32];
@@ -394,10 +310,34 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
     let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
     let bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
     let carol = Xlnd::start(&bitcoind, &dir.path().join("carol"), "carol")?;
-    fund(&bitcoind, &alice, &[&bob, &carol])?;
-    fund(&bitcoind, &bob, &[&alice, &carol])?;
-    let ab = open(&bitcoind, &alice, &bob, 2_000_000, true)?;
-    open(&bitcoind, &bob, &carol, 1_000_000, true)?;
+    fund(
+        &bitcoind,
+        &ChainParams::bitcoin_regtest(),
+        &alice,
+        &[&bob, &carol],
+    )?;
+    fund(
+        &bitcoind,
+        &ChainParams::bitcoin_regtest(),
+        &bob,
+        &[&alice, &carol],
+    )?;
+    let ab = open(
+        &bitcoind,
+        &ChainParams::bitcoin_regtest(),
+        &alice,
+        &bob,
+        2_000_000,
+        true,
+    )?;
+    open(
+        &bitcoind,
+        &ChainParams::bitcoin_regtest(),
+        &bob,
+        &carol,
+        1_000_000,
+        true,
+    )?;
     let bc_scid = bob.cli(&["listchannels"])?["channels"]
         .as_array()
         .and_then(|list| {
@@ -434,51 +374,34 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
     settled(&alice, &ab)?;
 
     // Alice force-closes her channel to bob; both get their balances back after to_self_delay.
-    let alice_before = alice.cli(&["listfunds"])?["onchain_confirmed_sat"]
-        .as_u64()
-        .context("funds")?;
-    let bob_before = bob.cli(&["listfunds"])?["onchain_confirmed_sat"]
-        .as_u64()
-        .context("funds")?;
+    let alice_before = confirmed_sat(&alice)?;
+    let bob_before = confirmed_sat(&bob)?;
     let bob_in_channel_sat = channel(&bob.cli(&["listchannels"])?, &ab)
         .and_then(|c| c["local_balance_msat"].as_u64())
         .context("bob's balance")?
         / 1000;
     let closed = alice.cli(&["close", &ab, "force=true"])?;
     assert_eq!(closed["type"], "unilateral");
-    let mut mined = 0;
-    loop {
-        mine(&bitcoind, 6, &[&alice, &bob])?;
-        mined += 6;
-        std::thread::sleep(Duration::from_secs(1));
-        let a = alice.cli(&["listfunds"])?;
-        let b = bob.cli(&["listfunds"])?;
-        let done = |f: &Value| {
-            f["pending_sweep_sat"] == 0
-                && f["onchain_unconfirmed_sat"] == 0
-                && f["channels"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().all(|c| c["channel_id"] != ab.as_str()))
-        };
-        if done(&a) && done(&b) && b["onchain_confirmed_sat"].as_u64() > Some(bob_before) {
-            break;
-        }
-        ensure!(
-            mined < 600,
-            "not swept after {mined} blocks: alice {a} bob {b}"
-        );
-    }
-    let bob_gain = bob.cli(&["listfunds"])?["onchain_confirmed_sat"]
-        .as_u64()
-        .context("funds")?
-        - bob_before;
+    mine_until(
+        &bitcoind,
+        &[&alice, &bob],
+        6,
+        600,
+        "both wallets swept",
+        || {
+            let a = alice.cli(&["listfunds"])?;
+            let b = bob.cli(&["listfunds"])?;
+            Ok(swept(&a, &ab)
+                && swept(&b, &ab)
+                && b["onchain_confirmed_sat"].as_u64() > Some(bob_before))
+        },
+    )?;
+    let bob_gain = confirmed_sat(&bob)? - bob_before;
     assert!(
         bob_gain <= bob_in_channel_sat && bob_gain + 2_000 > bob_in_channel_sat,
         "bob got {bob_gain} sat back of {bob_in_channel_sat}"
     );
-    let alice_after = alice.cli(&["listfunds"])?["onchain_confirmed_sat"]
-        .as_u64()
-        .context("funds")?;
+    let alice_after = confirmed_sat(&alice)?;
     assert!(
         alice_after > alice_before,
         "alice's channel balance came back to her wallet"

@@ -66,6 +66,12 @@ pub struct BitcoindOptions {
     /// Extra command-line arguments, e.g. `-blockfilterindex=1`; appended after ours, so they
     /// override them.
     pub extra_args: Vec<String>,
+    /// Run these binaries instead of the Bitcoin Core build: another node of Bitcoin Core's family
+    /// that takes the same command line, such as qtumd and qtum-cli ([`crate::qtumd`]).
+    pub binaries: Option<BitcoinCoreBinaries>,
+    /// Where [`Bitcoind::mine`] pays its coinbases (default: [`burn_address`], a `bcrt1` address);
+    /// another chain needs an address in its own encoding.
+    pub mining_address: Option<String>,
 }
 
 /// A running regtest bitcoind; stopped and its data directory deleted on drop.
@@ -77,6 +83,7 @@ pub struct Bitcoind {
     temp_dir: Option<TempDir>,
     rpc_port: u16,
     p2p_port: u16,
+    mining_address: String,
     /// `None` once stopped.
     process: Option<Child>,
     watchdog: Option<Watchdog>,
@@ -90,7 +97,10 @@ impl Bitcoind {
 
     /// Starts a node, building Bitcoin Core first if this machine has never done so.
     pub fn start_with(options: BitcoindOptions) -> Result<Self, TestEnvError> {
-        let binaries = bitcoin_core_binaries()?;
+        let binaries = match &options.binaries {
+            Some(binaries) => binaries.clone(),
+            None => bitcoin_core_binaries()?,
+        };
         let mut attempt = 1;
         loop {
             match Self::start_once(&binaries, &options) {
@@ -135,6 +145,7 @@ impl Bitcoind {
             temp_dir: Some(temp_dir),
             rpc_port,
             p2p_port,
+            mining_address: options.mining_address.clone().unwrap_or_else(burn_address),
             process: Some(process),
             watchdog,
         };
@@ -258,9 +269,10 @@ impl Bitcoind {
         })
     }
 
-    /// Mines `blocks` blocks paying to [`burn_address`] and returns their hashes, oldest first.
+    /// Mines `blocks` blocks paying to [`burn_address`] (or the chain's address set in
+    /// [`BitcoindOptions::mining_address`]) and returns their hashes, oldest first.
     pub fn mine(&self, blocks: u32) -> Result<Vec<String>, TestEnvError> {
-        self.mine_to_address(blocks, &burn_address())
+        self.mine_to_address(blocks, &self.mining_address)
     }
 
     /// Stops the node and deletes its data directory, reporting what went wrong (dropping does the

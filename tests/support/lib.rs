@@ -6,6 +6,7 @@
 //!   `libbitcoinkernel-sys` crate ships, so the tests need nothing preinstalled but a C++ toolchain.
 //! - [`bitcoind`] runs a regtest node in a temporary directory for one test and cleans up after it,
 //!   also when the test panics.
+//! - [`qtumd`] runs Qtum Core's qtumd the same way, when `QTUMD` names one.
 //! - [`error`] holds the one error type, [`TestEnvError`].
 //!
 //! ```no_run
@@ -23,6 +24,8 @@ pub mod chain_source;
 mod command;
 pub mod error;
 pub mod ln_node;
+pub mod qtumd;
+pub mod steps;
 pub mod test_key;
 pub mod xlnd;
 

@@ -58,8 +58,19 @@ impl Xlnd {
     /// Starts `xlnd` in `datadir` on `bitcoind`, P2P and RPC on free local ports, and waits
     /// until its RPC answers.
     pub fn start(bitcoind: &Bitcoind, datadir: &Path, name: &str) -> Result<Self> {
+        Self::start_with_args(bitcoind, datadir, name, &[])
+    }
+
+    /// [`Self::start`] with more `xlnd` arguments (e.g. `--chain=qtum`), which come after the
+    /// defaults and so override them.
+    pub fn start_with_args(
+        bitcoind: &Bitcoind,
+        datadir: &Path,
+        name: &str,
+        extra_args: &[&str],
+    ) -> Result<Self> {
         std::fs::create_dir_all(datadir)?;
-        let args = vec![
+        let mut args = vec![
             format!("--datadir={}", datadir.display()),
             "--network=regtest".to_owned(),
             format!("--node-rpc-url={}", bitcoind.rpc_url()),
@@ -70,6 +81,7 @@ impl Xlnd {
             format!("--alias={name}"),
             "--log-level=info,ldk=warn".to_owned(),
         ];
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
         let mut xlnd = Self {
             child: None,
             datadir: datadir.to_owned(),

@@ -1,0 +1,167 @@
+//! The steps end-to-end tests take with [`Xlnd`] processes on a chain node, through `xln-cli`:
+//! mine and wait for the nodes, fund a wallet, open a channel, invoice, pay, wait for HTLCs to
+//! settle. Chain numbers (coinbase maturity, channel depth) come from the chain's [`ChainParams`],
+//! so the same steps serve the Bitcoin and the Qtum suites.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use ln_core::node::ChannelPolicy;
+use ln_core::ChainParams;
+use serde_json::Value;
+
+use crate::xlnd::Xlnd;
+use crate::Bitcoind;
+
+/// How long a step waits for the nodes.
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// The chain node's block count.
+pub fn height(chain: &Bitcoind) -> Result<u64> {
+    Ok(chain.cli(&["getblockcount"])?.parse()?)
+}
+
+/// Mines `blocks` and waits until `nodes` report the new height.
+pub fn mine(chain: &Bitcoind, blocks: u32, nodes: &[&Xlnd]) -> Result<()> {
+    chain.mine(blocks)?;
+    let target = height(chain)?;
+    for node in nodes {
+        node.wait_cli(&["getinfo"], "the new block", WAIT, |info| {
+            (info["block_height"].as_u64() == Some(target)).then_some(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Mines a coinbase to `node`'s wallet and matures it (the chain's coinbase maturity); returns
+/// the confirmed balance.
+pub fn fund(chain: &Bitcoind, params: &ChainParams, node: &Xlnd, others: &[&Xlnd]) -> Result<u64> {
+    let address = node.cli(&["newaddr"])?["address"]
+        .as_str()
+        .context("newaddr without address")?
+        .to_owned();
+    chain.mine_to_address(1, &address)?;
+    let mut all = others.to_vec();
+    all.push(node);
+    mine(chain, params.coinbase_maturity, &all)?;
+    node.wait_cli(&["listfunds"], "mature funds", WAIT, |funds| {
+        funds["onchain_confirmed_sat"]
+            .as_u64()
+            .filter(|sat| *sat > 0)
+    })
+}
+
+/// `node`'s public key.
+pub fn id(node: &Xlnd) -> Result<String> {
+    Ok(node.cli(&["getinfo"])?["id"]
+        .as_str()
+        .context("no id")?
+        .to_owned())
+}
+
+/// alice opens `amount_sat` to bob and the chain confirms it as deep as the chain's channel
+/// policy asks; returns the channel id once both can use it.
+pub fn open(
+    chain: &Bitcoind,
+    params: &ChainParams,
+    alice: &Xlnd,
+    bob: &Xlnd,
+    amount_sat: u64,
+    announce: bool,
+) -> Result<String> {
+    alice.cli(&["connect", &bob.uri()?])?;
+    let amount = amount_sat.to_string();
+    let opened = alice.cli(&[
+        "fundchannel",
+        &id(bob)?,
+        &amount,
+        &format!("announce={announce}"),
+    ])?;
+    let channel_id = opened["channel_id"]
+        .as_str()
+        .context("no channel_id")?
+        .to_owned();
+    let depth = ChannelPolicy::for_chain(params).minimum_depth;
+    mine(chain, depth, &[alice, bob])?;
+    for node in [alice, bob] {
+        node.wait_cli(&["listchannels"], "a usable channel", WAIT, |list| {
+            list["channels"]
+                .as_array()?
+                .iter()
+                .find(|c| c["channel_id"] == channel_id.as_str() && c["is_usable"] == true)
+                .map(drop)
+        })?;
+    }
+    Ok(channel_id)
+}
+
+/// The channel `channel_id` in a `listchannels` answer.
+pub fn channel<'a>(list: &'a Value, channel_id: &str) -> Option<&'a Value> {
+    list["channels"]
+        .as_array()?
+        .iter()
+        .find(|c| c["channel_id"] == channel_id)
+}
+
+/// Pays `bolt11` and checks the payment succeeded.
+pub fn pay(payer: &Xlnd, bolt11: &str) -> Result<Value> {
+    let paid = payer.cli(&["pay", bolt11])?;
+    ensure!(paid["status"] == "succeeded", "payment failed: {paid}");
+    Ok(paid)
+}
+
+/// A new invoice of `node` for `amount_msat`; returns its BOLT11 string.
+pub fn invoice(node: &Xlnd, amount_msat: u64, description: &str) -> Result<String> {
+    let created = node.cli(&["invoice", &amount_msat.to_string(), description])?;
+    Ok(created["bolt11"].as_str().context("no bolt11")?.to_owned())
+}
+
+/// Waits until `node`'s channel has no HTLC in flight.
+pub fn settled(node: &Xlnd, channel_id: &str) -> Result<()> {
+    node.wait_cli(&["listchannels"], "no HTLCs in flight", WAIT, |list| {
+        (channel(list, channel_id)?["pending_htlcs"] == 0).then_some(())
+    })
+}
+
+/// `node`'s confirmed on-chain balance.
+pub fn confirmed_sat(node: &Xlnd) -> Result<u64> {
+    node.cli(&["listfunds"])?["onchain_confirmed_sat"]
+        .as_u64()
+        .context("listfunds without onchain_confirmed_sat")
+}
+
+/// Whether a `listfunds` answer shows nothing left to settle of `channel_id`: the channel is gone,
+/// no output waits for the sweeper and nothing is unconfirmed.
+pub fn swept(funds: &Value, channel_id: &str) -> bool {
+    funds["pending_sweep_sat"] == 0
+        && funds["onchain_unconfirmed_sat"] == 0
+        && funds["channels"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["channel_id"] != channel_id))
+}
+
+/// Mines `batch` blocks at a time, letting `nodes` catch up after each batch, until `done`
+/// says so; fails after `max_blocks`. Returns how many blocks it mined.
+pub fn mine_until(
+    chain: &Bitcoind,
+    nodes: &[&Xlnd],
+    batch: u32,
+    max_blocks: u32,
+    what: &str,
+    mut done: impl FnMut() -> Result<bool>,
+) -> Result<u32> {
+    let mut mined = 0;
+    loop {
+        mine(chain, batch, nodes)?;
+        mined += batch;
+        // The sweeper broadcasts on the block it sees; give the broadcast a moment to land.
+        std::thread::sleep(Duration::from_secs(1));
+        if done()? {
+            return Ok(mined);
+        }
+        ensure!(mined < max_blocks, "{what}: not done after {mined} blocks");
+        if mined % (batch * 10) == 0 {
+            tracing::info!(mined, "still mining until {what}");
+        }
+    }
+}
