@@ -18,6 +18,13 @@ fn start_bitcoind() -> Result<Bitcoind> {
     Ok(bitcoind)
 }
 
+/// Funds alice's wallet and opens an unannounced channel of `amount_sat` from her to bob.
+fn fund_and_open(bitcoind: &Bitcoind, alice: &Xlnd, bob: &Xlnd, amount_sat: u64) -> Result<String> {
+    let bitcoin = ChainParams::bitcoin_regtest();
+    fund(bitcoind, &bitcoin, alice, &[bob])?;
+    open(bitcoind, &bitcoin, alice, bob, amount_sat, false)
+}
+
 #[test]
 fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
     let bitcoind = start_bitcoind()?;
@@ -27,15 +34,7 @@ fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
     let info = alice.cli(&["getinfo"])?;
     assert_eq!(info["chain"], "bitcoin");
     assert_eq!(info["network"], "regtest");
-    fund(&bitcoind, &ChainParams::bitcoin_regtest(), &alice, &[&bob])?;
-    let channel_id = open(
-        &bitcoind,
-        &ChainParams::bitcoin_regtest(),
-        &alice,
-        &bob,
-        1_000_000,
-        false,
-    )?;
+    let channel_id = fund_and_open(&bitcoind, &alice, &bob, 1_000_000)?;
 
     let bolt11 = invoice(&bob, 50_000_000, "first")?;
     let decoded = alice.cli(&["decode", &bolt11])?;
@@ -121,15 +120,7 @@ fn hold_invoices_settle_cancel_and_survive_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
     let mut bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
-    fund(&bitcoind, &ChainParams::bitcoin_regtest(), &alice, &[&bob])?;
-    let channel_id = open(
-        &bitcoind,
-        &ChainParams::bitcoin_regtest(),
-        &alice,
-        &bob,
-        1_000_000,
-        false,
-    )?;
+    let channel_id = fund_and_open(&bitcoind, &alice, &bob, 1_000_000)?;
 
     let hold = |n: u8| -> Result<(String, String, String)> {
         let preimage = [n; 32];
@@ -310,34 +301,11 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
     let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
     let bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
     let carol = Xlnd::start(&bitcoind, &dir.path().join("carol"), "carol")?;
-    fund(
-        &bitcoind,
-        &ChainParams::bitcoin_regtest(),
-        &alice,
-        &[&bob, &carol],
-    )?;
-    fund(
-        &bitcoind,
-        &ChainParams::bitcoin_regtest(),
-        &bob,
-        &[&alice, &carol],
-    )?;
-    let ab = open(
-        &bitcoind,
-        &ChainParams::bitcoin_regtest(),
-        &alice,
-        &bob,
-        2_000_000,
-        true,
-    )?;
-    open(
-        &bitcoind,
-        &ChainParams::bitcoin_regtest(),
-        &bob,
-        &carol,
-        1_000_000,
-        true,
-    )?;
+    let bitcoin = ChainParams::bitcoin_regtest();
+    fund(&bitcoind, &bitcoin, &alice, &[&bob, &carol])?;
+    fund(&bitcoind, &bitcoin, &bob, &[&alice, &carol])?;
+    let ab = open(&bitcoind, &bitcoin, &alice, &bob, 2_000_000, true)?;
+    open(&bitcoind, &bitcoin, &bob, &carol, 1_000_000, true)?;
     let bc_scid = bob.cli(&["listchannels"])?["channels"]
         .as_array()
         .and_then(|list| {
