@@ -228,4 +228,66 @@ mod tests {
         assert_eq!(policy.reserve_proportional_millionths(20_000_000), 15_000);
         assert_eq!(policy.reserve_proportional_millionths(100_000_000), 10_000);
     }
+
+    #[test]
+    fn qtum_policy_keeps_every_output_above_dust_with_slower_timelocks() {
+        for params in [ChainParams::qtum_mainnet(), ChainParams::qtum_regtest()] {
+            let policy = ChannelPolicy::for_chain(&params);
+            assert!(!policy.ldk_outputs_standard);
+            assert!(!policy.anchors);
+            assert_eq!(policy.htlc_minimum_msat, 200_000_000);
+            assert_eq!(policy.min_reserve_sat, 300_000);
+            assert_eq!(policy.to_self_delay, 2016);
+            // 15 minutes and 77 minutes of 32-second blocks.
+            assert_eq!(policy.minimum_depth, 29);
+            assert_eq!(policy.cltv_expiry_delta, 145);
+            assert_eq!(policy.min_final_cltv_expiry_delta, 145);
+            assert_eq!(policy.min_funding_sat, 1_000_000);
+            assert_eq!(policy.max_funding_sat, 10_000_000_000);
+            // The smallest HTLC still leaves a standard output after its second-stage transaction
+            // at twice the fee floor.
+            let p2wsh = ScriptBuf::new_p2wsh(&WScriptHash::all_zeros());
+            let dust_sat = params.dust_threshold(&p2wsh).to_sat();
+            let second_stage_fee_sat =
+                HTLC_SUCCESS_WEIGHT * 2 * params.fee_floor().to_sat_per_kwu() / 1000;
+            assert!(policy.htlc_minimum_msat / 1000 >= dust_sat + second_stage_fee_sat);
+            let config = policy.user_config();
+            let handshake = &config.channel_handshake_config;
+            assert!(!handshake.negotiate_anchors_zero_fee_htlc_tx);
+            assert_eq!(handshake.our_htlc_minimum_msat, 200_000_000);
+            assert_eq!(handshake.our_to_self_delay, 2016);
+            assert_eq!(config.channel_config.cltv_expiry_delta, 145);
+        }
+    }
+
+    #[test]
+    fn qtum_inbound_channels_breaking_the_policy_are_refused() {
+        let policy = ChannelPolicy::for_chain(&ChainParams::qtum_regtest());
+        let params = |htlc_minimum_msat| ChannelParameters {
+            dust_limit_satoshis: 354,
+            max_htlc_value_in_flight_msat: u64::MAX,
+            htlc_minimum_msat,
+            commitment_feerate_sat_per_1000_weight: 100_000,
+            to_self_delay: 2016,
+            max_accepted_htlcs: 30,
+        };
+        let plain = ChannelTypeFeatures::only_static_remote_key();
+        let mut anchors = ChannelTypeFeatures::only_static_remote_key();
+        anchors.set_anchors_zero_fee_htlc_tx_required();
+        let good = params(200_000_000);
+        assert_eq!(policy.check_inbound(20_000_000, 0, &plain, &good), Ok(()));
+        assert_eq!(
+            policy.check_inbound(20_000_000, 1_000_000_000, &plain, &good),
+            Ok(())
+        );
+        let refusals = [
+            policy.check_inbound(500_000, 0, &plain, &good),
+            policy.check_inbound(20_000_000, 0, &anchors, &good),
+            policy.check_inbound(20_000_000, 0, &plain, &params(1_000)),
+            policy.check_inbound(20_000_000, 1_000, &plain, &good),
+        ];
+        for refusal in refusals {
+            assert!(refusal.is_err(), "{refusal:?}");
+        }
+    }
 }
