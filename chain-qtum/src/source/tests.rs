@@ -1,6 +1,7 @@
 //! [`QtumdChainSource`] against a stand-in qtumd that answers with a real qtumd's regtest captures.
 
 mod mock_qtumd;
+mod node_on_qtumd;
 
 use std::str::FromStr;
 
