@@ -78,7 +78,30 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
     // A channel big enough for Qtum's reserves, confirmed as deep as the policy asks.
     let channel_sat = 50_000_000;
     ensure!(channel_sat >= policy.min_funding_sat);
-    let channel_id = open(&qtumd, &params, &alice, &bob, channel_sat, false)?;
+    let channel_id = open(&qtumd, &params, &alice, &bob, channel_sat, true)?;
+    // The channel is public: after its announcement both ends have it in their graphs.
+    let scid = channel(&alice.cli(&["listchannels"])?, &channel_id)
+        .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
+        .context("short channel id")?;
+    mine(&qtumd, 6, &[&alice, &bob])?;
+    for node in [&alice, &bob] {
+        node.wait_cli(
+            &["listgraphchannels"],
+            "the channel's gossip",
+            WAIT,
+            |graph| {
+                graph["channels"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| {
+                        c["short_channel_id"] == scid.as_str()
+                            && c["node1_to_node2_enabled"] == true
+                            && c["node2_to_node1_enabled"] == true
+                    })
+                    .map(drop)
+            },
+        )?;
+    }
 
     let bolt11 = invoice(&bob, 2_000_000_000, "qtum coffee")?;
     ensure!(
@@ -155,5 +178,41 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
         alice_gain < channel_sat - 3_000_000 && alice_gain > channel_sat - 3_000_000 - 300_000,
         "alice got {alice_gain} sat back"
     );
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(
+    not(qtumd),
+    ignore = "needs a real qtumd: set QTUMD=/path/to/qtumd (and QTUM_CLI if qtum-cli is elsewhere)"
+)]
+fn bitcoin_and_qtum_nodes_refuse_each_other() -> Result<()> {
+    init_test_logging();
+    let Some(binaries) = qtum_core_binaries() else {
+        bail!("{QTUMD_ENV} is not set: it must name a qtumd binary to run the Qtum suite");
+    };
+    let qtumd = start_qtumd(binaries)?;
+    qtumd.mine(1)?;
+    let bitcoind = Bitcoind::start()?;
+    bitcoind.mine(1)?;
+    let dir = tempfile::tempdir()?;
+    let qtum_node = start_qtum_node(&qtumd, dir.path(), "qtum")?;
+    let bitcoin_node = Xlnd::start(&bitcoind, &dir.path().join("bitcoin"), "bitcoin")?;
+    // Every Lightning `init` carries the node's chain hash; peers without one in common part.
+    for (from, to) in [(&bitcoin_node, &qtum_node), (&qtum_node, &bitcoin_node)] {
+        let connected = from.cli(&["connect", &to.uri()?]);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let peers = from.cli(&["listpeers"])?;
+        let listed = peers["peers"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["id"] == id(to).unwrap_or_default().as_str())
+        });
+        ensure!(
+            connected.is_err() || !listed,
+            "{} stayed connected to {}: {peers}",
+            from.name,
+            to.name
+        );
+    }
     Ok(())
 }
