@@ -203,9 +203,10 @@ fn bitcoin_and_qtum_nodes_refuse_each_other() -> Result<()> {
         let connected = from.cli(&["connect", &to.uri()?]);
         std::thread::sleep(std::time::Duration::from_secs(2));
         let peers = from.cli(&["listpeers"])?;
+        let to_id = id(to)?;
         let listed = peers["peers"].as_array().is_some_and(|p| {
             p.iter()
-                .any(|p| p["id"] == id(to).unwrap_or_default().as_str())
+                .any(|p| p["id"] == to_id.as_str() && p["connected"] == true)
         });
         ensure!(
             connected.is_err() || !listed,
