@@ -345,7 +345,7 @@ impl ChainParams {
     }
 
     /// The lowest feerate any of our own transactions pays: [`Self::relay_feerate_floor`], raised
-    /// so that every transaction of at least [`MIN_OWN_TX_WEIGHT`] relays.
+    /// so that every transaction of at least `MIN_OWN_TX_WEIGHT` (400 WU) relays.
     ///
     /// Lightning computes a fee as `floor(feerate × weight / 1000)`, but the chain's node charges
     /// the minimum relay feerate per *whole* virtual byte (`ceil(weight / 4)`). At exactly the
