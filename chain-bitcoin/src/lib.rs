@@ -5,10 +5,13 @@
 //! initial block download; every failure is a [`ChainSourceError`](ln_core::ChainSourceError) that
 //! says what to fix. Only the fields we use are read from each RPC answer, so the backend keeps
 //! working across Bitcoin Core versions (tested against Core 31).
+//!
+//! [`core_rpc`] holds what Bitcoin Core and its forks answer alike; `chain-qtum` builds on it.
 
-mod responses;
+pub mod core_rpc;
 pub mod rpc;
 mod source;
 
+pub use core_rpc::NodeChainInfo;
 pub use rpc::BitcoindAuth;
-pub use source::{BitcoindChainSource, NodeChainInfo};
+pub use source::BitcoindChainSource;

@@ -91,6 +91,11 @@ impl RpcClient {
         })
     }
 
+    /// The URL this client calls.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     fn build_client(url: &str, auth: &BitcoindAuth) -> Result<Client, ChainSourceError> {
         Client::new(url, auth.to_rpc_auth()).map_err(|error| {
             let reason = match auth {

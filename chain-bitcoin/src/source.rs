@@ -1,44 +1,27 @@
 //! [`BitcoindChainSource`]: the [`ChainSource`] of a Bitcoin node.
 
-use std::str::FromStr;
-
 use async_trait::async_trait;
 use bitcoin::consensus::encode;
-use bitcoin::{Amount, Block, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, TxOut, Txid};
 use lightning::chain::chaininterface::ConfirmationTarget;
-use ln_core::chain::fees;
 use ln_core::{
     BlockRef, ChainBlock, ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput,
 };
-use serde_json::json;
+use serde::Deserialize;
 
-use crate::responses::{BlockHeaderInfo, BlockTxids, BlockchainInfo, SmartFeeEstimate, TxOutInfo};
-use crate::rpc::{
-    BitcoindAuth, CallError, RpcClient, RPC_INVALID_ADDRESS_OR_KEY, RPC_INVALID_PARAMETER,
-    RPC_VERIFY_ALREADY_IN_CHAIN,
-};
-
-/// What bitcoind says about its chain (`getblockchaininfo`), for status displays.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeChainInfo {
-    /// Core's name of the network (`main`, `test`, `signet`, `regtest`).
-    pub chain: String,
-    /// Height of the best validated block.
-    pub blocks: u64,
-    /// Height of the best known header.
-    pub headers: u64,
-    /// Hash of the best validated block.
-    pub best_block_hash: BlockHash,
-    /// Whether the node is still in initial block download.
-    pub initial_block_download: bool,
-    /// Verification progress, 0.0 to 1.0.
-    pub verification_progress: f64,
-}
+use crate::core_rpc::parse::invalid;
+use crate::core_rpc::{CoreBlock, CoreNode, NodeChainInfo};
+use crate::rpc::BitcoindAuth;
 
 /// A [`ChainSource`] backed by Bitcoin Core's JSON-RPC.
 pub struct BitcoindChainSource {
-    params: ChainParams,
-    rpc: RpcClient,
+    node: CoreNode,
+}
+
+/// `getblockheader <hash> true`: a Bitcoin block carries its header, so only the height is read.
+#[derive(Debug, Deserialize)]
+struct BlockHeight {
+    height: u32,
 }
 
 impl BitcoindChainSource {
@@ -49,145 +32,57 @@ impl BitcoindChainSource {
         rpc_url: &str,
         auth: BitcoindAuth,
     ) -> Result<Self, ChainSourceError> {
-        let source = Self {
-            params,
-            rpc: RpcClient::new(rpc_url, auth)?,
-        };
-        let genesis = source.block_hash_at_height(0).await?.ok_or_else(|| {
-            ChainSourceError::InvalidResponse {
-                method: "getblockhash".to_owned(),
-                reason: "the node has no genesis block".to_owned(),
-            }
-        })?;
-        if genesis != source.params.genesis_block_hash {
-            return Err(ChainSourceError::WrongNetwork {
-                url: rpc_url.to_owned(),
-                expected: source.params.genesis_block_hash,
-                found: genesis,
-            });
-        }
-        let info = source.chain_info().await?;
-        if info.initial_block_download {
-            return Err(ChainSourceError::InitialBlockDownload {
-                blocks: info.blocks,
-                headers: info.headers,
-                progress_percent: info.verification_progress * 100.0,
-            });
-        }
-        tracing::info!(
-            url = rpc_url,
-            chain = %info.chain,
-            height = info.blocks,
-            best_block_hash = %info.best_block_hash,
-            "connected to bitcoind"
-        );
-        Ok(source)
+        let node = CoreNode::new("bitcoind", params, rpc_url, auth)?;
+        node.check_usable().await?;
+        Ok(Self { node })
     }
 
     /// The node's view of its chain.
     pub async fn chain_info(&self) -> Result<NodeChainInfo, ChainSourceError> {
-        let method = "getblockchaininfo";
-        let info: BlockchainInfo = self
-            .rpc
-            .call(method, vec![])
-            .await
-            .map_err(|e| e.into_chain_error(method))?;
-        Ok(NodeChainInfo {
-            best_block_hash: parse_hash(method, &info.bestblockhash)?,
-            chain: info.chain,
-            blocks: info.blocks,
-            headers: info.headers,
-            initial_block_download: info.initialblockdownload,
-            verification_progress: info.verificationprogress,
-        })
+        self.node.chain_info().await
     }
 
     async fn block_height(&self, hash: &BlockHash) -> Result<u32, ChainSourceError> {
-        let method = "getblockheader";
-        let header: BlockHeaderInfo = self
-            .rpc
-            .call(method, vec![json!(hash.to_string()), json!(true)])
-            .await
-            .map_err(|e| {
-                not_found_or(e, method, || {
-                    ChainSourceError::BlockNotFound(hash.to_string())
-                })
-            })?;
+        let header: BlockHeight = self.node.block_header(hash).await?;
         Ok(header.height)
     }
+}
 
-    async fn raw_block(&self, hash: &BlockHash) -> Result<Block, ChainSourceError> {
-        let method = "getblock";
-        let hex: String = self
-            .rpc
-            .call(method, vec![json!(hash.to_string()), json!(0)])
-            .await
-            .map_err(|e| {
-                not_found_or(e, method, || {
-                    ChainSourceError::BlockNotFound(hash.to_string())
-                })
-            })?;
-        let block: Block = encode::deserialize_hex(&hex).map_err(|e| invalid(method, e))?;
-        if block.block_hash() != *hash {
-            return Err(invalid(
-                method,
-                format!("asked for block {hash}, got {}", block.block_hash()),
-            ));
-        }
-        Ok(block)
+/// Bitcoin blocks are what `getblock` serializes.
+impl CoreBlock for Block {
+    fn from_rpc_hex(_hash: &BlockHash, hex: &str) -> Result<Self, ChainSourceError> {
+        encode::deserialize_hex(hex).map_err(|e| invalid("getblock", e))
     }
 
-    async fn raw_estimate(
-        &self,
-        target: ConfirmationTarget,
-    ) -> Result<Option<FeeRate>, ChainSourceError> {
-        let method = "estimatesmartfee";
-        let request = fees::estimate_request(&self.params, target);
-        let estimate: SmartFeeEstimate = self
-            .rpc
-            .call(
-                method,
-                vec![json!(request.blocks), json!(request.mode.as_rpc_str())],
-            )
-            .await
-            .map_err(|e| e.into_chain_error(method))?;
-        Ok(estimate.feerate.and_then(feerate_from_coins_per_kvb))
+    fn block_hash(&self) -> BlockHash {
+        Block::block_hash(self)
+    }
+
+    fn transactions(&self) -> &[Transaction] {
+        &self.txdata
     }
 }
 
 #[async_trait]
 impl ChainSource for BitcoindChainSource {
     fn params(&self) -> &ChainParams {
-        &self.params
+        self.node.params()
     }
 
     async fn best_tip(&self) -> Result<BlockRef, ChainSourceError> {
-        let info = self.chain_info().await?;
-        let height = u32::try_from(info.blocks).map_err(|e| invalid("getblockchaininfo", e))?;
-        Ok(BlockRef {
-            height,
-            hash: info.best_block_hash,
-        })
+        self.node.best_tip().await
     }
 
     async fn block_hash_at_height(
         &self,
         height: u32,
     ) -> Result<Option<BlockHash>, ChainSourceError> {
-        let method = "getblockhash";
-        match self.rpc.call::<String>(method, vec![json!(height)]).await {
-            Ok(hex) => parse_hash(method, &hex).map(Some),
-            Err(CallError::Node {
-                code: RPC_INVALID_PARAMETER,
-                ..
-            }) => Ok(None),
-            Err(other) => Err(other.into_chain_error(method)),
-        }
+        self.node.block_hash_at_height(height).await
     }
 
     async fn block_by_hash(&self, hash: &BlockHash) -> Result<ChainBlock, ChainSourceError> {
         let height = self.block_height(hash).await?;
-        let block = self.raw_block(hash).await?;
+        let block = self.node.block(hash).await?;
         Ok(chain_block(height, *hash, block))
     }
 
@@ -197,62 +92,20 @@ impl ChainSource for BitcoindChainSource {
         let Some(hash) = self.block_hash_at_height(height).await? else {
             return Ok(None);
         };
-        let block = self.raw_block(&hash).await?;
+        let block = self.node.block(&hash).await?;
         Ok(Some(chain_block(height, hash, block)))
     }
 
     async fn broadcast(&self, transaction: &Transaction) -> Result<Txid, ChainSourceError> {
-        let method = "sendrawtransaction";
-        let txid = transaction.compute_txid();
-        let hex = encode::serialize_hex(transaction);
-        match self.rpc.call::<String>(method, vec![json!(hex)]).await {
-            Ok(_) => {
-                tracing::info!(%txid, "transaction broadcast");
-                Ok(txid)
-            }
-            Err(CallError::Node {
-                code: RPC_VERIFY_ALREADY_IN_CHAIN,
-                ..
-            }) => {
-                tracing::debug!(%txid, "transaction already confirmed");
-                Ok(txid)
-            }
-            Err(CallError::Node { message, .. }) => {
-                tracing::warn!(%txid, reason = %message, "transaction rejected by bitcoind");
-                Err(ChainSourceError::TransactionRejected {
-                    txid,
-                    reason: message,
-                })
-            }
-            Err(other) => Err(other.into_chain_error(method)),
-        }
+        self.node.broadcast(transaction).await
     }
 
     async fn fee_rate(&self, target: ConfirmationTarget) -> Result<FeeRate, ChainSourceError> {
-        let estimate = self.raw_estimate(target).await?;
-        Ok(fees::finalize(&self.params, target, estimate))
+        self.node.fee_rate(target).await
     }
 
     async fn unspent_output(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, ChainSourceError> {
-        let method = "gettxout";
-        let args = vec![
-            json!(outpoint.txid.to_string()),
-            json!(outpoint.vout),
-            json!(true),
-        ];
-        let answer: Option<TxOutInfo> = self
-            .rpc
-            .call(method, args)
-            .await
-            .map_err(|e| e.into_chain_error(method))?;
-        let Some(info) = answer else { return Ok(None) };
-        let value = Amount::from_btc(info.value).map_err(|e| invalid(method, e))?;
-        let script_pubkey =
-            ScriptBuf::from_hex(&info.script_pubkey.hex).map_err(|e| invalid(method, e))?;
-        Ok(Some(TxOut {
-            value,
-            script_pubkey,
-        }))
+        self.node.unspent_output(outpoint).await
     }
 
     async fn output_by_short_channel_id(
@@ -261,42 +114,9 @@ impl ChainSource for BitcoindChainSource {
         transaction_index: u32,
         output_index: u16,
     ) -> Result<ShortChannelIdOutput, ChainSourceError> {
-        let Some(block_hash) = self.block_hash_at_height(block_height).await? else {
-            return Ok(ShortChannelIdOutput::NotFound);
-        };
-        let method = "getblock";
-        let block: BlockTxids = self
-            .rpc
-            .call(method, vec![json!(block_hash.to_string()), json!(1)])
+        self.node
+            .output_by_short_channel_id::<Block>(block_height, transaction_index, output_index)
             .await
-            .map_err(|e| e.into_chain_error(method))?;
-        let Some(txid_hex) = usize::try_from(transaction_index)
-            .ok()
-            .and_then(|i| block.tx.get(i))
-        else {
-            return Ok(ShortChannelIdOutput::NotFound);
-        };
-        let txid = Txid::from_str(txid_hex).map_err(|e| invalid(method, e))?;
-        let outpoint = OutPoint {
-            txid,
-            vout: u32::from(output_index),
-        };
-        match self.unspent_output(&outpoint).await? {
-            Some(output) => Ok(ShortChannelIdOutput::Unspent(output)),
-            None => {
-                // gettxout cannot tell "spent" from "never existed"; the block can.
-                let full_block = self.raw_block(&block_hash).await?;
-                let exists = usize::try_from(transaction_index)
-                    .ok()
-                    .and_then(|i| full_block.txdata.get(i))
-                    .is_some_and(|tx| tx.output.len() > usize::from(output_index));
-                Ok(if exists {
-                    ShortChannelIdOutput::Spent
-                } else {
-                    ShortChannelIdOutput::NotFound
-                })
-            }
-        }
     }
 }
 
@@ -309,76 +129,5 @@ fn chain_block(height: u32, hash: BlockHash, block: Block) -> ChainBlock {
         time: block.header.time,
         ldk_header: block.header,
         transactions: block.txdata,
-    }
-}
-
-/// `estimatesmartfee`'s coins per 1000 vbytes as a feerate in sat per 1000 weight units
-/// (1 vbyte = 4 weight units); `None` for values that are not a usable feerate.
-fn feerate_from_coins_per_kvb(coins_per_kvb: f64) -> Option<FeeRate> {
-    const SAT_PER_COIN: f64 = 100_000_000.0;
-    const MAX_SAT_PER_KWU: f64 = u32::MAX as f64;
-    if !coins_per_kvb.is_finite() || coins_per_kvb <= 0.0 {
-        return None;
-    }
-    let sat_per_kwu = (coins_per_kvb * SAT_PER_COIN / 4.0)
-        .round()
-        .min(MAX_SAT_PER_KWU);
-    Some(FeeRate::from_sat_per_kwu(sat_per_kwu as u64))
-}
-
-fn parse_hash(method: &str, hex: &str) -> Result<BlockHash, ChainSourceError> {
-    BlockHash::from_str(hex).map_err(|e| invalid(method, e))
-}
-
-fn invalid(method: &str, reason: impl ToString) -> ChainSourceError {
-    ChainSourceError::InvalidResponse {
-        method: method.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-fn not_found_or(
-    error: CallError,
-    method: &str,
-    not_found: impl FnOnce() -> ChainSourceError,
-) -> ChainSourceError {
-    match error {
-        CallError::Node {
-            code: RPC_INVALID_ADDRESS_OR_KEY,
-            ..
-        } => not_found(),
-        other => other.into_chain_error(method),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smart_fee_in_coins_per_kvb_becomes_sat_per_kw() {
-        // 1000 sat/kvB = 1 sat/vB = 250 sat per 1000 weight units.
-        assert_eq!(
-            feerate_from_coins_per_kvb(0.00001),
-            Some(FeeRate::from_sat_per_kwu(250))
-        );
-        // Qtum's floor, 0.004 coins/kvB, is 100,000 sat/kW.
-        assert_eq!(
-            feerate_from_coins_per_kvb(0.004),
-            Some(FeeRate::from_sat_per_kwu(100_000))
-        );
-        assert_eq!(
-            feerate_from_coins_per_kvb(0.00012345),
-            Some(FeeRate::from_sat_per_kwu(3_086))
-        );
-    }
-
-    #[test]
-    fn unusable_smart_fee_values_mean_no_estimate() {
-        for value in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert_eq!(feerate_from_coins_per_kvb(value), None, "{value}");
-        }
-        let huge = feerate_from_coins_per_kvb(1e12).map(|rate| rate.to_sat_per_kwu());
-        assert_eq!(huge, Some(u64::from(u32::MAX)), "capped, never wrapped");
     }
 }

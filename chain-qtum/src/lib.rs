@@ -16,5 +16,7 @@ pub mod synthetic;
 pub use block::{BlockParseError, QtumBlock, QtumHeader};
 /// How to authenticate to qtumd's RPC: the same as for bitcoind (cookie file or user/password).
 pub use chain_bitcoin::BitcoindAuth as QtumdAuth;
-pub use source::{NodeChainInfo, QtumdChainSource};
+/// What qtumd says about its chain: the same answer as bitcoind's, read by the same code.
+pub use chain_bitcoin::NodeChainInfo;
+pub use source::QtumdChainSource;
 pub use synthetic::{RecordedHeader, SyntheticHeaders};

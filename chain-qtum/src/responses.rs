@@ -1,21 +1,13 @@
-//! The parts of qtumd's RPC answers we read. Qtum Core 27.1 answers like Bitcoin Core 27 with
-//! extra fields (`moneysupply`, `hashStateRoot`, `flags`, `proofhash`, `coinstake`, ...; qtum-facts
-//! §6); unknown fields are ignored.
+//! The parts of qtumd's RPC answers only chain-qtum reads. Qtum Core 27.1 answers like Bitcoin
+//! Core 27 with extra fields (`moneysupply`, `hashStateRoot`, `flags`, `proofhash`, `coinstake`,
+//! ...; qtum-facts §6); unknown fields are ignored. The answers it shares with Bitcoin Core are
+//! read with [`chain_bitcoin::core_rpc::responses`]; the tests below check that they parse
+//! qtumd's captures.
 
 use serde::Deserialize;
 
-/// `getblockchaininfo`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct BlockchainInfo {
-    pub chain: String,
-    pub blocks: u64,
-    pub headers: u64,
-    pub bestblockhash: String,
-    pub initialblockdownload: bool,
-    pub verificationprogress: f64,
-}
-
-/// `getblockheader <hash> true`.
+/// `getblockheader <hash> true`, with what synthetic headers need: the parent, the time and whether
+/// the block is in the best chain (chain-bitcoin reads only the height).
 #[derive(Debug, Deserialize)]
 pub(crate) struct BlockHeaderInfo {
     pub hash: String,
@@ -34,39 +26,11 @@ impl BlockHeaderInfo {
     }
 }
 
-/// `getblock <hash> 1`: only the transaction ids.
-#[derive(Debug, Deserialize)]
-pub(crate) struct BlockTxids {
-    pub tx: Vec<String>,
-}
-
-/// `estimatesmartfee`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct SmartFeeEstimate {
-    /// QTUM per 1000 virtual bytes; absent when the node has no estimate.
-    pub feerate: Option<f64>,
-    /// Why there is no estimate (e.g. "Insufficient data or no feerate found").
-    #[serde(default)]
-    pub errors: Vec<String>,
-}
-
-/// `gettxout`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct TxOutInfo {
-    /// In whole QTUM.
-    pub value: f64,
-    #[serde(rename = "scriptPubKey")]
-    pub script_pubkey: ScriptPubKeyInfo,
-}
-
-/// The `scriptPubKey` object of `gettxout`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ScriptPubKeyInfo {
-    pub hex: String,
-}
-
 #[cfg(test)]
 mod tests {
+    use chain_bitcoin::core_rpc::responses::{
+        BlockTxids, BlockchainInfo, SmartFeeEstimate, TxOutInfo,
+    };
     use serde::de::DeserializeOwned;
     use serde_json::Value;
 

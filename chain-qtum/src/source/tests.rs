@@ -5,7 +5,9 @@ mod node_on_qtumd;
 
 use std::str::FromStr;
 
+use bitcoin::consensus::encode;
 use bitcoin::hex::FromHex;
+use bitcoin::Amount;
 use ln_core::chain::fees::ALL_CONFIRMATION_TARGETS;
 use serde_json::{json, Value};
 
@@ -387,18 +389,6 @@ async fn short_channel_id_outputs_are_unspent_spent_or_not_found() -> TestResult
         );
     }
     Ok(())
-}
-
-#[test]
-fn smart_fee_in_coins_per_kvb_becomes_sat_per_kw() {
-    // Qtum's floor, 0.004 QTUM/kvB, is 100,000 sat/kW.
-    assert_eq!(
-        feerate_from_coins_per_kvb(0.004),
-        Some(FeeRate::from_sat_per_kwu(100_000))
-    );
-    for value in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        assert_eq!(feerate_from_coins_per_kvb(value), None, "{value}");
-    }
 }
 
 #[test]
