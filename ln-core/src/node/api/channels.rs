@@ -8,6 +8,7 @@ use lightning::sign::EntropySource;
 use lightning::util::errors::APIError;
 
 use super::wait_until;
+use crate::ldk_adapters::BroadcastOutcome;
 use crate::node::{Error, Node, OpenOutcome};
 
 /// How long `open_channel` waits for the peer to sign the funding transaction.
@@ -160,10 +161,16 @@ impl Node {
                     .wait_for_broadcast(funding_txo.txid, Duration::from_secs(30))
                     .await
                 {
-                    Some(Ok(())) => {}
-                    Some(Err(reason)) => {
+                    Some(BroadcastOutcome::Accepted) => {}
+                    Some(BroadcastOutcome::Rejected { reason }) => {
                         return Err(Error::ChannelOpenFailed(format!(
                             "the chain node refused the funding transaction {}: {reason}",
+                            funding_txo.txid
+                        )))
+                    }
+                    Some(BroadcastOutcome::NotSent { error }) => {
+                        return Err(Error::ChannelOpenFailed(format!(
+                            "the funding transaction {} could not be handed to the chain node: {error}",
                             funding_txo.txid
                         )))
                     }
