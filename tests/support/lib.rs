@@ -28,7 +28,7 @@ pub mod xlnd;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
 pub use bitcoind::{burn_address, burn_script, pay_to_burn, Bitcoind, BitcoindOptions};
-pub use chain_source::regtest_chain_source;
+pub use chain_source::{regtest_chain_source, regtest_chain_source_with};
 pub use error::TestEnvError;
 
 /// Sends `tracing` output to the test harness (shown for failing tests, or all with
