@@ -6,6 +6,9 @@
 //!   `libbitcoinkernel-sys` crate ships, so the tests need nothing preinstalled but a C++ toolchain.
 //! - [`bitcoind`] runs a regtest node in a temporary directory for one test and cleans up after it,
 //!   also when the test panics.
+//! - [`ln_node`] runs in-process xln nodes on such a bitcoind, and [`qtum_policy`] gives both
+//!   Qtum's relay policy and Qtum's policy numbers, to test the Qtum channel policy on bitcoind;
+//!   [`broadcast_audit`] proves that every transaction the nodes published relayed and confirmed.
 //! - [`error`] holds the one error type, [`TestEnvError`].
 //!
 //! ```no_run
@@ -19,10 +22,12 @@
 
 pub mod bitcoin_core;
 pub mod bitcoind;
+pub mod broadcast_audit;
 pub mod chain_source;
 mod command;
 pub mod error;
 pub mod ln_node;
+pub mod qtum_policy;
 pub mod test_key;
 pub mod xlnd;
 
