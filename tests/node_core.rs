@@ -11,21 +11,6 @@ use xln_tests::{init_test_logging, Bitcoind};
 
 const WAIT: Duration = Duration::from_secs(120);
 
-async fn usable_channel(node: &TestNode, peer: &TestNode) -> Result<ChannelInfo> {
-    let peer_id = peer.node.node_id();
-    wait_for(
-        &format!("{} to see a usable channel with {}", node.name, peer.name),
-        WAIT,
-        || async {
-            node.node
-                .list_channels()
-                .into_iter()
-                .find(|c| c.peer_id == peer_id && c.is_usable)
-        },
-    )
-    .await
-}
-
 /// Opens a channel from `from` to `to` and mines until both can use it.
 async fn open_channel(
     bitcoind: &Bitcoind,
@@ -48,8 +33,8 @@ async fn open_channel(
         opened.funding_txid
     );
     mine_and_sync(bitcoind, 6, &[from, to]).await?;
-    let channel = usable_channel(from, to).await?;
-    usable_channel(to, from).await?;
+    let channel = from.usable_channel_with(to, WAIT).await?;
+    to.usable_channel_with(from, WAIT).await?;
     ensure!(channel.channel_id == opened.channel_id);
     Ok(channel)
 }
@@ -106,13 +91,7 @@ async fn two_nodes_open_pay_keysend_and_close_cooperatively() -> Result<()> {
     assert_eq!(payment.amount_msat, 100_000_000);
     assert_eq!(payment.fee_msat, Some(0));
     assert_eq!(payment.payment_hash, invoice.payment_hash);
-    let received = wait_for("bob's invoice paid", WAIT, || async {
-        let invoices = bob.node.list_invoices(Some(&invoice.payment_hash)).ok()?;
-        invoices
-            .into_iter()
-            .find(|i| i.status == InvoiceStatus::Paid)
-    })
-    .await?;
+    let received = bob.paid_invoice(&invoice.payment_hash, WAIT).await?;
     assert_eq!(received.amount_received_msat, Some(100_000_000));
     // Paying the same invoice again is refused.
     assert!(alice
@@ -132,15 +111,9 @@ async fn two_nodes_open_pay_keysend_and_close_cooperatively() -> Result<()> {
         .keysend(alice.node.node_id(), 10_000_000, None, None)
         .await?;
     assert_eq!(keysend.status, PaymentStatus::Succeeded, "{keysend:?}");
-    wait_for("alice's keysend record", WAIT, || async {
-        let invoices = alice.node.list_invoices(Some(&keysend.payment_hash)).ok()?;
-        invoices
-            .into_iter()
-            .find(|i| i.status == InvoiceStatus::Paid)
-    })
-    .await?;
+    alice.paid_invoice(&keysend.payment_hash, WAIT).await?;
 
-    let bob_channel = usable_channel(&bob, &alice).await?;
+    let bob_channel = bob.usable_channel_with(&alice, WAIT).await?;
     assert_eq!(bob_channel.local_balance_msat, 90_000_000);
 
     // Cooperative close: Bob gets exactly his 90,000 sat (the funder pays the closing fee).
@@ -255,7 +228,7 @@ async fn restart_keeps_channel_balances_and_payment_history_and_pays_again() -> 
     );
 
     // The node reconnects to its channel peer by itself, and pays again.
-    usable_channel(&alice, &bob).await?;
+    alice.usable_channel_with(&bob, WAIT).await?;
     let invoice = bob
         .node
         .create_invoice(Some(30_000_000), "after restart", None, None)?;
@@ -306,7 +279,7 @@ async fn reorg_replacing_the_funding_block_is_followed() -> Result<()> {
     assert!(info.synced_to_chain);
     assert_ne!(info.block_hash.to_string(), funding_block);
     mine_and_sync(&bitcoind, 6, &[&alice, &bob]).await?;
-    let channel = usable_channel(&alice, &bob).await?;
+    let channel = alice.usable_channel_with(&bob, WAIT).await?;
     assert_eq!(channel.funding_txid, Some(opened.funding_txid));
     let invoice = bob
         .node

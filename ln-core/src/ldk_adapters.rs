@@ -5,7 +5,9 @@
 //! [`ChainFeeEstimator`] answers from a table that [`ChainFeeEstimator::refresh`] fills (at start
 //! and on every poll). Until the first refresh it answers the chain's fallbacks, never below the
 //! floor. [`ChainBroadcaster`] hands transactions to a tokio task so LDK is never blocked on the
-//! node; rejections are logged with the node's reason (LDK rebroadcasts what matters).
+//! node; rejections are logged with the node's reason (LDK rebroadcasts what matters), and the
+//! last outcomes are kept ([`ChainBroadcaster::recent_broadcasts`]) for callers that wait for a
+//! broadcast and for checks that every transaction relays.
 
 use std::sync::{Arc, RwLock};
 
@@ -83,34 +85,105 @@ pub struct ChainBroadcaster {
     outcomes: Arc<BroadcastOutcomes>,
 }
 
+/// What the chain node answered when one transaction was handed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BroadcastOutcome {
+    /// The chain node has the transaction: it entered the mempool now, or was already in the
+    /// mempool or in a block.
+    Accepted,
+    /// The chain node refused the transaction; `reason` is its own text, e.g.
+    /// `min relay fee not met` or `bad-txns-inputs-missingorspent`.
+    Rejected {
+        /// The chain node's reject reason.
+        reason: String,
+    },
+    /// The chain node could not be asked (unreachable, or another RPC failure).
+    NotSent {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// One broadcast of a transaction and its outcome, as [`ChainBroadcaster::recent_broadcasts`]
+/// lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastRecord {
+    /// Position among all broadcasts since the broadcaster was created (0, 1, 2, ...): a reader
+    /// that polls the bounded list can tell from a gap that it missed some.
+    pub sequence: u64,
+    /// The transaction's id. LDK rebroadcasts, so one txid can appear many times.
+    pub txid: bitcoin::Txid,
+    /// The transaction itself: a rejected one is nowhere else to be found, and its inputs tell
+    /// what it conflicted with.
+    pub transaction: Transaction,
+    /// What the chain node answered.
+    pub outcome: BroadcastOutcome,
+}
+
 /// The results of recent broadcasts, for callers that must wait until a transaction is out.
 #[derive(Default)]
 struct BroadcastOutcomes {
-    results: std::sync::Mutex<std::collections::VecDeque<(bitcoin::Txid, Result<(), String>)>>,
+    records: std::sync::Mutex<BroadcastLog>,
     changed: tokio::sync::Notify,
+}
+
+/// The last [`REMEMBERED_OUTCOMES`] broadcasts and the sequence number of the next one.
+#[derive(Default)]
+struct BroadcastLog {
+    recent: std::collections::VecDeque<BroadcastRecord>,
+    next_sequence: u64,
 }
 
 /// How many broadcast results are remembered.
 const REMEMBERED_OUTCOMES: usize = 256;
 
 impl BroadcastOutcomes {
-    fn record(&self, txid: bitcoin::Txid, result: Result<(), String>) {
-        if let Ok(mut results) = self.results.lock() {
-            if results.len() >= REMEMBERED_OUTCOMES {
-                results.pop_front();
+    fn record(&self, transaction: Transaction, outcome: BroadcastOutcome) {
+        let txid = transaction.compute_txid();
+        if let Ok(mut log) = self.records.lock() {
+            if log.recent.len() >= REMEMBERED_OUTCOMES {
+                log.recent.pop_front();
             }
-            results.push_back((txid, result));
+            let sequence = log.next_sequence;
+            log.next_sequence += 1;
+            log.recent.push_back(BroadcastRecord {
+                sequence,
+                txid,
+                transaction,
+                outcome,
+            });
         }
         self.changed.notify_waiters();
     }
 
-    fn find(&self, txid: &bitcoin::Txid) -> Option<Result<(), String>> {
-        let results = self.results.lock().ok()?;
-        results
+    fn find(&self, txid: &bitcoin::Txid) -> Option<BroadcastOutcome> {
+        let log = self.records.lock().ok()?;
+        log.recent
             .iter()
             .rev()
-            .find(|(t, _)| t == txid)
-            .map(|(_, r)| r.clone())
+            .find(|record| record.txid == *txid)
+            .map(|record| record.outcome.clone())
+    }
+
+    fn recent(&self) -> Vec<BroadcastRecord> {
+        match self.records.lock() {
+            Ok(log) => log.recent.iter().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().recent.iter().cloned().collect(),
+        }
+    }
+}
+
+impl From<Result<bitcoin::Txid, ChainSourceError>> for BroadcastOutcome {
+    fn from(result: Result<bitcoin::Txid, ChainSourceError>) -> Self {
+        match result {
+            Ok(_) => BroadcastOutcome::Accepted,
+            Err(ChainSourceError::TransactionRejected { reason, .. }) => {
+                BroadcastOutcome::Rejected { reason }
+            }
+            Err(other) => BroadcastOutcome::NotSent {
+                error: other.to_string(),
+            },
+        }
     }
 }
 
@@ -125,25 +198,31 @@ impl ChainBroadcaster {
     }
 
     /// Waits until LDK's broadcast of `txid` has been answered by the chain node (at most
-    /// `timeout`): `Ok` once the node has it, the node's reason if it refused, `None` if it was
-    /// not broadcast in time.
+    /// `timeout`): the latest outcome for it, or `None` if it was not broadcast in time.
     pub async fn wait_for_broadcast(
         &self,
         txid: bitcoin::Txid,
         timeout: std::time::Duration,
-    ) -> Option<Result<(), String>> {
+    ) -> Option<BroadcastOutcome> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.outcomes.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(result) = self.outcomes.find(&txid) {
-                return Some(result);
+            if let Some(outcome) = self.outcomes.find(&txid) {
+                return Some(outcome);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return None;
             }
         }
+    }
+
+    /// The last broadcasts (at most 256), oldest first, with what the chain node answered: every
+    /// transaction LDK published (funding, commitments, HTLC claims, sweeps), rebroadcasts
+    /// included. For operators and tests checking that the node's transactions relay.
+    pub fn recent_broadcasts(&self) -> Vec<BroadcastRecord> {
+        self.outcomes.recent()
     }
 
     /// Publishes `transactions` (a single transaction, or a child with its parents in any order)
@@ -171,13 +250,12 @@ impl BroadcasterInterface for ChainBroadcaster {
         let source = Arc::clone(&self.source);
         let outcomes = Arc::clone(&self.outcomes);
         self.runtime.spawn(async move {
-            let txids: Vec<bitcoin::Txid> = parents_first(transactions.clone())
-                .iter()
-                .map(Transaction::compute_txid)
-                .collect();
-            let results = ChainBroadcaster::broadcast_package(source.as_ref(), transactions).await;
-            for (txid, result) in txids.into_iter().zip(results) {
-                outcomes.record(txid, result.map(drop).map_err(|e| e.to_string()));
+            // Ordered here too (a no-op inside) to pair each result with its transaction.
+            let ordered = parents_first(transactions);
+            let results =
+                ChainBroadcaster::broadcast_package(source.as_ref(), ordered.clone()).await;
+            for (transaction, result) in ordered.into_iter().zip(results) {
+                outcomes.record(transaction, BroadcastOutcome::from(result));
             }
         });
     }
@@ -232,6 +310,61 @@ mod tests {
                 script_pubkey: ScriptBuf::new(),
             }],
         }
+    }
+
+    #[test]
+    fn recent_broadcasts_keep_the_last_outcomes_numbered_without_gaps() {
+        let outcomes = BroadcastOutcomes::default();
+        let transaction = |n: u64| spending(Txid::all_zeros(), n);
+        let txid = |n: u64| transaction(n).compute_txid();
+        let total = REMEMBERED_OUTCOMES as u64 + 10;
+        for n in 0..total {
+            let outcome = if n % 2 == 0 {
+                BroadcastOutcome::Accepted
+            } else {
+                BroadcastOutcome::Rejected {
+                    reason: format!("reason {n}"),
+                }
+            };
+            outcomes.record(transaction(n), outcome);
+        }
+        let recent = outcomes.recent();
+        assert_eq!(recent.len(), REMEMBERED_OUTCOMES);
+        let sequences: Vec<u64> = recent.iter().map(|r| r.sequence).collect();
+        let expected: Vec<u64> = (10..total).collect();
+        assert_eq!(sequences, expected);
+        assert_eq!(recent.last().map(|r| r.txid), Some(txid(total - 1)));
+        assert_eq!(outcomes.find(&txid(0)), None, "the oldest were forgotten");
+        assert_eq!(
+            outcomes.find(&txid(11)),
+            Some(BroadcastOutcome::Rejected {
+                reason: "reason 11".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn only_the_chain_nodes_refusals_count_as_rejections() {
+        let txid = Txid::all_zeros();
+        assert_eq!(BroadcastOutcome::from(Ok(txid)), BroadcastOutcome::Accepted);
+        let refused = Err(ChainSourceError::TransactionRejected {
+            txid,
+            reason: "min relay fee not met".to_owned(),
+        });
+        assert_eq!(
+            BroadcastOutcome::from(refused),
+            BroadcastOutcome::Rejected {
+                reason: "min relay fee not met".to_owned()
+            }
+        );
+        let unreachable = Err(ChainSourceError::Rpc {
+            method: "sendrawtransaction".to_owned(),
+            message: "connection refused".to_owned(),
+        });
+        assert!(matches!(
+            BroadcastOutcome::from(unreachable),
+            BroadcastOutcome::NotSent { .. }
+        ));
     }
 
     #[test]

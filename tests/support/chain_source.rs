@@ -9,6 +9,16 @@ use crate::Bitcoind;
 pub async fn regtest_chain_source(
     bitcoind: &Bitcoind,
 ) -> Result<BitcoindChainSource, ChainSourceError> {
+    regtest_chain_source_with(bitcoind, ChainParams::bitcoin_regtest()).await
+}
+
+/// Like [`regtest_chain_source`], with the node following `params` (which must keep Bitcoin
+/// regtest's genesis block, since that is the chain `bitcoind` serves), e.g. another chain's
+/// relay policy and fee numbers.
+pub async fn regtest_chain_source_with(
+    bitcoind: &Bitcoind,
+    params: ChainParams,
+) -> Result<BitcoindChainSource, ChainSourceError> {
     let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
-    BitcoindChainSource::connect(ChainParams::bitcoin_regtest(), &bitcoind.rpc_url(), auth).await
+    BitcoindChainSource::connect(params, &bitcoind.rpc_url(), auth).await
 }

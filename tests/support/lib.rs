@@ -7,6 +7,9 @@
 //! - [`bitcoind`] runs a regtest node in a temporary directory for one test and cleans up after it,
 //!   also when the test panics.
 //! - [`qtumd`] runs Qtum Core's qtumd the same way, when `QTUMD` names one.
+//! - [`ln_node`] runs in-process xln nodes on such a bitcoind, and [`qtum_policy`] gives both
+//!   Qtum's relay policy and Qtum's policy numbers, to test the Qtum channel policy on bitcoind;
+//!   [`broadcast_audit`] proves that every transaction the nodes published relayed and confirmed.
 //! - [`error`] holds the one error type, [`TestEnvError`].
 //!
 //! ```no_run
@@ -20,10 +23,12 @@
 
 pub mod bitcoin_core;
 pub mod bitcoind;
+pub mod broadcast_audit;
 pub mod chain_source;
 mod command;
 pub mod error;
 pub mod ln_node;
+pub mod qtum_policy;
 pub mod qtumd;
 pub mod steps;
 pub mod test_key;
@@ -31,7 +36,7 @@ pub mod xlnd;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
 pub use bitcoind::{burn_address, burn_script, pay_to_burn, Bitcoind, BitcoindOptions};
-pub use chain_source::regtest_chain_source;
+pub use chain_source::{regtest_chain_source, regtest_chain_source_with};
 pub use error::TestEnvError;
 
 /// Sends `tracing` output to the test harness (shown for failing tests, or all with

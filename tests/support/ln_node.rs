@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ln_core::node::{Node, NodeBuilder};
-use ln_core::ChainSource;
+use ln_core::{ChainParams, ChainSource};
 
-use crate::{regtest_chain_source, Bitcoind};
+use crate::chain_source::regtest_chain_source_with;
+use crate::Bitcoind;
 
 /// One node of a test: its data directory and the running [`Node`].
 pub struct TestNode {
@@ -20,14 +21,28 @@ pub struct TestNode {
     pub data_dir: PathBuf,
     /// A name for logs.
     pub name: String,
+    /// The chain parameters the node runs with (kept across restarts).
+    pub params: ChainParams,
 }
 
 impl TestNode {
     /// Starts a node in `data_dir` (created if missing) on `bitcoind`'s chain, listening on a
     /// free local port.
     pub async fn start(bitcoind: &Bitcoind, data_dir: &Path, name: &str) -> Result<Self> {
-        let source: Arc<dyn ChainSource> = Arc::new(regtest_chain_source(bitcoind).await?);
-        let node = NodeBuilder::new(data_dir, source.params().clone())
+        Self::start_with_params(bitcoind, data_dir, name, ChainParams::bitcoin_regtest()).await
+    }
+
+    /// Like [`TestNode::start`], with the node following `params` instead of Bitcoin regtest's
+    /// own: they must keep Bitcoin regtest's genesis block, which is the chain `bitcoind` serves.
+    pub async fn start_with_params(
+        bitcoind: &Bitcoind,
+        data_dir: &Path,
+        name: &str,
+        params: ChainParams,
+    ) -> Result<Self> {
+        let source: Arc<dyn ChainSource> =
+            Arc::new(regtest_chain_source_with(bitcoind, params.clone()).await?);
+        let node = NodeBuilder::new(data_dir, params.clone())
             .listen_on(vec!["127.0.0.1:0".parse()?])
             .alias(name)
             .poll_interval(Duration::from_millis(200))
@@ -38,22 +53,25 @@ impl TestNode {
             node,
             data_dir: data_dir.to_owned(),
             name: name.to_owned(),
+            params,
         })
     }
 
-    /// Stops the node cleanly and starts it again from the same directory.
+    /// Stops the node cleanly and starts it again from the same directory, with the same
+    /// parameters.
     pub async fn restart(self, bitcoind: &Bitcoind) -> Result<Self> {
         self.node.stop().await;
         let Self {
             data_dir,
             name,
             node,
+            params,
         } = self;
         drop(node);
         // The store's directory lock goes with the last handle; give tasks a moment to drop theirs.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            match Self::start(bitcoind, &data_dir, &name).await {
+            match Self::start_with_params(bitcoind, &data_dir, &name, params.clone()).await {
                 Ok(node) => return Ok(node),
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     tracing::debug!(error = %e, "restart: store still locked, retrying");
@@ -73,6 +91,45 @@ impl TestNode {
             .copied()
             .ok_or_else(|| anyhow!("{} does not listen", self.name))?;
         Ok(format!("{}@{address}", self.node.node_id()))
+    }
+
+    /// Waits up to `timeout` until this node has a usable channel with `peer`, and returns it.
+    pub async fn usable_channel_with(
+        &self,
+        peer: &TestNode,
+        timeout: Duration,
+    ) -> Result<ln_core::node::ChannelInfo> {
+        let peer_id = peer.node.node_id();
+        wait_for(
+            &format!("{} to see a usable channel with {}", self.name, peer.name),
+            timeout,
+            || async {
+                self.node
+                    .list_channels()
+                    .into_iter()
+                    .find(|c| c.peer_id == peer_id && c.is_usable)
+            },
+        )
+        .await
+    }
+
+    /// Waits up to `timeout` until this node's invoice `payment_hash` is paid, and returns it.
+    pub async fn paid_invoice(
+        &self,
+        payment_hash: &str,
+        timeout: Duration,
+    ) -> Result<ln_core::node::InvoiceRecord> {
+        wait_for(
+            &format!("{}'s invoice {payment_hash} paid", self.name),
+            timeout,
+            || async {
+                let invoices = self.node.list_invoices(Some(payment_hash)).ok()?;
+                invoices
+                    .into_iter()
+                    .find(|i| i.status == ln_core::node::InvoiceStatus::Paid)
+            },
+        )
+        .await
     }
 
     /// Mines a coinbase to this node's wallet and then enough blocks for it to mature; returns

@@ -8,6 +8,7 @@ use lightning::sign::EntropySource;
 use lightning::util::errors::APIError;
 
 use super::wait_until;
+use crate::ldk_adapters::BroadcastOutcome;
 use crate::node::{Error, Node, OpenOutcome};
 
 /// How long `open_channel` waits for the peer to sign the funding transaction.
@@ -48,6 +49,17 @@ pub struct ChannelInfo {
     pub confirmations_required: Option<u32>,
     /// HTLCs in flight.
     pub pending_htlcs: usize,
+    /// The commitment transactions carry anchor outputs (`option_anchors_zero_fee_htlc_tx` or
+    /// zero-fee commitments); false on chains whose dust threshold rules anchors out.
+    pub has_anchors: bool,
+    /// The reserve the peer makes us keep, sat (none until the peer accepted the channel).
+    pub reserve_sat: Option<u64>,
+    /// The reserve we make the peer keep, sat.
+    pub counterparty_reserve_sat: u64,
+    /// The smallest HTLC we accept on this channel, msat.
+    pub inbound_htlc_minimum_msat: Option<u64>,
+    /// The smallest HTLC the peer accepts on this channel, msat (none until it told us).
+    pub outbound_htlc_minimum_msat: Option<u64>,
 }
 
 /// The result of `open_channel`.
@@ -160,10 +172,16 @@ impl Node {
                     .wait_for_broadcast(funding_txo.txid, Duration::from_secs(30))
                     .await
                 {
-                    Some(Ok(())) => {}
-                    Some(Err(reason)) => {
+                    Some(BroadcastOutcome::Accepted) => {}
+                    Some(BroadcastOutcome::Rejected { reason }) => {
                         return Err(Error::ChannelOpenFailed(format!(
                             "the chain node refused the funding transaction {}: {reason}",
+                            funding_txo.txid
+                        )))
+                    }
+                    Some(BroadcastOutcome::NotSent { error }) => {
+                        return Err(Error::ChannelOpenFailed(format!(
+                            "the funding transaction {} could not be handed to the chain node: {error}",
                             funding_txo.txid
                         )))
                     }
@@ -287,6 +305,14 @@ fn channel_info(c: &ChannelDetails) -> ChannelInfo {
         confirmations: c.confirmations,
         confirmations_required: c.confirmations_required,
         pending_htlcs: c.pending_inbound_htlcs.len() + c.pending_outbound_htlcs.len(),
+        has_anchors: c.channel_type.as_ref().is_some_and(|features| {
+            features.supports_anchors_zero_fee_htlc_tx()
+                || features.supports_anchor_zero_fee_commitments()
+        }),
+        reserve_sat: c.unspendable_punishment_reserve,
+        counterparty_reserve_sat: c.counterparty.unspendable_punishment_reserve,
+        inbound_htlc_minimum_msat: c.inbound_htlc_minimum_msat,
+        outbound_htlc_minimum_msat: c.counterparty.outbound_htlc_minimum_msat,
     }
 }
 

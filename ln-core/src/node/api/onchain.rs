@@ -1,8 +1,10 @@
-//! The on-chain wallet: addresses, funds, withdrawals.
+//! The on-chain wallet: addresses, funds, withdrawals, and what became of the transactions the
+//! node published.
 
 use bitcoin::FeeRate;
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
 
+use crate::ldk_adapters::BroadcastRecord;
 use crate::node::{Error, Node};
 use crate::wallet::SendAmount;
 
@@ -39,6 +41,14 @@ pub struct Funds {
 }
 
 impl Node {
+    /// The transactions LDK published lately (funding, commitments, HTLC claims, sweeps; at most
+    /// the last 256 broadcasts, rebroadcasts included), oldest first, each with the chain node's
+    /// answer. A transaction the chain node rejected for its fee or for dust would never confirm:
+    /// this list is where such a policy problem shows.
+    pub fn recent_broadcasts(&self) -> Vec<BroadcastRecord> {
+        self.inner.broadcaster.recent_broadcasts()
+    }
+
     /// A fresh receive address of the on-chain wallet, in the chain's encoding.
     pub fn new_address(&self) -> Result<String, Error> {
         Ok(self.inner.wallet.new_address()?)
