@@ -35,6 +35,14 @@ fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
     assert_eq!(info["chain"], "bitcoin");
     assert_eq!(info["network"], "regtest");
     let channel_id = fund_and_open(&bitcoind, &alice, &bob, 1_000_000)?;
+    let opened = channel(&alice.cli(&["listchannels"])?, &channel_id)
+        .cloned()
+        .context("the channel")?;
+    assert_eq!(opened["has_anchors"], true, "{opened}");
+    assert_eq!(
+        opened["their_reserve_sat"], 10_000,
+        "1 % of the channel: {opened}"
+    );
 
     let bolt11 = invoice(&bob, 50_000_000, "first")?;
     let decoded = alice.cli(&["decode", &bolt11])?;

@@ -79,6 +79,26 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
     let channel_sat = 50_000_000;
     ensure!(channel_sat >= policy.min_funding_sat);
     let channel_id = open(&qtumd, &params, &alice, &bob, channel_sat, true)?;
+    // The channel follows Qtum's policy on both ends.
+    for node in [&alice, &bob] {
+        let list = node.cli(&["listchannels"])?;
+        let info = channel(&list, &channel_id).context("the channel")?;
+        ensure!(info["has_anchors"] == false, "{info}");
+        ensure!(
+            info["our_reserve_sat"].as_u64() >= Some(policy.min_reserve_sat),
+            "{info}"
+        );
+        ensure!(
+            info["their_reserve_sat"].as_u64() >= Some(policy.min_reserve_sat),
+            "{info}"
+        );
+        for direction in ["inbound_htlc_minimum_msat", "outbound_htlc_minimum_msat"] {
+            ensure!(
+                info[direction].as_u64() == Some(policy.htlc_minimum_msat),
+                "{info}"
+            );
+        }
+    }
     // The channel is public: after its announcement both ends have it in their graphs.
     let scid = channel(&alice.cli(&["listchannels"])?, &channel_id)
         .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))

@@ -151,6 +151,11 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 "confirmations": c.confirmations,
                 "confirmations_required": c.confirmations_required,
                 "pending_htlcs": c.pending_htlcs,
+                "has_anchors": c.has_anchors,
+                "our_reserve_sat": c.reserve_sat,
+                "their_reserve_sat": c.counterparty_reserve_sat,
+                "inbound_htlc_minimum_msat": c.inbound_htlc_minimum_msat,
+                "outbound_htlc_minimum_msat": c.outbound_htlc_minimum_msat,
             })).collect::<Vec<_>>()
         })),
         "close" => {
