@@ -2,7 +2,7 @@
 //!
 //! qtumd is a Bitcoin Core fork and takes the same command line, so it runs under [`Bitcoind`]
 //! with other binaries, `-staking=0` (a regtest wallet would otherwise mint proof-of-stake blocks
-//! of its own, qtum-facts §5) and coinbases paid to a `qcrt1` address. No Qtum Core package exists
+//! of its own, qtum-facts §5), no wallet and coinbases paid to a `qcrt1` address. No Qtum Core package exists
 //! in our registries: the suite runs when `QTUMD` names a qtumd binary and is skipped otherwise.
 
 use std::path::PathBuf;
@@ -44,7 +44,9 @@ pub fn qtum_burn_address() -> Result<String, TestEnvError> {
 /// Starts qtumd in regtest with `binaries` (see [`qtum_core_binaries`]).
 pub fn start_qtumd(binaries: BitcoinCoreBinaries) -> Result<Bitcoind, TestEnvError> {
     Bitcoind::start_with(BitcoindOptions {
-        extra_args: vec!["-staking=0".to_owned()],
+        // xlnd keeps its own wallet: qtumd needs none, and without one its wallet options
+        // (like the -fallbackfee every test node gets) are never checked.
+        extra_args: vec!["-staking=0".to_owned(), "-disablewallet=1".to_owned()],
         binaries: Some(binaries),
         mining_address: Some(qtum_burn_address()?),
     })

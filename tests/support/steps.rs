@@ -21,12 +21,14 @@ pub fn height(chain: &Bitcoind) -> Result<u64> {
     Ok(chain.cli(&["getblockcount"])?.parse()?)
 }
 
-/// Mines `blocks` and waits until `nodes` report the new height.
+/// Mines `blocks` and waits until `nodes` report the new height (longer for many blocks: Qtum's
+/// 2000-block coinbase maturity is mined in one go).
 pub fn mine(chain: &Bitcoind, blocks: u32, nodes: &[&Xlnd]) -> Result<()> {
     chain.mine(blocks)?;
     let target = height(chain)?;
+    let wait = WAIT + Duration::from_millis(50) * blocks;
     for node in nodes {
-        node.wait_cli(&["getinfo"], "the new block", WAIT, |info| {
+        node.wait_cli(&["getinfo"], "the new block", wait, |info| {
             (info["block_height"].as_u64() == Some(target)).then_some(())
         })?;
     }
