@@ -108,10 +108,15 @@ fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
         .context("bob's balance")?;
     let closed = alice.cli(&["close", &channel_id])?;
     assert_eq!(closed["type"], "mutual");
+    let closing_txid = closed["txid"].as_str().context("no closing txid")?;
     alice.wait_cli(&["listchannels"], "the channel gone", WAIT, |list| {
         list["channels"].as_array()?.is_empty().then_some(())
     })?;
-    bitcoind.cli_json(&["getrawmempool"])?;
+    let mempool = bitcoind.cli_json(&["getrawmempool"])?;
+    ensure!(
+        mempool.to_string().contains(closing_txid),
+        "closing transaction {closing_txid} not in the mempool: {mempool}"
+    );
     mine(&bitcoind, 1, &[&alice, &bob])?;
     let bob_sat = bob.wait_cli(&["listfunds"], "bob's closing output", WAIT, |funds| {
         funds["onchain_confirmed_sat"]
@@ -358,6 +363,14 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
         / 1000;
     let closed = alice.cli(&["close", &ab, "force=true"])?;
     assert_eq!(closed["type"], "unilateral");
+    let commitment_txid = closed["txid"].as_str().context("no commitment txid")?;
+    ensure!(
+        bitcoind
+            .cli_json(&["getrawmempool"])?
+            .to_string()
+            .contains(commitment_txid),
+        "commitment transaction {commitment_txid} not in the mempool"
+    );
     mine_until(
         &bitcoind,
         &[&alice, &bob],

@@ -158,6 +158,7 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
     assert_eq!(bob_in_channel_sat, 2_000_000 - keysend_msat / 1000);
     let closed = alice.cli(&["close", &channel_id])?;
     assert_eq!(closed["type"], "mutual", "{closed}");
+    ensure!(closed["txid"].is_string(), "no closing txid: {closed}");
     mine_until(&qtumd, &[&alice, &bob], 6, 600, "the mutual close", || {
         Ok(swept(&bob.cli(&["listfunds"])?, &channel_id) && confirmed_sat(&bob)? > bob_before)
     })?;
@@ -174,6 +175,7 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
     let bob_before = confirmed_sat(&bob)?;
     let closed = alice.cli(&["close", &channel_id, "force=true"])?;
     assert_eq!(closed["type"], "unilateral", "{closed}");
+    ensure!(closed["txid"].is_string(), "no commitment txid: {closed}");
     let mined = mine_until(
         &qtumd,
         &[&alice, &bob],

@@ -77,7 +77,7 @@ pub const METHODS: &[MethodSpec] = &[
         result: "channels [channel_id, short_channel_id, peer_id, state, is_usable, is_public, is_outbound, capacity_sat, local_balance_msat, outbound_capacity_msat, inbound_capacity_msat, funding_txid, funding_output, confirmations, confirmations_required, pending_htlcs]" },
     MethodSpec { name: "close", description: "Close a channel cooperatively, or unilaterally with force.", params: &[
         req("id", "string", "channel id, short channel id (BLOCKxTXxOUT) or peer id"),
-        opt("force", "boolean", "broadcast our commitment transaction instead of negotiating (default false)")], result: "type (mutual/unilateral), channel_id, txid when known" },
+        opt("force", "boolean", "broadcast our commitment transaction instead of negotiating (default false)")], result: "type (mutual/unilateral), channel_id, txid of the closing or commitment transaction (null if not published within 30 s, 10 s with force)" },
     MethodSpec { name: "invoice", description: "Create a BOLT11 invoice. With payment_hash it is a hold invoice: payments are held until settleinvoice or cancelinvoice.", params: &[
         req("amount_msat", "integer|any", "amount in millisatoshis, or \"any\""),
         req("description", "string", "description shown to the payer"),

@@ -156,13 +156,13 @@ impl BroadcastOutcomes {
         self.changed.notify_waiters();
     }
 
-    fn find(&self, txid: &bitcoin::Txid) -> Option<BroadcastOutcome> {
+    fn newest(&self, matches: impl Fn(&BroadcastRecord) -> bool) -> Option<BroadcastRecord> {
         let log = self.records.lock().ok()?;
         log.recent
             .iter()
             .rev()
-            .find(|record| record.txid == *txid)
-            .map(|record| record.outcome.clone())
+            .find(|record| matches(record))
+            .cloned()
     }
 
     fn recent(&self) -> Vec<BroadcastRecord> {
@@ -204,13 +204,43 @@ impl ChainBroadcaster {
         txid: bitcoin::Txid,
         timeout: std::time::Duration,
     ) -> Option<BroadcastOutcome> {
+        self.wait_for_record(timeout, |record| record.txid == txid)
+            .await
+            .map(|record| record.outcome)
+    }
+
+    /// Waits (at most `timeout`) until the chain node accepted a transaction spending `outpoint`
+    /// (a channel's funding output: its closing or commitment transaction) and returns its id.
+    pub async fn wait_for_accepted_spend(
+        &self,
+        outpoint: bitcoin::OutPoint,
+        timeout: std::time::Duration,
+    ) -> Option<bitcoin::Txid> {
+        self.wait_for_record(timeout, |record| {
+            record.outcome == BroadcastOutcome::Accepted
+                && record
+                    .transaction
+                    .input
+                    .iter()
+                    .any(|input| input.previous_output == outpoint)
+        })
+        .await
+        .map(|record| record.txid)
+    }
+
+    /// The newest remembered broadcast `matches` accepts, waiting for one up to `timeout`.
+    async fn wait_for_record(
+        &self,
+        timeout: std::time::Duration,
+        matches: impl Fn(&BroadcastRecord) -> bool,
+    ) -> Option<BroadcastRecord> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.outcomes.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(outcome) = self.outcomes.find(&txid) {
-                return Some(outcome);
+            if let Some(record) = self.outcomes.newest(&matches) {
+                return Some(record);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return None;
@@ -334,9 +364,14 @@ mod tests {
         let expected: Vec<u64> = (10..total).collect();
         assert_eq!(sequences, expected);
         assert_eq!(recent.last().map(|r| r.txid), Some(txid(total - 1)));
-        assert_eq!(outcomes.find(&txid(0)), None, "the oldest were forgotten");
+        let outcome_of = |id| {
+            outcomes
+                .newest(|record| record.txid == id)
+                .map(|record| record.outcome)
+        };
+        assert_eq!(outcome_of(txid(0)), None, "the oldest were forgotten");
         assert_eq!(
-            outcomes.find(&txid(11)),
+            outcome_of(txid(11)),
             Some(BroadcastOutcome::Rejected {
                 reason: "reason 11".to_owned()
             })

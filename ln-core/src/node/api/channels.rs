@@ -93,6 +93,11 @@ pub struct ClosedChannel {
     pub txid: Option<bitcoin::Txid>,
 }
 
+/// How long `close` waits for our commitment transaction to reach the chain node.
+const FORCE_CLOSE_BROADCAST_WAIT: Duration = Duration::from_secs(10);
+/// How long `close` waits for the peer to agree on the closing transaction.
+const MUTUAL_CLOSE_NEGOTIATION_WAIT: Duration = Duration::from_secs(30);
+
 impl Node {
     /// Opens a channel of `amount_sat` to a connected peer, pushing `push_msat` to it, announced
     /// to the network if `announce`. Returns once the funding transaction is broadcast.
@@ -217,7 +222,9 @@ impl Node {
     }
 
     /// Closes a channel named by channel id, short channel id (`BLOCKxTXxOUT`) or peer id (if it
-    /// is the only channel with that peer): cooperatively, or by force.
+    /// is the only channel with that peer): cooperatively, or by force. Returns once the closing
+    /// (or commitment) transaction is with the chain node, with its id, or after a bounded wait
+    /// without it.
     pub async fn close_channel(&self, id: &str, force: bool) -> Result<ClosedChannel, Error> {
         let channel = self.find_channel(id)?;
         let manager = &self.inner.channel_manager;
@@ -234,7 +241,9 @@ impl Node {
             return Ok(ClosedChannel {
                 close_type: CloseType::Unilateral,
                 channel_id: channel.channel_id.to_string(),
-                txid: None,
+                txid: self
+                    .closing_txid(&channel, FORCE_CLOSE_BROADCAST_WAIT)
+                    .await,
             });
         }
         if self.inner.peer_manager.peer_by_node_id(&peer).is_none() {
@@ -249,8 +258,29 @@ impl Node {
         Ok(ClosedChannel {
             close_type: CloseType::Mutual,
             channel_id: channel.channel_id.to_string(),
-            txid: None,
+            txid: self
+                .closing_txid(&channel, MUTUAL_CLOSE_NEGOTIATION_WAIT)
+                .await,
         })
+    }
+
+    /// The transaction spending the channel's funding output once the chain node accepted it
+    /// (none if that takes longer than `timeout`: the close goes on, `listfunds` shows the rest).
+    async fn closing_txid(
+        &self,
+        channel: &ChannelDetails,
+        timeout: Duration,
+    ) -> Option<bitcoin::Txid> {
+        let funding = channel.funding_txo?.into_bitcoin_outpoint();
+        let txid = self
+            .inner
+            .broadcaster
+            .wait_for_accepted_spend(funding, timeout)
+            .await;
+        if txid.is_none() {
+            tracing::info!(channel_id = %channel.channel_id, "closing transaction not published yet");
+        }
+        txid
     }
 
     fn find_channel(&self, id: &str) -> Result<ChannelDetails, Error> {
