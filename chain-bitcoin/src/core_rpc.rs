@@ -208,7 +208,9 @@ impl CoreNode {
                 Ok(txid)
             }
             Err(CallError::Node { message, .. }) => {
-                tracing::warn!(%txid, reason = %message, "transaction rejected by {}", self.name);
+                // The caller knows whether a rejection matters (LDK rebroadcasts claims whose
+                // inputs are long spent); it logs at the level that fits.
+                tracing::debug!(%txid, reason = %message, "transaction rejected by {}", self.name);
                 Err(ChainSourceError::TransactionRejected {
                     txid,
                     reason: message,

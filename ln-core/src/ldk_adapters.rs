@@ -264,9 +264,18 @@ impl ChainBroadcaster {
         let mut results = Vec::with_capacity(transactions.len());
         for transaction in parents_first(transactions) {
             let result = source.broadcast(&transaction).await;
-            if let Err(error) = &result {
-                // A double spend of something already confirmed is normal for LDK (see its docs).
-                tracing::warn!(txid = %transaction.compute_txid(), %error, "broadcast failed");
+            match &result {
+                Err(error @ ChainSourceError::TransactionRejected { reason, .. })
+                    if is_spent_input_rejection(reason) =>
+                {
+                    // LDK rebroadcasts its claims every block until they are deep, also when the
+                    // peer's transaction already spent the same output (normal, see its docs).
+                    tracing::debug!(txid = %transaction.compute_txid(), %error, "broadcast of a transaction whose inputs are spent");
+                }
+                Err(error) => {
+                    tracing::warn!(txid = %transaction.compute_txid(), %error, "broadcast failed")
+                }
+                Ok(_) => {}
             }
             results.push(result);
         }
@@ -289,6 +298,13 @@ impl BroadcasterInterface for ChainBroadcaster {
             }
         });
     }
+}
+
+/// Whether the chain node refused a transaction because another one already spends (in a block or
+/// in the mempool) an output it spends: Core's `bad-txns-inputs-missingorspent` and
+/// `txn-mempool-conflict`. Any other reason (fees, dust, policy) is worth a warning.
+fn is_spent_input_rejection(reason: &str) -> bool {
+    reason.contains("missingorspent") || reason.contains("txn-mempool-conflict")
 }
 
 /// Orders a package so every transaction comes after the ones it spends from. Bitcoin Core's
@@ -376,6 +392,19 @@ mod tests {
                 reason: "reason 11".to_owned()
             })
         );
+    }
+
+    #[test]
+    fn spent_input_rejections_are_told_from_policy_rejections() {
+        assert!(is_spent_input_rejection("bad-txns-inputs-missingorspent"));
+        assert!(is_spent_input_rejection("txn-mempool-conflict"));
+        for policy in [
+            "min relay fee not met, 100 < 400",
+            "dust",
+            "insufficient fee",
+        ] {
+            assert!(!is_spent_input_rejection(policy), "{policy}");
+        }
     }
 
     #[test]
