@@ -17,6 +17,7 @@ mod state;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bitcoin::hashes::Hash;
 use bitcoin::Block;
 use lightning::chain::{BestBlock, Listen};
 use lightning::util::persist::KVStoreSync;
@@ -29,9 +30,15 @@ use crate::chain::{ChainBlock, ChainSource, ChainSourceError};
 /// A consumer of connected and disconnected blocks.
 pub type ChainListener = Arc<dyn Listen + Send + Sync>;
 
-/// Namespace and key of the poller's state in the node's store.
+/// The poller's namespace in the node's store.
 const STATE_NAMESPACE: &str = "chain_sync";
-const STATE_KEY: &str = "poller_state";
+/// The LDK hash of the tip (32 bytes), under [`STATE_NAMESPACE`].
+const TIP_KEY: &str = "poller_tip";
+/// Secondary namespace with one record per remembered block, keyed by its LDK hash in hex: a new
+/// block writes about 100 bytes, not the whole window.
+const BLOCKS_NAMESPACE: &str = "poller_blocks";
+/// Where version-1 nodes kept the whole window in one value; read once and converted.
+const LEGACY_STATE_KEY: &str = "poller_state";
 
 /// How many blocks back the poller remembers; a reorg deeper than this stops the node with
 /// [`PollerError::ReorgTooDeep`] instead of guessing.
@@ -98,11 +105,7 @@ impl ChainPoller {
         source: Arc<dyn ChainSource>,
         store: Arc<dyn KVStoreSync + Send + Sync>,
     ) -> Result<Self, PollerError> {
-        let state = match store.read(STATE_NAMESPACE, "", STATE_KEY) {
-            Ok(bytes) => SyncState::decode(&bytes).map_err(PollerError::Store)?,
-            Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => SyncState::default(),
-            Err(e) => return Err(PollerError::Store(format!("reading: {e}"))),
-        };
+        let state = read_state(store.as_ref())?;
         Ok(Self {
             source,
             store,
@@ -284,14 +287,26 @@ impl ChainPoller {
         })
     }
 
+    /// Records `block` (if new) and makes it the tip, in that order, so a crash in between leaves
+    /// at most one extra remembered block; then forgets what fell out of the window.
     fn persist_tip(&self, block: SyncedBlock) -> Result<(), PollerError> {
         let mut state = self.lock_state();
-        let mut next = state.clone();
-        next.set_tip(block, RETAINED_BLOCKS);
+        if state.by_ldk_hash(&block.ldk_hash).is_none() {
+            write_block(self.store.as_ref(), &block)?;
+        }
         self.store
-            .write(STATE_NAMESPACE, "", STATE_KEY, next.encode())
-            .map_err(|e| PollerError::Store(format!("writing: {e}")))?;
-        *state = next;
+            .write(
+                STATE_NAMESPACE,
+                "",
+                TIP_KEY,
+                block.ldk_hash.to_byte_array().to_vec(),
+            )
+            .map_err(|e| store_error("writing the tip", e))?;
+        for old in state.set_tip(block, RETAINED_BLOCKS) {
+            self.store
+                .remove(STATE_NAMESPACE, BLOCKS_NAMESPACE, &block_key(&old), false)
+                .map_err(|e| store_error("forgetting an old block", e))?;
+        }
         Ok(())
     }
 
@@ -307,6 +322,82 @@ impl ChainPoller {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+}
+
+fn store_error(what: &str, error: impl std::fmt::Display) -> PollerError {
+    PollerError::Store(format!("{what}: {error}"))
+}
+
+fn block_key(block: &SyncedBlock) -> String {
+    block.ldk_hash.to_string()
+}
+
+fn write_block(
+    store: &(dyn KVStoreSync + Send + Sync),
+    block: &SyncedBlock,
+) -> Result<(), PollerError> {
+    store
+        .write(
+            STATE_NAMESPACE,
+            BLOCKS_NAMESPACE,
+            &block_key(block),
+            block.encode(),
+        )
+        .map_err(|e| store_error("writing a block", e))
+}
+
+fn is_not_found(error: &lightning::io::Error) -> bool {
+    error.kind() == lightning::io::ErrorKind::NotFound
+}
+
+/// The persisted state: the tip and one record per block, or a version-1 state (converted to
+/// records here), or nothing on a node's first start.
+fn read_state(store: &(dyn KVStoreSync + Send + Sync)) -> Result<SyncState, PollerError> {
+    match store.read(STATE_NAMESPACE, "", TIP_KEY) {
+        Ok(tip) => {
+            let tip: [u8; 32] = tip
+                .try_into()
+                .map_err(|_| PollerError::Store("the stored tip is not a block hash".to_owned()))?;
+            let keys = store
+                .list(STATE_NAMESPACE, BLOCKS_NAMESPACE)
+                .map_err(|e| store_error("listing blocks", e))?;
+            let mut blocks = Vec::with_capacity(keys.len());
+            for key in keys {
+                let bytes = store
+                    .read(STATE_NAMESPACE, BLOCKS_NAMESPACE, &key)
+                    .map_err(|e| store_error("reading a block", e))?;
+                blocks.push(SyncedBlock::decode(&bytes).map_err(PollerError::Store)?);
+            }
+            Ok(SyncState {
+                tip: Some(bitcoin::BlockHash::from_byte_array(tip)),
+                blocks,
+            })
+        }
+        Err(e) if is_not_found(&e) => match store.read(STATE_NAMESPACE, "", LEGACY_STATE_KEY) {
+            Ok(bytes) => {
+                let state = SyncState::decode(&bytes).map_err(PollerError::Store)?;
+                for block in &state.blocks {
+                    write_block(store, block)?;
+                }
+                if let Some(tip) = state.tip {
+                    store
+                        .write(STATE_NAMESPACE, "", TIP_KEY, tip.to_byte_array().to_vec())
+                        .map_err(|e| store_error("writing the tip", e))?;
+                }
+                store
+                    .remove(STATE_NAMESPACE, "", LEGACY_STATE_KEY, false)
+                    .map_err(|e| store_error("removing the version-1 state", e))?;
+                tracing::info!(
+                    blocks = state.blocks.len(),
+                    "chain-sync state converted to one record per block"
+                );
+                Ok(state)
+            }
+            Err(e) if is_not_found(&e) => Ok(SyncState::default()),
+            Err(e) => Err(store_error("reading the version-1 state", e)),
+        },
+        Err(e) => Err(store_error("reading the tip", e)),
     }
 }
 

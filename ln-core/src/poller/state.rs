@@ -68,16 +68,22 @@ impl SyncState {
             .find(|b| b.height == height)
     }
 
-    /// Makes `block` the tip (adding it if new) and forgets blocks older than `retained_blocks`.
-    pub(crate) fn set_tip(&mut self, block: SyncedBlock, retained_blocks: u32) {
+    /// Makes `block` the tip (adding it if new) and forgets blocks older than `retained_blocks`;
+    /// returns the blocks forgotten.
+    pub(crate) fn set_tip(&mut self, block: SyncedBlock, retained_blocks: u32) -> Vec<SyncedBlock> {
         if self.by_ldk_hash(&block.ldk_hash).is_none() {
             self.blocks.push(block);
         }
         self.tip = Some(block.ldk_hash);
         let oldest_kept = block.height.saturating_sub(retained_blocks);
-        self.blocks.retain(|b| b.height >= oldest_kept);
+        let (kept, forgotten) = self.blocks.drain(..).partition(|b| b.height >= oldest_kept);
+        self.blocks = kept;
+        forgotten
     }
 
+    /// The version-1 layout: the whole window in one value. Nodes now store one record per block
+    /// ([`SyncedBlock::encode`]); this stays to write old states in tests.
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 32 + 4 + self.blocks.len() * RECORD_LEN);
         out.push(STATE_VERSION);
@@ -92,6 +98,7 @@ impl SyncState {
         out
     }
 
+    /// Reads the version-1 layout (the whole window in one value), which older nodes wrote.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let mut reader = Reader { bytes, position: 0 };
         let version = reader.take::<1>()?[0];
@@ -114,6 +121,33 @@ impl SyncState {
         }
         let tip = (tip != BlockHash::all_zeros()).then_some(tip);
         Ok(Self { tip, blocks })
+    }
+}
+
+impl SyncedBlock {
+    /// One block's record, as stored under its LDK hash.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RECORD_LEN);
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(self.real_hash.as_byte_array());
+        out.extend_from_slice(self.ldk_hash.as_byte_array());
+        out.extend_from_slice(self.parent_ldk_hash.as_byte_array());
+        out
+    }
+
+    /// Reads what [`Self::encode`] wrote.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let mut reader = Reader { bytes, position: 0 };
+        let block = SyncedBlock {
+            height: u32::from_be_bytes(reader.take::<4>()?),
+            real_hash: BlockHash::from_byte_array(reader.take::<32>()?),
+            ldk_hash: BlockHash::from_byte_array(reader.take::<32>()?),
+            parent_ldk_hash: BlockHash::from_byte_array(reader.take::<32>()?),
+        };
+        if reader.position != bytes.len() {
+            return Err("trailing bytes after a chain-sync block record".to_owned());
+        }
+        Ok(block)
     }
 }
 
@@ -172,11 +206,23 @@ mod tests {
     }
 
     #[test]
+    fn block_records_round_trip_and_reject_corruption() {
+        let record = block(7, 7, 6);
+        let bytes = record.encode();
+        assert_eq!(bytes.len(), RECORD_LEN);
+        assert_eq!(SyncedBlock::decode(&bytes), Ok(record));
+        assert!(SyncedBlock::decode(&bytes[..RECORD_LEN - 1]).is_err());
+        assert!(SyncedBlock::decode(&[bytes.clone(), vec![0]].concat()).is_err());
+    }
+
+    #[test]
     fn best_chain_follows_parents_and_window_prunes_old_blocks() {
         let mut state = SyncState::default();
+        let mut forgotten = Vec::new();
         for height in 1..=5u8 {
-            state.set_tip(block(u32::from(height), height, height - 1), 3);
+            forgotten.extend(state.set_tip(block(u32::from(height), height, height - 1), 3));
         }
+        assert_eq!(forgotten, vec![block(1, 1, 0)]);
         let heights: Vec<u32> = state
             .best_chain_descending()
             .iter()

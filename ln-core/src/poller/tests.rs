@@ -13,7 +13,10 @@ use lightning::chain::chaininterface::ConfirmationTarget;
 use lightning::chain::BestBlock;
 use lightning::util::persist::KVStoreSync;
 
-use super::{ChainPoller, PollOutcome, PollerError};
+use super::{
+    ChainPoller, PollOutcome, PollerError, BLOCKS_NAMESPACE, LEGACY_STATE_KEY, RETAINED_BLOCKS,
+    STATE_NAMESPACE,
+};
 use crate::chain::{
     BlockRef, ChainBlock, ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput,
 };
@@ -167,8 +170,13 @@ impl KVStoreSync for MemoryStore {
             .remove(&format!("{p}/{s}/{k}"));
         Ok(())
     }
-    fn list(&self, _: &str, _: &str) -> Result<Vec<String>, io::Error> {
-        Ok(Vec::new())
+    fn list(&self, p: &str, s: &str) -> Result<Vec<String>, io::Error> {
+        let prefix = format!("{p}/{s}/");
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(map
+            .keys()
+            .filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned))
+            .collect())
     }
 }
 
@@ -335,5 +343,61 @@ async fn unknown_listener_block_is_a_clear_error() -> TestResult {
         Err(PollerError::UnknownListenerBlock { height: 7, .. })
     ));
     assert!(stranger.take().is_empty(), "nothing delivered");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_store_keeps_one_record_per_block_of_the_window_and_a_restart_reads_them() -> TestResult
+{
+    let Setup {
+        chain,
+        store,
+        poller,
+        ..
+    } = setup().await?;
+    let blocks = RETAINED_BLOCKS + 10;
+    chain.extend(blocks, 0);
+    poller.poll_once().await?;
+    let records = store.list(STATE_NAMESPACE, BLOCKS_NAMESPACE)?;
+    // The window, its lower edge included; nothing older stays behind.
+    assert_eq!(records.len(), RETAINED_BLOCKS as usize + 1);
+
+    let reloaded = ChainPoller::load(chain.clone(), store)?;
+    assert_eq!(
+        reloaded.tip().map(|t| (t.height, t.real_hash)),
+        Some((blocks, chain.hash_at(blocks)))
+    );
+    assert_eq!(
+        reloaded.lock_state().best_chain_descending().len(),
+        RETAINED_BLOCKS as usize + 1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_version_1_state_is_converted_to_block_records() -> TestResult {
+    let Setup {
+        chain,
+        store,
+        poller,
+        ..
+    } = setup().await?;
+    chain.extend(5, 0);
+    poller.poll_once().await?;
+    let state = poller.lock_state().clone();
+    // What a version-1 node left: the whole window in one value, no per-block records.
+    let legacy = Arc::new(MemoryStore::default());
+    legacy.write(STATE_NAMESPACE, "", LEGACY_STATE_KEY, state.encode())?;
+    drop(store);
+
+    let converted = ChainPoller::load(chain.clone(), legacy.clone())?;
+    assert_eq!(
+        converted.tip().map(|t| (t.height, t.real_hash)),
+        Some((5, chain.hash_at(5)))
+    );
+    assert_eq!(converted.lock_state().best_chain_descending().len(), 6);
+    assert!(legacy.read(STATE_NAMESPACE, "", LEGACY_STATE_KEY).is_err());
+    let again = ChainPoller::load(chain.clone(), legacy)?;
+    assert_eq!(again.tip(), converted.tip());
     Ok(())
 }
