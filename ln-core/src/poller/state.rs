@@ -90,10 +90,7 @@ impl SyncState {
         out.extend_from_slice(self.tip.unwrap_or(BlockHash::all_zeros()).as_byte_array());
         out.extend_from_slice(&(self.blocks.len() as u32).to_be_bytes());
         for block in &self.blocks {
-            out.extend_from_slice(&block.height.to_be_bytes());
-            out.extend_from_slice(block.real_hash.as_byte_array());
-            out.extend_from_slice(block.ldk_hash.as_byte_array());
-            out.extend_from_slice(block.parent_ldk_hash.as_byte_array());
+            out.extend_from_slice(&block.encode());
         }
         out
     }
@@ -109,12 +106,7 @@ impl SyncState {
         let count = u32::from_be_bytes(reader.take::<4>()?) as usize;
         let mut blocks = Vec::with_capacity(count.min(bytes.len() / RECORD_LEN));
         for _ in 0..count {
-            blocks.push(SyncedBlock {
-                height: u32::from_be_bytes(reader.take::<4>()?),
-                real_hash: BlockHash::from_byte_array(reader.take::<32>()?),
-                ldk_hash: BlockHash::from_byte_array(reader.take::<32>()?),
-                parent_ldk_hash: BlockHash::from_byte_array(reader.take::<32>()?),
-            });
+            blocks.push(SyncedBlock::decode(&reader.take::<RECORD_LEN>()?)?);
         }
         if reader.position != bytes.len() {
             return Err("trailing bytes after chain-sync state".to_owned());
