@@ -147,6 +147,7 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
     let too_small = (policy.htlc_minimum_msat / 2).to_string();
     let (exit, stderr) = alice.cli_error(&["keysend", &id(&bob)?, &too_small])?;
     ensure!(exit != 0, "a keysend below the HTLC minimum was accepted");
+    ensure!(stderr.contains("error 503"), "{stderr}");
     tracing::info!(%stderr, "keysend below the HTLC minimum refused");
 
     // Cooperative close: bob's wallet gets his channel balance.
