@@ -62,15 +62,7 @@ impl FeeEstimator for ChainFeeEstimator {
             Ok(table) => *table,
             Err(poisoned) => *poisoned.into_inner(),
         };
-        let params = self.source.params();
-        // The `MinAllowed*` targets bound the peer's feerate, not ours: the relay floor suffices.
-        let floor = match confirmation_target {
-            ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
-            | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => {
-                to_sat_per_kw(params.relay_feerate_floor())
-            }
-            _ => to_sat_per_kw(params.fee_floor()),
-        };
+        let floor = to_sat_per_kw(fees::floor(self.source.params(), confirmation_target));
         index
             .and_then(|i| table.get(i).copied())
             .unwrap_or(floor)

@@ -106,15 +106,25 @@ pub fn estimate_request(params: &ChainParams, target: ConfirmationTarget) -> Est
 /// some slack under the estimate so ordinary fee swings do not close channels (as LDK Node does).
 const MIN_ALLOWED_REMOTE_FEE_SLACK_SAT_PER_KW: u64 = 250;
 
+/// The lowest feerate `target` may have: [`ChainParams::fee_floor`] for fees we pay, and the
+/// chain's relay floor ([`ChainParams::relay_feerate_floor`]) for the `MinAllowed*` targets, which
+/// bound the peer's feerate rather than set ours.
+pub fn floor(params: &ChainParams, target: ConfirmationTarget) -> FeeRate {
+    match target {
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
+        | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => params.relay_feerate_floor(),
+        _ => params.fee_floor(),
+    }
+}
+
 /// The feerate to use for `target`, given the node's estimate (`None` when it has none): the
-/// estimate, or the chain's documented fallback, never below [`ChainParams::fee_floor`]. The
+/// estimate, or the chain's documented fallback, never below [`floor`]. The
 /// `MinAllowed*ChannelRemoteFee` targets follow [`ChainParams::min_allowed_remote_feerate`].
 pub fn finalize(
     params: &ChainParams,
     target: ConfirmationTarget,
     estimate: Option<FeeRate>,
 ) -> FeeRate {
-    let floor = params.fee_floor();
     let fallbacks = &params.fallback_feerates;
     let chosen = match target {
         ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
@@ -130,7 +140,6 @@ pub fn finalize(
                     .unwrap_or(params.relay_feerate_floor()),
                 MinAllowedRemoteFeerate::Floor => params.relay_feerate_floor(),
             }
-            .max(params.relay_feerate_floor())
         }
         ConfirmationTarget::MaximumFeeEstimate => estimate.unwrap_or(fallbacks.maximum),
         ConfirmationTarget::UrgentOnChainSweep => estimate.unwrap_or(fallbacks.urgent),
@@ -141,12 +150,7 @@ pub fn finalize(
             estimate.unwrap_or(fallbacks.background)
         }
     };
-    match target {
-        // A lower bound on the peer, not a fee we pay: the relay floor is enough.
-        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
-        | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => chosen,
-        _ => chosen.max(floor),
-    }
+    chosen.max(floor(params, target))
 }
 
 #[cfg(test)]
