@@ -6,7 +6,8 @@ use bitcoin::hashes::{sha256, Hash};
 use ln_core::ChainParams;
 use serde_json::Value;
 use xln_tests::steps::{
-    channel, confirmed_sat, fund, id, invoice, mine, mine_until, open, pay, settled, swept, WAIT,
+    channel, confirmed_sat, fund, gossiped, id, invoice, mine, mine_until, open, pay, settled,
+    swept, WAIT,
 };
 use xln_tests::xlnd::Xlnd;
 use xln_tests::{init_test_logging, Bitcoind};
@@ -327,22 +328,7 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
         })
         .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
         .context("bob-carol short channel id")?;
-    alice.wait_cli(
-        &["listgraphchannels"],
-        "bob-carol in alice's graph",
-        WAIT,
-        |graph| {
-            graph["channels"]
-                .as_array()?
-                .iter()
-                .find(|c| {
-                    c["short_channel_id"] == bc_scid.as_str()
-                        && c["node1_to_node2_enabled"] == true
-                        && c["node2_to_node1_enabled"] == true
-                })
-                .map(drop)
-        },
-    )?;
+    gossiped(&alice, &bc_scid, "bob-carol in alice's graph")?;
 
     let paid = pay(&alice, &invoice(&carol, 40_000_000, "via bob")?)?;
     let fee_msat = paid["fee_msat"].as_u64().context("fee")?;

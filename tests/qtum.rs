@@ -11,13 +11,26 @@ use ln_core::node::ChannelPolicy;
 use ln_core::ChainParams;
 use xln_tests::qtumd::{qtum_core_binaries, start_qtumd, QTUMD_ENV};
 use xln_tests::steps::{
-    channel, confirmed_sat, fund, id, invoice, mine, mine_until, open, pay, settled, swept, WAIT,
+    channel, confirmed_sat, fund, gossiped, id, invoice, mine, mine_until, open, pay, settled,
+    swept, WAIT,
 };
 use xln_tests::xlnd::Xlnd;
 use xln_tests::{init_test_logging, Bitcoind};
 
 /// A BOLT11 example invoice of Bitcoin mainnet (from the BOLT 11 specification).
 const BITCOIN_INVOICE: &str = "lnbc2500u1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7enxv4jsxqzpu9qrsgquk0rl77nj30yxdy8j9vdx85fkpmdla2087ne0xh8nhedh8w27kyke0lp53ut353s06fv3qfegext0eh0ymjpf39tuven09sam30g4vgpfna3rh";
+
+/// The regtest qtumd `QTUMD` names, out of initial block download (qtumd reports it until its
+/// first block).
+fn start_regtest_qtumd() -> Result<Bitcoind> {
+    init_test_logging();
+    let Some(binaries) = qtum_core_binaries() else {
+        bail!("{QTUMD_ENV} is not set: it must name a qtumd binary to run the Qtum suite");
+    };
+    let qtumd = start_qtumd(binaries)?;
+    qtumd.mine(1)?;
+    Ok(qtumd)
+}
 
 fn start_qtum_node(qtumd: &Bitcoind, dir: &std::path::Path, name: &str) -> Result<Xlnd> {
     Xlnd::start_with_args(qtumd, &dir.join(name), name, &["--chain=qtum"])
@@ -29,15 +42,9 @@ fn start_qtum_node(qtumd: &Bitcoind, dir: &std::path::Path, name: &str) -> Resul
     ignore = "needs a real qtumd: set QTUMD=/path/to/qtumd (and QTUM_CLI if qtum-cli is elsewhere)"
 )]
 fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
-    init_test_logging();
-    let Some(binaries) = qtum_core_binaries() else {
-        bail!("{QTUMD_ENV} is not set: it must name a qtumd binary to run the Qtum suite");
-    };
     let params = ChainParams::qtum_regtest();
     let policy = ChannelPolicy::for_chain(&params);
-    let qtumd = start_qtumd(binaries)?;
-    // qtumd reports initial block download until its first block.
-    qtumd.mine(1)?;
+    let qtumd = start_regtest_qtumd()?;
     let dir = tempfile::tempdir()?;
     let alice = start_qtum_node(&qtumd, dir.path(), "alice")?;
     let bob = start_qtum_node(&qtumd, dir.path(), "bob")?;
@@ -105,22 +112,7 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
         .context("short channel id")?;
     mine(&qtumd, 6, &[&alice, &bob])?;
     for node in [&alice, &bob] {
-        node.wait_cli(
-            &["listgraphchannels"],
-            "the channel's gossip",
-            WAIT,
-            |graph| {
-                graph["channels"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| {
-                        c["short_channel_id"] == scid.as_str()
-                            && c["node1_to_node2_enabled"] == true
-                            && c["node2_to_node1_enabled"] == true
-                    })
-                    .map(drop)
-            },
-        )?;
+        gossiped(node, &scid, "the channel's gossip")?;
     }
 
     let bolt11 = invoice(&bob, 2_000_000_000, "qtum coffee")?;
@@ -210,12 +202,7 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
     ignore = "needs a real qtumd: set QTUMD=/path/to/qtumd (and QTUM_CLI if qtum-cli is elsewhere)"
 )]
 fn bitcoin_and_qtum_nodes_refuse_each_other() -> Result<()> {
-    init_test_logging();
-    let Some(binaries) = qtum_core_binaries() else {
-        bail!("{QTUMD_ENV} is not set: it must name a qtumd binary to run the Qtum suite");
-    };
-    let qtumd = start_qtumd(binaries)?;
-    qtumd.mine(1)?;
+    let qtumd = start_regtest_qtumd()?;
     let bitcoind = Bitcoind::start()?;
     bitcoind.mine(1)?;
     let dir = tempfile::tempdir()?;

@@ -105,6 +105,22 @@ pub fn channel<'a>(list: &'a Value, channel_id: &str) -> Option<&'a Value> {
         .find(|c| c["channel_id"] == channel_id)
 }
 
+/// Waits until `node`'s gossip graph has the public channel `short_channel_id` usable in both
+/// directions.
+pub fn gossiped(node: &Xlnd, short_channel_id: &str, what: &str) -> Result<()> {
+    node.wait_cli(&["listgraphchannels"], what, WAIT, |graph| {
+        graph["channels"]
+            .as_array()?
+            .iter()
+            .find(|c| {
+                c["short_channel_id"] == short_channel_id
+                    && c["node1_to_node2_enabled"] == true
+                    && c["node2_to_node1_enabled"] == true
+            })
+            .map(drop)
+    })
+}
+
 /// Pays `bolt11` and checks the payment succeeded.
 pub fn pay(payer: &Xlnd, bolt11: &str) -> Result<Value> {
     let paid = payer.cli(&["pay", bolt11])?;
