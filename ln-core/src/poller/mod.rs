@@ -294,14 +294,7 @@ impl ChainPoller {
         if state.by_ldk_hash(&block.ldk_hash).is_none() {
             write_block(self.store.as_ref(), &block)?;
         }
-        self.store
-            .write(
-                STATE_NAMESPACE,
-                "",
-                TIP_KEY,
-                block.ldk_hash.to_byte_array().to_vec(),
-            )
-            .map_err(|e| store_error("writing the tip", e))?;
+        write_tip(self.store.as_ref(), &block.ldk_hash)?;
         for old in state.set_tip(block, RETAINED_BLOCKS) {
             self.store
                 .remove(STATE_NAMESPACE, BLOCKS_NAMESPACE, &block_key(&old), false)
@@ -347,6 +340,20 @@ fn write_block(
         .map_err(|e| store_error("writing a block", e))
 }
 
+fn write_tip(
+    store: &(dyn KVStoreSync + Send + Sync),
+    ldk_hash: &bitcoin::BlockHash,
+) -> Result<(), PollerError> {
+    store
+        .write(
+            STATE_NAMESPACE,
+            "",
+            TIP_KEY,
+            ldk_hash.to_byte_array().to_vec(),
+        )
+        .map_err(|e| store_error("writing the tip", e))
+}
+
 fn is_not_found(error: &lightning::io::Error) -> bool {
     error.kind() == lightning::io::ErrorKind::NotFound
 }
@@ -380,10 +387,8 @@ fn read_state(store: &(dyn KVStoreSync + Send + Sync)) -> Result<SyncState, Poll
                 for block in &state.blocks {
                     write_block(store, block)?;
                 }
-                if let Some(tip) = state.tip {
-                    store
-                        .write(STATE_NAMESPACE, "", TIP_KEY, tip.to_byte_array().to_vec())
-                        .map_err(|e| store_error("writing the tip", e))?;
+                if let Some(tip) = &state.tip {
+                    write_tip(store, tip)?;
                 }
                 store
                     .remove(STATE_NAMESPACE, "", LEGACY_STATE_KEY, false)
