@@ -2,8 +2,9 @@
 //!
 //! qtumd is a Bitcoin Core fork and takes the same command line, so it runs under [`Bitcoind`]
 //! with other binaries, `-staking=0` (a regtest wallet would otherwise mint proof-of-stake blocks
-//! of its own, qtum-facts §5), no wallet and coinbases paid to a `qcrt1` address. No Qtum Core package exists
-//! in our registries: the suite runs when `QTUMD` names a qtumd binary and is skipped otherwise.
+//! of its own, qtum-facts §5), no wallet and coinbases paid to a `qcrt1` address. No Qtum Core
+//! package exists in our registries: the suite runs when `QTUMD` names a qtumd binary and is
+//! skipped otherwise.
 
 use std::path::PathBuf;
 
