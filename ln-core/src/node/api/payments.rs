@@ -292,25 +292,18 @@ impl Node {
         let payment_id = PaymentId(inner.keys.get_secure_random_bytes());
         // What `pay_for_bolt11_invoice` does, from our own decoding, which also reads invoices
         // of chains lightning-invoice does not know.
-        let mut route_params = RouteParameters::from_payment_params_and_value(
-            crate::invoice::payment_params(&invoice),
-            amount,
-        );
-        if max_fee_msat.is_some() {
-            route_params.max_total_routing_fee_msat = max_fee_msat;
-        }
         let sent = inner.channel_manager.send_payment(
             PaymentHash(invoice.payment_hash),
             crate::invoice::recipient_onion(&invoice),
             payment_id,
-            route_params,
+            route_params(
+                crate::invoice::payment_params(&invoice),
+                amount,
+                max_fee_msat,
+            ),
             Retry::Timeout(PAYMENT_RETRY),
         );
-        if let Err(failure) = sent {
-            let error = send_failure(failure, &hash);
-            fail_record(inner, record, &error)?;
-            return Err(error);
-        }
+        fail_if_refused(inner, record, &hash, sent)?;
         tracing::info!(payment_hash = %hash, amount_msat = amount, "payment sent");
         self.wait_payment(&hash, timeout.unwrap_or(DEFAULT_PAYMENT_TIMEOUT))
             .await
@@ -343,25 +336,18 @@ impl Node {
         let record = new_payment(&hash, amount_msat, destination, None);
         inner.records.put_payment(&record)?;
         let final_cltv = u32::from(inner.policy.min_final_cltv_expiry_delta);
-        let mut route_params = RouteParameters::from_payment_params_and_value(
-            PaymentParameters::for_keysend(destination, final_cltv, false),
-            amount_msat,
-        );
-        if max_fee_msat.is_some() {
-            route_params.max_total_routing_fee_msat = max_fee_msat;
-        }
         let sent = inner.channel_manager.send_spontaneous_payment(
             Some(preimage),
             RecipientOnionFields::spontaneous_empty(),
             PaymentId(hash_bytes),
-            route_params,
+            route_params(
+                PaymentParameters::for_keysend(destination, final_cltv, false),
+                amount_msat,
+                max_fee_msat,
+            ),
             Retry::Timeout(PAYMENT_RETRY),
         );
-        if let Err(failure) = sent {
-            let error = send_failure(failure, &hash);
-            fail_record(inner, record, &error)?;
-            return Err(error);
-        }
+        fail_if_refused(inner, record, &hash, sent)?;
         tracing::info!(payment_hash = %hash, amount_msat, %destination, "keysend sent");
         self.wait_payment(&hash, timeout.unwrap_or(DEFAULT_PAYMENT_TIMEOUT))
             .await
@@ -469,6 +455,35 @@ fn fail_record(inner: &NodeInner, mut record: PaymentRecord, error: &Error) -> R
     record.failure_reason = Some(error.to_string());
     record.completed_at = Some(unix_now());
     inner.records.put_payment(&record)
+}
+
+/// Route parameters for `amount_msat`, capping routing fees at `max_fee_msat` when given (LDK's
+/// default cap otherwise).
+fn route_params(
+    payment_params: PaymentParameters,
+    amount_msat: u64,
+    max_fee_msat: Option<u64>,
+) -> RouteParameters {
+    let mut params = RouteParameters::from_payment_params_and_value(payment_params, amount_msat);
+    if max_fee_msat.is_some() {
+        params.max_total_routing_fee_msat = max_fee_msat;
+    }
+    params
+}
+
+/// When LDK refused to send at all, records the payment as failed and returns why.
+fn fail_if_refused<T>(
+    inner: &NodeInner,
+    record: PaymentRecord,
+    hash: &str,
+    sent: Result<T, RetryableSendFailure>,
+) -> Result<(), Error> {
+    let Err(failure) = sent else {
+        return Ok(());
+    };
+    let error = send_failure(failure, hash);
+    fail_record(inner, record, &error)?;
+    Err(error)
 }
 
 fn send_failure(failure: RetryableSendFailure, hash: &str) -> Error {
