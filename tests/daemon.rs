@@ -328,7 +328,7 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
         })
         .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
         .context("bob-carol short channel id")?;
-    gossiped(&alice, &bc_scid, "bob-carol in alice's graph")?;
+    gossiped(&alice, &bc_scid, &id(&bob)?, "bob-carol in alice's graph")?;
 
     let paid = pay(&alice, &invoice(&carol, 40_000_000, "via bob")?)?;
     let fee_msat = paid["fee_msat"].as_u64().context("fee")?;

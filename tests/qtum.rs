@@ -106,14 +106,24 @@ fn two_qtum_nodes_pay_keysend_close_and_force_close_with_sweep() -> Result<()> {
             );
         }
     }
-    // The channel is public: after its announcement both ends have it in their graphs.
+    // The channel is public: after its announcement each end has it in its graph, with the
+    // direction the other end announced.
     let scid = channel(&alice.cli(&["listchannels"])?, &channel_id)
         .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
         .context("short channel id")?;
     mine(&qtumd, 6, &[&alice, &bob])?;
-    for node in [&alice, &bob] {
-        gossiped(node, &scid, "the channel's gossip")?;
-    }
+    gossiped(
+        &alice,
+        &scid,
+        &id(&bob)?,
+        "bob's side of the channel in alice's graph",
+    )?;
+    gossiped(
+        &bob,
+        &scid,
+        &id(&alice)?,
+        "alice's side of the channel in bob's graph",
+    )?;
 
     let bolt11 = invoice(&bob, 2_000_000_000, "qtum coffee")?;
     ensure!(

@@ -5,7 +5,14 @@
 //! `UtxoResult::Async` and resolves the future from a tokio task with a tight timeout (LDK pauses
 //! gossip processing while checks are pending). The `P2PGossipSync` that owns this lookup is
 //! handed back with [`GossipVerifier::set_gossip_sync`] once it exists, so validated messages are
-//! forwarded to peers.
+//! forwarded to peers, and the peer manager's event processing with
+//! [`GossipVerifier::set_process_events`], so they are forwarded at once.
+//!
+//! "At once" matters: between the graph accepting a channel and the announcement leaving for our
+//! peers, a `channel_update` for that channel arriving from its other end is forwarded straight
+//! away, reaches our peers before the announcement, and is dropped by them. LDK rebroadcasts
+//! only every 6 blocks, so that direction of the channel stayed unknown to them for up to an
+//! hour. LDK's `UtxoFuture::resolve` asks its callers to process events right after it.
 
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock, Weak};
@@ -39,7 +46,13 @@ where
     /// Weak: the gossip sync owns this verifier, so a strong reference back would keep both
     /// alive forever.
     gossip_sync: OnceLock<Weak<GossipSync<L>>>,
+    /// Runs the peer manager's event processing, so that what a resolved look-up queued (the
+    /// announcement, its updates) goes out to peers now rather than at the next wake-up.
+    process_events: OnceLock<ProcessEvents>,
 }
+
+/// A hook that runs the peer manager's `process_events`.
+type ProcessEvents = Arc<dyn Fn() + Send + Sync>;
 
 impl<L: Deref + Clone + Send + Sync + 'static> GossipVerifier<L>
 where
@@ -56,6 +69,7 @@ where
             runtime,
             graph,
             gossip_sync: OnceLock::new(),
+            process_events: OnceLock::new(),
         }
     }
 
@@ -63,6 +77,13 @@ where
     /// once the gossip sync is dropped, verified messages update the graph but are not forwarded.
     pub fn set_gossip_sync(&self, gossip_sync: &Arc<GossipSync<L>>) {
         let _ = self.gossip_sync.set(Arc::downgrade(gossip_sync));
+    }
+
+    /// Completes the wiring once the peer manager exists: `process_events` is run after every
+    /// look-up resolves. It should hold the peer manager weakly, since the peer manager owns the
+    /// gossip sync that owns this verifier.
+    pub fn set_process_events(&self, process_events: impl Fn() + Send + Sync + 'static) {
+        let _ = self.process_events.set(Arc::new(process_events));
     }
 }
 
@@ -119,6 +140,7 @@ where
         let source = Arc::clone(&self.source);
         let graph = Arc::clone(&self.graph);
         let gossip_sync = self.gossip_sync.get().and_then(Weak::upgrade);
+        let process_events = self.process_events.get().cloned();
         let chain_hash = *chain_hash;
         self.runtime.spawn(async move {
             let result =
@@ -126,6 +148,9 @@ where
             match gossip_sync {
                 Some(gossip_sync) => pending.resolve(&graph, gossip_sync, result),
                 None => pending.resolve_without_forwarding(&graph, result),
+            }
+            if let Some(process_events) = process_events {
+                process_events();
             }
         });
         UtxoResult::Async(future)

@@ -105,17 +105,25 @@ pub fn channel<'a>(list: &'a Value, channel_id: &str) -> Option<&'a Value> {
         .find(|c| c["channel_id"] == channel_id)
 }
 
-/// Waits until `node`'s gossip graph has the public channel `short_channel_id` usable in both
-/// directions.
-pub fn gossiped(node: &Xlnd, short_channel_id: &str, what: &str) -> Result<()> {
+/// Waits until `node`'s gossip graph has the public channel `short_channel_id` with the
+/// direction out of `from` (one end's node id) announced and enabled: what `node` needs to route
+/// through `from` over that channel. The other direction comes from the other end and may arrive
+/// later: a `channel_update` that overtakes its channel's announcement is dropped, and LDK
+/// rebroadcasts only every 6 blocks.
+pub fn gossiped(node: &Xlnd, short_channel_id: &str, from: &str, what: &str) -> Result<()> {
     node.wait_cli(&["listgraphchannels"], what, WAIT, |graph| {
         graph["channels"]
             .as_array()?
             .iter()
             .find(|c| {
-                c["short_channel_id"] == short_channel_id
-                    && c["node1_to_node2_enabled"] == true
-                    && c["node2_to_node1_enabled"] == true
+                let enabled = if c["node1"] == from {
+                    &c["node1_to_node2_enabled"]
+                } else if c["node2"] == from {
+                    &c["node2_to_node1_enabled"]
+                } else {
+                    return false;
+                };
+                c["short_channel_id"] == short_channel_id && *enabled == true
             })
             .map(drop)
     })

@@ -356,6 +356,12 @@ impl NodeBuilder {
             logger.clone(),
             keys.clone(),
         ));
+        let weak_peer_manager = Arc::downgrade(&peer_manager);
+        verifier.set_process_events(move || {
+            if let Some(peer_manager) = weak_peer_manager.upgrade() {
+                peer_manager.process_events();
+            }
+        });
 
         let wallet_source = Arc::new(WalletSync::new(wallet.clone(), logger.clone()));
         let bump_handler: Arc<BumpHandler> = Arc::new(BumpTransactionEventHandlerSync::new(

@@ -36,6 +36,21 @@ pub struct GraphChannel {
     pub two_to_one_enabled: bool,
 }
 
+impl GraphChannel {
+    /// Whether the direction out of `node_id`, one of the two ends, is announced and enabled:
+    /// what a route through that node over this channel needs. Each end announces its own
+    /// direction, so a node may know one direction before the other.
+    pub fn enabled_from(&self, node_id: &str) -> bool {
+        if node_id == self.node_one {
+            self.one_to_two_enabled
+        } else if node_id == self.node_two {
+            self.two_to_one_enabled
+        } else {
+            false
+        }
+    }
+}
+
 impl Node {
     /// Every node in the gossip graph.
     pub fn graph_nodes(&self) -> Vec<GraphNode> {
@@ -84,5 +99,25 @@ impl Node {
             .read_only()
             .node(&NodeId::from_pubkey(node_id))
             .is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GraphChannel;
+
+    #[test]
+    fn enabled_from_reads_the_direction_out_of_the_given_end() {
+        let channel = GraphChannel {
+            short_channel_id: 1,
+            node_one: "02aa".to_owned(),
+            node_two: "03bb".to_owned(),
+            capacity_sat: Some(1_000_000),
+            one_to_two_enabled: false,
+            two_to_one_enabled: true,
+        };
+        assert!(!channel.enabled_from("02aa"));
+        assert!(channel.enabled_from("03bb"));
+        assert!(!channel.enabled_from("02cc"), "a node that is not an end");
     }
 }
