@@ -26,6 +26,33 @@ fn fund_and_open(bitcoind: &Bitcoind, alice: &Xlnd, bob: &Xlnd, amount_sat: u64)
     open(bitcoind, &bitcoin, alice, bob, amount_sat, false)
 }
 
+/// A fresh regtest chain has only its genesis block and reports initial block download. xlnd
+/// starts on it anyway (with a warning), so its first coins can be mined to its own address.
+#[test]
+fn xlnd_starts_on_a_fresh_regtest_chain_and_is_funded_by_mining_to_it() -> Result<()> {
+    init_test_logging();
+    let bitcoind = Bitcoind::start()?;
+    let chain = bitcoind.cli_json(&["getblockchaininfo"])?;
+    ensure!(
+        chain["blocks"] == 0 && chain["initialblockdownload"] == true,
+        "not a fresh chain: {chain}"
+    );
+    let dir = tempfile::tempdir()?;
+    let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let info = alice.cli(&["getinfo"])?;
+    assert_eq!(info["block_height"], 0, "{info}");
+    ensure!(
+        alice.log_tail().contains("reports initial block download"),
+        "no warning about the chain's state: {}",
+        alice.log_tail()
+    );
+
+    let funded_sat = fund(&bitcoind, &ChainParams::bitcoin_regtest(), &alice, &[])?;
+    assert_eq!(funded_sat, 5_000_000_000, "the first coinbase, 50 BTC");
+    assert_eq!(alice.cli(&["getinfo"])?["block_height"], 101);
+    Ok(())
+}
+
 #[test]
 fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
     let bitcoind = start_bitcoind()?;

@@ -2,7 +2,8 @@
 //!
 //! [`BitcoindChainSource::connect`] checks that the node is reachable, accepts our credentials, is
 //! on the chain and network of the given [`ChainParams`](ln_core::ChainParams) and has finished its
-//! initial block download; every failure is a [`ChainSourceError`](ln_core::ChainSourceError) that
+//! initial block download (on regtest that only warns: see [`core_rpc::CoreNode::check_usable`]);
+//! every failure is a [`ChainSourceError`](ln_core::ChainSourceError) that
 //! says what to fix. Only the fields we use are read from each RPC answer, so the backend keeps
 //! working across Bitcoin Core versions (tested against Core 31).
 //!

@@ -56,6 +56,10 @@ impl CallError {
     /// The error as callers outside this module see it.
     pub fn into_chain_error(self, method: &str) -> ChainSourceError {
         match self {
+            CallError::Node {
+                code: RPC_IN_WARMUP,
+                message,
+            } => ChainSourceError::WarmingUp { message },
             CallError::Node { code, message } => ChainSourceError::Rpc {
                 method: method.to_owned(),
                 message: format!("{message} (code {code})"),
@@ -69,6 +73,8 @@ impl CallError {
 pub const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
 /// bitcoind's `RPC_INVALID_PARAMETER`, returned e.g. for a block height above the tip.
 pub const RPC_INVALID_PARAMETER: i32 = -8;
+/// bitcoind's `RPC_IN_WARMUP`: the node is still loading its block index or verifying blocks.
+pub const RPC_IN_WARMUP: i32 = -28;
 /// bitcoind's `RPC_VERIFY_ALREADY_IN_CHAIN`: the transaction is already confirmed.
 pub const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
 
@@ -226,6 +232,26 @@ mod tests {
         );
         assert!(
             matches!(error, CallError::Node { code: -26, ref message } if message == "min relay fee not met")
+        );
+    }
+
+    #[test]
+    fn warm_up_answers_mean_the_node_is_starting() {
+        let error = CallError::Node {
+            code: RPC_IN_WARMUP,
+            message: "Loading block index…".into(),
+        }
+        .into_chain_error("getblockhash");
+        assert_eq!(
+            error,
+            ChainSourceError::WarmingUp {
+                message: "Loading block index…".into()
+            }
+        );
+        assert!(error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "the chain node is starting up: Loading block index…"
         );
     }
 

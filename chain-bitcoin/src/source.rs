@@ -26,7 +26,8 @@ struct BlockHeight {
 
 impl BitcoindChainSource {
     /// Connects to bitcoind at `rpc_url` and checks it is usable: reachable, accepting `auth`, on the
-    /// chain of `params` (same genesis block) and past its initial block download.
+    /// chain of `params` (same genesis block) and past its initial block download, which on
+    /// regtest is only a warning ([`CoreNode::check_usable`](crate::core_rpc::CoreNode::check_usable)).
     pub async fn connect(
         params: ChainParams,
         rpc_url: &str,

@@ -5,7 +5,8 @@
 //! [`synthetic`] gives LDK a stable 80-byte header per block, persisted in the node's store.
 //! [`QtumdChainSource::connect`] checks that qtumd is reachable, accepts our credentials, is on
 //! the chain and network of the given [`ChainParams`](ln_core::ChainParams) and has finished its
-//! initial block download; every failure is a [`ChainSourceError`](ln_core::ChainSourceError)
+//! initial block download (on regtest that only warns); every failure is a
+//! [`ChainSourceError`](ln_core::ChainSourceError)
 //! that says what to fix. Only the fields we use are read from each RPC answer.
 
 pub mod block;

@@ -26,7 +26,8 @@ pub struct QtumdChainSource {
 
 impl QtumdChainSource {
     /// Connects to qtumd at `rpc_url` and checks it is usable: reachable, accepting `auth`, on the
-    /// chain of `params` (same genesis block) and past its initial block download. Synthetic
+    /// chain of `params` (same genesis block) and past its initial block download (on regtest
+    /// only a warning, as for bitcoind). Synthetic
     /// headers are kept in `store` (the node's store).
     pub async fn connect(
         params: ChainParams,

@@ -5,6 +5,7 @@
 // `<datadir>` is a placeholder, not an HTML tag.
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
+mod chain_wait;
 mod config;
 mod handlers;
 mod methods;
@@ -22,6 +23,7 @@ use ln_core::{Chain, ChainSource};
 use tokio::sync::watch;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
+use chain_wait::connect_when_ready;
 use config::{Config, Flags, NodeRpcAuth};
 
 fn main() -> std::process::ExitCode {
@@ -69,17 +71,21 @@ async fn run(flags: Flags) -> Result<()> {
     let url = config.node_rpc_url.as_str();
     let source: Arc<dyn ChainSource> = match params.chain {
         Chain::Bitcoin => Arc::new(
-            BitcoindChainSource::connect(params, url, auth)
-                .await
-                .with_context(|| format!("connecting to bitcoind at {url}"))?,
+            connect_when_ready("bitcoind", || {
+                BitcoindChainSource::connect(params.clone(), url, auth.clone())
+            })
+            .await
+            .with_context(|| format!("connecting to bitcoind at {url}"))?,
         ),
         Chain::Qtum => {
             // Qtum's synthetic-header map lives in the node's own store.
             let store = builder.store().context("opening the node's store")?;
             Arc::new(
-                QtumdChainSource::connect(params, url, auth, &store)
-                    .await
-                    .with_context(|| format!("connecting to qtumd at {url}"))?,
+                connect_when_ready("qtumd", || {
+                    QtumdChainSource::connect(params.clone(), url, auth.clone(), &store)
+                })
+                .await
+                .with_context(|| format!("connecting to qtumd at {url}"))?,
             )
         }
     };

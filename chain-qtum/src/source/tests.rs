@@ -115,19 +115,47 @@ impl Fixture {
 }
 
 #[tokio::test]
-async fn fresh_regtest_qtumd_in_initial_block_download_is_refused() -> TestResult {
+async fn fresh_regtest_qtumd_in_initial_block_download_is_accepted() -> TestResult {
+    // On regtest, initial block download only means an old tip: here the genesis block alone.
     let fixture = Fixture::start()?;
     let fresh = rpc_result(CHAIN_INFO, "getblockchaininfo")?;
+    assert_eq!(fresh["initialblockdownload"], true);
     fixture
         .mock
         .with_state(|state| state.blockchain_info = fresh);
-    let refused = fixture.connect().await.err().map(|e| e.to_string());
-    assert!(
-        refused
-            .as_deref()
-            .is_some_and(|e| e.contains("initial block download (0 of 0 blocks")),
-        "{refused:?}"
-    );
+    fixture.connect().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn testnet_qtumd_in_initial_block_download_is_refused() -> TestResult {
+    let fixture = Fixture::start()?;
+    let testnet = ChainParams::qtum_testnet();
+    let mut syncing = rpc_result(CHAIN_INFO, "getblockchaininfo")?;
+    syncing["chain"] = json!("test");
+    syncing["headers"] = json!(5_000);
+    syncing["verificationprogress"] = json!(0.25);
+    fixture.mock.with_state(|state| {
+        state.blockchain_info = syncing;
+        state
+            .hash_by_height
+            .insert(0, testnet.genesis_block_hash.to_string());
+    });
+    let store = SledStore::open(fixture.dir.path())?;
+    let refused = QtumdChainSource::connect(testnet, &fixture.mock.url, auth(), &store)
+        .await
+        .err();
+    match refused {
+        Some(error @ ChainSourceError::InitialBlockDownload { .. }) => {
+            assert!(error.is_transient());
+            assert_eq!(
+                error.to_string(),
+                "the chain node is still in initial block download (0 of 5000 blocks, 25.0% \
+                 verified); wait until it has synced"
+            );
+        }
+        other => panic!("expected InitialBlockDownload, got {other:?}"),
+    }
     Ok(())
 }
 

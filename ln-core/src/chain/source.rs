@@ -96,6 +96,13 @@ pub enum ChainSourceError {
         /// Verification progress in percent.
         progress_percent: f64,
     },
+    /// The node is up but still starting: loading its block index, verifying blocks
+    /// (`RPC_IN_WARMUP`). It answers once that is done.
+    #[error("the chain node is starting up: {message}")]
+    WarmingUp {
+        /// The node's own words, e.g. `Loading block index…`.
+        message: String,
+    },
     /// The requested block is unknown to the node.
     #[error("block {0} is not known to the chain node")]
     BlockNotFound(String),
@@ -137,6 +144,7 @@ impl ChainSourceError {
             self,
             ChainSourceError::Unreachable { .. }
                 | ChainSourceError::InitialBlockDownload { .. }
+                | ChainSourceError::WarmingUp { .. }
                 | ChainSourceError::Rpc { .. }
         )
     }
