@@ -127,11 +127,20 @@ pub fn resolve_endpoint(
             let datadir = datadir()?;
             let cookie_path = datadir.join(COOKIE_FILE_NAME);
             let credentials = read_cookie_file(&cookie_path)?.ok_or_else(|| {
-                anyhow::anyhow!(not_running_message(
-                    &datadir,
-                    &cookie_path,
-                    settings.rpc_url.is_some()
-                ))
+                let mut message =
+                    not_running_message(&datadir, &cookie_path, settings.rpc_url.is_some());
+                // The default datadir is per chain and network: the daemon may be on another one.
+                if let (None, Some(home)) = (&settings.datadir, home) {
+                    for (chain, network) in daemons_in_default_datadirs(home) {
+                        message.push_str(&format!(
+                            "\nxlnd does run in {}: add --chain {chain} --network {network}",
+                            default_datadir(Some(home), &chain, &network)
+                                .unwrap_or_default()
+                                .display()
+                        ));
+                    }
+                }
+                anyhow::anyhow!(message)
             })?;
             (credentials, CredentialsOrigin::CookieFile(cookie_path))
         }
@@ -175,6 +184,25 @@ fn url_from_datadir(
 pub fn default_datadir(home: Option<&Path>, chain: &str, network: &str) -> Result<PathBuf> {
     let home = home.context("HOME is not set, so there is no default datadir; give --datadir")?;
     Ok(home.join(".xln").join(format!("{chain}-{network}")))
+}
+
+/// `(chain, network)` of every default datadir (`~/.xln/<chain>-<network>`) that holds a cookie,
+/// that is, of every xlnd running with a default datadir.
+fn daemons_in_default_datadirs(home: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(home.join(".xln")) else {
+        return Vec::new();
+    };
+    let mut daemons: Vec<(String, String)> = entries
+        .flatten()
+        .filter(|entry| entry.path().join(COOKIE_FILE_NAME).is_file())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let (chain, network) = name.split_once('-')?;
+            Some((chain.to_owned(), network.to_owned()))
+        })
+        .collect();
+    daemons.sort();
+    daemons
 }
 
 /// The explanation for a datadir without the files a running xlnd writes.
@@ -317,6 +345,37 @@ mod tests {
             },
             Some(home.path()),
         )?;
+        assert_eq!(endpoint.url, "http://127.0.0.1:9999");
+        Ok(())
+    }
+
+    #[test]
+    fn a_daemon_on_another_chain_is_named_when_the_default_datadir_has_none() -> Result<()> {
+        let home = tempfile::tempdir()?;
+        let qtum = home.path().join(".xln").join("qtum-regtest");
+        std::fs::create_dir_all(&qtum)?;
+        write_daemon_files(&qtum, "http://127.0.0.1:9999")?;
+        // A datadir without a running daemon is not named.
+        std::fs::create_dir_all(home.path().join(".xln").join("bitcoin-signet"))?;
+        let error = resolve_endpoint(&settings(), Some(home.path()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("bitcoin-regtest"), "{error}");
+        assert!(
+            error.contains(&format!(
+                "xlnd does run in {}: add --chain qtum --network regtest",
+                qtum.display()
+            )),
+            "{error}"
+        );
+        assert!(!error.contains("signet"), "{error}");
+
+        let qtum_settings = ConnectionSettings {
+            chain: "qtum".to_owned(),
+            ..settings()
+        };
+        let endpoint = resolve_endpoint(&qtum_settings, Some(home.path()))?;
         assert_eq!(endpoint.url, "http://127.0.0.1:9999");
         Ok(())
     }
