@@ -133,7 +133,7 @@ pub fn resolve_endpoint(
                 if let (None, Some(home)) = (&settings.datadir, home) {
                     for (chain, network) in daemons_in_default_datadirs(home) {
                         message.push_str(&format!(
-                            "\nxlnd does run in {}: add --chain {chain} --network {network}",
+                            "\nan xlnd wrote its cookie in {}: for it, add --chain {chain} --network {network}",
                             default_datadir(Some(home), &chain, &network)
                                 .unwrap_or_default()
                                 .display()
@@ -186,8 +186,8 @@ pub fn default_datadir(home: Option<&Path>, chain: &str, network: &str) -> Resul
     Ok(home.join(".xln").join(format!("{chain}-{network}")))
 }
 
-/// `(chain, network)` of every default datadir (`~/.xln/<chain>-<network>`) that holds a cookie,
-/// that is, of every xlnd running with a default datadir.
+/// `(chain, network)` of every default datadir (`~/.xln/<chain>-<network>`) that holds a cookie:
+/// where an xlnd runs (or ran, if it was killed before it could delete its cookie).
 fn daemons_in_default_datadirs(home: &Path) -> Vec<(String, String)> {
     let Ok(entries) = std::fs::read_dir(home.join(".xln")) else {
         return Vec::new();
@@ -364,7 +364,7 @@ mod tests {
         assert!(error.contains("bitcoin-regtest"), "{error}");
         assert!(
             error.contains(&format!(
-                "xlnd does run in {}: add --chain qtum --network regtest",
+                "an xlnd wrote its cookie in {}: for it, add --chain qtum --network regtest",
                 qtum.display()
             )),
             "{error}"
