@@ -18,6 +18,9 @@ use serde::Deserialize;
 /// variable `XLN_<OPTION>` (e.g. `XLN_NODE_RPC_URL`) or as a key in `<datadir>/xln.toml`
 /// (e.g. `node_rpc_url = "http://127.0.0.1:18443"`); flags win over the environment, which wins
 /// over the file.
+///
+/// At start xlnd waits for a chain node that is still starting or, on mainnet, testnet and
+/// signet, still syncing; it gives up on one it cannot reach for a minute.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(name = "xlnd", version, after_help = EXAMPLES, args_override_self = true)]
 pub struct Flags {
