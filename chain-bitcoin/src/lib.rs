@@ -10,7 +10,7 @@
 //! [`core_rpc`] holds what Bitcoin Core and its forks answer alike; `chain-qtum` builds on it.
 
 pub mod core_rpc;
-pub mod rpc;
+mod rpc;
 mod source;
 
 pub use core_rpc::NodeChainInfo;

@@ -2,7 +2,7 @@
 //! pool, re-reads the cookie file when the node was restarted, and turns transport and node errors
 //! into [`ChainSourceError`]s (keeping the node's error code where callers need it).
 //!
-//! Public because Bitcoin Core's forks speak the same RPC: `chain-qtum` talks to qtumd through it.
+//! Private to this crate: Bitcoin Core's forks reach it through [`crate::core_rpc::CoreNode`].
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

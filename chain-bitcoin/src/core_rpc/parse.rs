@@ -24,7 +24,7 @@ pub fn invalid(method: &str, reason: impl ToString) -> ChainSourceError {
 
 /// The node's "unknown block or transaction" error (`RPC_INVALID_ADDRESS_OR_KEY`) as
 /// `not_found()`, any other error as it is.
-pub fn not_found_or(
+pub(crate) fn not_found_or(
     error: CallError,
     method: &str,
     not_found: impl FnOnce() -> ChainSourceError,
