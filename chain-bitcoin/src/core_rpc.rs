@@ -303,10 +303,8 @@ impl CoreNode {
             .call(method, vec![json!(block_hash.to_string()), json!(1)])
             .await
             .map_err(|e| e.into_chain_error(method))?;
-        let Some(txid_hex) = usize::try_from(transaction_index)
-            .ok()
-            .and_then(|i| block.tx.get(i))
-        else {
+        let index = usize::try_from(transaction_index).ok();
+        let Some(txid_hex) = index.and_then(|i| block.tx.get(i)) else {
             return Ok(ShortChannelIdOutput::NotFound);
         };
         let txid = Txid::from_str(txid_hex).map_err(|e| invalid(method, e))?;
@@ -319,8 +317,7 @@ impl CoreNode {
             None => {
                 // gettxout cannot tell "spent" from "never existed"; the block can.
                 let full_block: B = self.block(&block_hash).await?;
-                let exists = usize::try_from(transaction_index)
-                    .ok()
+                let exists = index
                     .and_then(|i| full_block.transactions().get(i))
                     .is_some_and(|tx| tx.output.len() > usize::from(output_index));
                 Ok(if exists {
