@@ -248,11 +248,11 @@ impl ChainBroadcaster {
     }
 
     /// Publishes `transactions` (a single transaction, or a child with its parents in any order)
-    /// parents first, and returns each result. Used by the LDK interface and by tests.
+    /// parents first, and returns each transaction, in that order, with its result.
     pub async fn broadcast_package(
         source: &dyn ChainSource,
         transactions: Vec<Transaction>,
-    ) -> Vec<Result<bitcoin::Txid, ChainSourceError>> {
+    ) -> Vec<(Transaction, Result<bitcoin::Txid, ChainSourceError>)> {
         let mut results = Vec::with_capacity(transactions.len());
         for transaction in parents_first(transactions) {
             let result = source.broadcast(&transaction).await;
@@ -269,7 +269,7 @@ impl ChainBroadcaster {
                 }
                 Ok(_) => {}
             }
-            results.push(result);
+            results.push((transaction, result));
         }
         results
     }
@@ -281,11 +281,8 @@ impl BroadcasterInterface for ChainBroadcaster {
         let source = Arc::clone(&self.source);
         let outcomes = Arc::clone(&self.outcomes);
         self.runtime.spawn(async move {
-            // Ordered here too (a no-op inside) to pair each result with its transaction.
-            let ordered = parents_first(transactions);
-            let results =
-                ChainBroadcaster::broadcast_package(source.as_ref(), ordered.clone()).await;
-            for (transaction, result) in ordered.into_iter().zip(results) {
+            let results = ChainBroadcaster::broadcast_package(source.as_ref(), transactions).await;
+            for (transaction, result) in results {
                 outcomes.record(transaction, BroadcastOutcome::from(result));
             }
         });
