@@ -249,6 +249,9 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 "claimed_on_chain": f.claimed_on_chain, "resolved_at": f.resolved_at,
             })).collect::<Vec<_>>() }))
         }
+        "listbroadcasts" => Ok(json!({
+            "broadcasts": node.recent_broadcasts().iter().map(broadcast_json).collect::<Vec<_>>()
+        })),
         "decode" => {
             let decoded = node
                 .decode_invoice(&args.req_str("bolt11")?)
@@ -327,6 +330,23 @@ fn invoice_json(i: &InvoiceRecord) -> Value {
         "created_at": i.created_at,
         "expires_at": i.expires_at,
         "paid_at": i.paid_at,
+    })
+}
+
+/// One entry of `listbroadcasts`.
+fn broadcast_json(record: &ln_core::ldk_adapters::BroadcastRecord) -> Value {
+    use ln_core::ldk_adapters::BroadcastOutcome;
+    let (outcome, reason) = match &record.outcome {
+        BroadcastOutcome::Accepted => ("accepted", None),
+        BroadcastOutcome::Rejected { reason } => ("rejected", Some(reason.as_str())),
+        BroadcastOutcome::NotSent { error } => ("not_sent", Some(error.as_str())),
+    };
+    json!({
+        "sequence": record.sequence,
+        "txid": record.txid.to_string(),
+        "outcome": outcome,
+        "reason": reason,
+        "tx_hex": bitcoin::consensus::encode::serialize_hex(&record.transaction),
     })
 }
 

@@ -109,6 +109,8 @@ pub const METHODS: &[MethodSpec] = &[
         result: "payments [payment_hash, status (pending/succeeded/failed), amount_msat, fee_msat, preimage, destination, bolt11, failure_reason, created_at]" },
     MethodSpec { name: "listforwards", description: "Payments this node forwarded and the fees it earned.", params: &[],
         result: "forwards [in_channel_id, out_channel_id, out_amount_msat, fee_msat, claimed_on_chain, resolved_at]" },
+    MethodSpec { name: "listbroadcasts", description: "The node's last 256 transaction broadcasts (funding, closes, claims, sweeps, withdrawals, rebroadcasts included), oldest first, with the chain node's answer.", params: &[],
+        result: "broadcasts [sequence, txid, outcome (accepted|rejected|not_sent), reason, tx_hex]" },
     MethodSpec { name: "decode", description: "Decode a BOLT11 invoice of this node's chain.", params: &[
         req("bolt11", "string", "the invoice")],
         result: "chain, network, payee, amount_msat, payment_hash, description, expiry_secs, min_final_cltv_expiry_delta, created_at" },

@@ -189,6 +189,18 @@ impl ChainBroadcaster {
         }
     }
 
+    /// Publishes one transaction of the node's own (a withdrawal) now, and records the outcome
+    /// with LDK's broadcasts, so [`Self::recent_broadcasts`] lists everything the node published.
+    pub async fn broadcast_now(
+        &self,
+        transaction: &Transaction,
+    ) -> Result<bitcoin::Txid, ChainSourceError> {
+        let result = self.source.broadcast(transaction).await;
+        self.outcomes
+            .record(transaction.clone(), BroadcastOutcome::from(result.clone()));
+        result
+    }
+
     /// Waits until LDK's broadcast of `txid` has been answered by the chain node (at most
     /// `timeout`): the latest outcome for it, or `None` if it was not broadcast in time.
     pub async fn wait_for_broadcast(

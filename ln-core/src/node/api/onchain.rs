@@ -143,7 +143,7 @@ impl Node {
         };
         let tx = inner.wallet.build_payment(script, amount, fee_rate)?;
         let txid = tx.compute_txid();
-        if let Err(e) = inner.source.broadcast(&tx).await {
+        if let Err(e) = inner.broadcaster.broadcast_now(&tx).await {
             inner.wallet.cancel(&tx);
             return Err(Error::ChainSource(format!(
                 "the chain node refused the transaction: {e}"
