@@ -191,3 +191,32 @@ pub fn mine_until(
         }
     }
 }
+
+/// Fails on the first transaction in `node`'s `listbroadcasts` that the chain node refused or
+/// could not be sent, with the chain node's reason; returns how many broadcasts it checked.
+///
+/// A rebroadcast refused because its inputs are already spent is not a refusal of the
+/// transaction: LDK repeats its claims every block until they are deep, also after the peer's
+/// transaction (or our own earlier one) spent the same output.
+pub fn relayed(node: &Xlnd) -> Result<usize> {
+    let list = node.cli(&["listbroadcasts"])?;
+    let broadcasts = list["broadcasts"]
+        .as_array()
+        .context("listbroadcasts without broadcasts")?;
+    for broadcast in broadcasts {
+        if broadcast["outcome"] == "accepted" {
+            continue;
+        }
+        let reason = broadcast["reason"].as_str().unwrap_or_default();
+        let spent = reason.contains("missingorspent") || reason.contains("txn-mempool-conflict");
+        ensure!(
+            broadcast["outcome"] == "rejected" && spent,
+            "{}'s transaction {} was {}: {reason}\n{}",
+            node.name,
+            broadcast["txid"],
+            broadcast["outcome"],
+            broadcast["tx_hex"]
+        );
+    }
+    Ok(broadcasts.len())
+}
