@@ -2,12 +2,11 @@
 //! `xln-cli` (and raw HTTP where the test must send what the CLI never would).
 
 use anyhow::{ensure, Context, Result};
-use bitcoin::hashes::{sha256, Hash};
 use ln_core::ChainParams;
 use serde_json::Value;
 use xln_tests::steps::{
-    channel, confirmed_sat, fund, gossiped, id, invoice, mine, mine_until, open, pay, settled,
-    swept, WAIT,
+    channel, confirmed_sat, fund, gossiped, hold_invoice, id, invoice, mine, mine_until, open, pay,
+    settled, swept, WAIT,
 };
 use xln_tests::xlnd::Xlnd;
 use xln_tests::{init_test_logging, Bitcoind};
@@ -163,23 +162,7 @@ fn hold_invoices_settle_cancel_and_survive_a_restart() -> Result<()> {
     let mut bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
     let channel_id = fund_and_open(&bitcoind, &alice, &bob, 1_000_000)?;
 
-    let hold = |n: u8| -> Result<(String, String, String)> {
-        let preimage = [n; 32];
-        let hash = sha256::Hash::hash(&preimage).to_byte_array();
-        let hash_hex = bitcoin::hex::DisplayHex::to_lower_hex_string(&hash[..]);
-        let created = bob.cli(&[
-            "invoice",
-            "20000000",
-            &format!("hold {n}"),
-            &format!("payment_hash={hash_hex}"),
-        ])?;
-        let bolt11 = created["bolt11"].as_str().context("bolt11")?.to_owned();
-        Ok((
-            bitcoin::hex::DisplayHex::to_lower_hex_string(&preimage[..]),
-            hash_hex,
-            bolt11,
-        ))
-    };
+    let hold = |n: u8| hold_invoice(&bob, n, 20_000_000);
 
     // Settled: the payer's pay blocks until bob settles.
     let (preimage, hash, bolt11) = hold(1)?;

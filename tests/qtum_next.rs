@@ -14,13 +14,12 @@
 //! checked against qtumd's answer ([`relayed`]): the first refusal fails the test with its reason.
 
 use anyhow::{ensure, Context, Result};
-use bitcoin::hashes::{sha256, Hash};
 use ln_core::node::ChannelPolicy;
 use ln_core::ChainParams;
 use serde_json::Value;
 use xln_tests::qtumd::{qtum_core_or_skip, start_qtumd, StakingQtumd};
 use xln_tests::steps::{
-    channel, confirmed_sat, gossiped, height, id, invoice, mine, mine_until, open, pay, relayed,
+    channel, confirmed_sat, gossiped, height, hold_invoice, id, invoice, mine, mine_until, open, pay, relayed,
     settled, swept, WAIT,
 };
 use xln_tests::xlnd::Xlnd;
@@ -106,26 +105,6 @@ fn short_channel_id(node: &Xlnd, channel_id: &str) -> Result<String> {
     channel(&node.cli(&["listchannels"])?, channel_id)
         .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
         .context("short channel id")
-}
-
-/// A hold invoice of `node` for `amount_msat` with the preimage `[n; 32]`: (preimage, hash,
-/// bolt11).
-fn hold_invoice(node: &Xlnd, n: u8, amount_msat: u64) -> Result<(String, String, String)> {
-    let preimage = [n; 32];
-    let hash = sha256::Hash::hash(&preimage).to_byte_array();
-    let hash_hex = bitcoin::hex::DisplayHex::to_lower_hex_string(&hash[..]);
-    let created = node.cli(&[
-        "invoice",
-        &amount_msat.to_string(),
-        &format!("hold {n}"),
-        &format!("payment_hash={hash_hex}"),
-    ])?;
-    let bolt11 = created["bolt11"].as_str().context("bolt11")?.to_owned();
-    Ok((
-        bitcoin::hex::DisplayHex::to_lower_hex_string(&preimage[..]),
-        hash_hex,
-        bolt11,
-    ))
 }
 
 /// `payer` pays the hold invoice `bolt11` of `payee`; once `payee` holds it, `decide` settles or

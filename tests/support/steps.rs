@@ -142,6 +142,25 @@ pub fn invoice(node: &Xlnd, amount_msat: u64, description: &str) -> Result<Strin
     Ok(created["bolt11"].as_str().context("no bolt11")?.to_owned())
 }
 
+/// A hold invoice of `node` for `amount_msat` whose preimage is `[n; 32]`: returns the preimage,
+/// the payment hash (both hex) and the BOLT11 string.
+pub fn hold_invoice(node: &Xlnd, n: u8, amount_msat: u64) -> Result<(String, String, String)> {
+    use bitcoin::hashes::{sha256, Hash};
+    use bitcoin::hex::DisplayHex;
+    let preimage = [n; 32];
+    let hash_hex = sha256::Hash::hash(&preimage)
+        .to_byte_array()
+        .to_lower_hex_string();
+    let created = node.cli(&[
+        "invoice",
+        &amount_msat.to_string(),
+        &format!("hold {n}"),
+        &format!("payment_hash={hash_hex}"),
+    ])?;
+    let bolt11 = created["bolt11"].as_str().context("bolt11")?.to_owned();
+    Ok((preimage.to_lower_hex_string(), hash_hex, bolt11))
+}
+
 /// Waits until `node`'s channel has no HTLC in flight.
 pub fn settled(node: &Xlnd, channel_id: &str) -> Result<()> {
     node.wait_cli(&["listchannels"], "no HTLCs in flight", WAIT, |list| {
