@@ -253,7 +253,9 @@ impl OnchainWallet {
             height: block.height,
             hash: block.block_hash,
         };
-        if tip.block_id() == start {
+        // The genesis block is where every wallet starts, under its real hash, whatever hash
+        // the chain source gives LDK for it (a synthetic one on Qtum, see `connect_block`).
+        if tip.block_id() == start || block.height == 0 {
             return Ok(());
         }
         if tip.height() != 0 {

@@ -51,8 +51,14 @@ struct TestChain {
 
 impl TestChain {
     fn new() -> Self {
+        Self::with_genesis(genesis_block(Network::Regtest))
+    }
+
+    /// A chain whose genesis block LDK is given as `genesis`: on Qtum, a synthetic header whose
+    /// hash is not the genesis hash the wallet knows.
+    fn with_genesis(genesis: Block) -> Self {
         Self {
-            blocks: vec![genesis_block(Network::Regtest)],
+            blocks: vec![genesis],
         }
     }
 
@@ -553,6 +559,80 @@ fn reorg_removes_a_transaction_only_the_old_branch_confirmed() -> TestResult {
     // The new branch confirms it after all.
     chain.mine(&wallet, None, vec![payment], 1); // B3
     assert_eq!(wallet.balance().confirmed_sat, Amount::ONE_BTC.to_sat());
+    Ok(())
+}
+
+/// The genesis block as chain-qtum's synthetic headers give it to LDK: another header, so another
+/// hash than the real genesis hash the wallet is created with.
+fn synthetic_genesis() -> Block {
+    let mut genesis = genesis_block(Network::Regtest);
+    genesis.header.merkle_root = TxMerkleNode::from_byte_array([0x51; 32]);
+    genesis.header.version = Version::ONE;
+    genesis
+}
+
+#[test]
+fn a_new_wallet_on_a_fresh_chain_whose_genesis_ldk_knows_by_another_hash_gets_block_1() -> TestResult
+{
+    let (wallet, _dir) = new_wallet(&ChainParams::bitcoin_regtest())?;
+    let mut chain = TestChain::with_genesis(synthetic_genesis());
+    assert_ne!(
+        chain.tip().block_hash,
+        genesis_block(Network::Regtest).block_hash()
+    );
+    // A new node on a chain of nothing but its genesis block starts there.
+    wallet.start_at(chain.tip())?;
+    let script = receive_script(&wallet)?;
+    chain.mine(&wallet, Some(&script), Vec::new(), 0);
+    assert_eq!(wallet.sync_height(), 1);
+    assert_eq!(wallet.balance().immature_sat, COINBASE_VALUE.to_sat());
+    chain.mine(
+        &wallet,
+        None,
+        vec![payment_to(&script, Amount::ONE_BTC, 1)],
+        0,
+    );
+    assert_eq!(wallet.balance().confirmed_sat, Amount::ONE_BTC.to_sat());
+    // A reorg of block 1 connects the new block 1 onto the same genesis.
+    chain.disconnect_to(&wallet, 0);
+    let b1 = chain.mine(&wallet, None, Vec::new(), 1);
+    assert_eq!(wallet.best_block(), BestBlock::new(b1.block_hash(), 1));
+    assert_eq!(wallet.balance(), WalletBalance::default());
+    Ok(())
+}
+
+#[test]
+fn a_restored_wallet_rescans_blocks_whose_headers_name_their_real_parents() -> TestResult {
+    // Below the synthetic chain's anchor every Qtum block is an anchor of its own: its header
+    // names its parent's real hash, not the synthetic hash the wallet was given for the parent.
+    let (funder, _funder_dir) = new_wallet(&ChainParams::bitcoin_regtest())?;
+    let mut chain = TestChain::new();
+    let script = receive_script(&funder)?;
+    chain.mine_empty(&funder, 1);
+    chain.mine(
+        &funder,
+        None,
+        vec![payment_to(&script, Amount::ONE_BTC, 1)],
+        0,
+    );
+    let spend = funder.build_payment(
+        stranger(),
+        SendAmount::Exact(Amount::from_sat(10_000)),
+        FEE_RATE,
+    )?;
+    chain.mine(&funder, None, vec![spend], 0);
+    chain.mine_empty(&funder, 2);
+    let expected = funder.balance();
+    assert!(expected.confirmed_sat > 0 && expected.confirmed_sat < Amount::ONE_BTC.to_sat());
+
+    let (restored, _dir) = new_wallet(&ChainParams::bitcoin_regtest())?;
+    for (height, block) in (0u32..).zip(&chain.blocks).skip(1) {
+        let mut anchored = block.clone();
+        anchored.header.prev_blockhash = bitcoin::BlockHash::from_byte_array([0xa0; 32]);
+        restored.block_connected(&anchored, height);
+    }
+    assert_eq!(restored.sync_height(), chain.height());
+    assert_eq!(restored.balance(), expected);
     Ok(())
 }
 
