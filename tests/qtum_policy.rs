@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use xln_tests::broadcast_audit::{audit, Audit, BroadcastLog, ChainTransactions};
 use xln_tests::ln_node::{mine_and_sync, wait_for, TestNode};
 use xln_tests::qtum_policy::{
-    check_bitcoind_enforces_relay_policy, qtum_policy_on_bitcoin_regtest,
+    check_chain_node_enforces_relay_policy, qtum_policy_on_bitcoin_regtest,
     qtum_relay_policy_bitcoind_options,
 };
 use xln_tests::{init_test_logging, regtest_chain_source_with, Bitcoind};
@@ -96,7 +96,7 @@ async fn start() -> Result<Setup> {
     let bitcoind = Bitcoind::start_with(qtum_relay_policy_bitcoind_options())?;
     bitcoind.mine(1)?;
     let chain = regtest_chain_source_with(&bitcoind, params.clone()).await?;
-    check_bitcoind_enforces_relay_policy(&bitcoind, &chain).await?;
+    check_chain_node_enforces_relay_policy(&bitcoind, &chain).await?;
     // The numbers, as bitcoind reports them.
     let network = bitcoind.cli_json(&["getnetworkinfo"])?;
     ensure!(network["relayfee"].as_f64() == Some(0.004), "{network}");

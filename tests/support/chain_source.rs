@@ -1,6 +1,8 @@
-//! xln's Bitcoin backend connected to a test node, as every end-to-end test needs it.
+//! xln's chain backends connected to a test node, as end-to-end tests need them.
 
 use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
+use chain_qtum::{QtumdAuth, QtumdChainSource};
+use ln_core::store::SledStore;
 use ln_core::{ChainParams, ChainSourceError};
 
 use crate::Bitcoind;
@@ -21,4 +23,14 @@ pub async fn regtest_chain_source_with(
 ) -> Result<BitcoindChainSource, ChainSourceError> {
     let auth = BitcoindAuth::CookieFile(bitcoind.cookie_file());
     BitcoindChainSource::connect(params, &bitcoind.rpc_url(), auth).await
+}
+
+/// A [`QtumdChainSource`] for `qtumd`'s regtest chain, authenticated with its cookie, keeping its
+/// synthetic headers in `store`.
+pub async fn qtum_regtest_chain_source(
+    qtumd: &Bitcoind,
+    store: &SledStore,
+) -> Result<QtumdChainSource, ChainSourceError> {
+    let auth = QtumdAuth::CookieFile(qtumd.cookie_file());
+    QtumdChainSource::connect(ChainParams::qtum_regtest(), &qtumd.rpc_url(), auth, store).await
 }

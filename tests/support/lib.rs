@@ -6,7 +6,8 @@
 //!   `libbitcoinkernel-sys` crate ships, so the tests need nothing preinstalled but a C++ toolchain.
 //! - [`bitcoind`] runs a regtest node in a temporary directory for one test and cleans up after it,
 //!   also when the test panics.
-//! - [`qtumd`] runs Qtum Core's qtumd the same way, when `QTUMD` names one.
+//! - [`qtumd`] finds Qtum Core's qtumd (`$QTUMD`, the shared build beside the checkout, `PATH`)
+//!   and runs it the same way, also as a second, staking node.
 //! - [`ln_node`] runs in-process xln nodes on such a bitcoind, and [`qtum_policy`] gives both
 //!   Qtum's relay policy and Qtum's policy numbers, to test the Qtum channel policy on bitcoind;
 //!   [`broadcast_audit`] proves that every transaction the nodes published relayed and confirmed.
@@ -36,7 +37,9 @@ pub mod xlnd;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
 pub use bitcoind::{burn_address, burn_script, pay_to_burn, Bitcoind, BitcoindOptions};
-pub use chain_source::{regtest_chain_source, regtest_chain_source_with};
+pub use chain_source::{
+    qtum_regtest_chain_source, regtest_chain_source, regtest_chain_source_with,
+};
 pub use error::TestEnvError;
 
 /// Sends `tracing` output to the test harness (shown for failing tests, or all with

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, WPubkeyHash};
+use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, WPubkeyHash, WScriptHash};
 use ln_core::{ChainParams, ChainSource};
 use serde_json::Value;
 
@@ -58,21 +58,22 @@ pub fn qtum_policy_on_bitcoin_regtest() -> ChainParams {
     }
 }
 
-/// Checks that `bitcoind` enforces `source`'s relay policy, and fails saying where it does not.
+/// Checks that `chain_node` (a bitcoind started with Qtum's relay policy, or a real qtumd)
+/// enforces `source`'s relay policy, and fails saying where it does not.
 ///
 /// Its RPC must report the policy's minimum relay and incremental feerates, and its mempool must
 /// draw the lines where the policy puts them (asked with `testmempoolaccept`, so nothing is
-/// published): a P2WPKH output one satoshi below [`ChainParams::dust_threshold`] is `dust` and
-/// one at it is not; a fee one satoshi below the minimum relay feerate times the vsize is
-/// `min relay fee not met` and the exact fee is not. Mines a coinbase to a test key (and the
+/// published): a P2WPKH or P2WSH output one satoshi below [`ChainParams::dust_threshold`] is
+/// `dust` and one at it is not; a fee one satoshi below the minimum relay feerate times the vsize
+/// is `min relay fee not met` and the exact fee is not. Mines a coinbase to a test key (and the
 /// blocks it needs to mature) to have something to spend.
-pub async fn check_bitcoind_enforces_relay_policy(
-    bitcoind: &Bitcoind,
+pub async fn check_chain_node_enforces_relay_policy(
+    chain_node: &Bitcoind,
     source: &dyn ChainSource,
 ) -> Result<()> {
     let policy = source.params().relay_policy;
-    let network = bitcoind.cli_json(&["getnetworkinfo"])?;
-    let mempool = bitcoind.cli_json(&["getmempoolinfo"])?;
+    let network = chain_node.cli_json(&["getnetworkinfo"])?;
+    let mempool = chain_node.cli_json(&["getmempoolinfo"])?;
     let reported = [
         (
             "getnetworkinfo relayfee",
@@ -104,42 +105,51 @@ pub async fn check_bitcoind_enforces_relay_policy(
     }
 
     let key = TestKey::new(0x5a)?;
-    let (coin, value) = fund(bitcoind, source, &key).await?;
+    let (coin, value) = fund(chain_node, source, &key).await?;
     let params = source.params();
     let p2wpkh = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([7; 20]));
-    let dust = params.dust_threshold(&p2wpkh);
+    let p2wsh = ScriptBuf::new_p2wsh(&WScriptHash::from_byte_array([7; 32]));
     let generous = |vsize: u64| FeeRate::from_sat_per_vb_u32(1000).fee_vb(vsize);
     let at_floor = |vsize: u64| policy.min_relay_feerate.fee_vb(vsize);
     let below_floor = |vsize: u64| at_floor(vsize).and_then(|fee| fee.checked_sub(Amount::ONE_SAT));
-    let just_dust = dust
-        .checked_sub(Amount::ONE_SAT)
-        .context("zero dust threshold")?;
     let payment = Amount::from_sat(1_000_000);
-    let cases = [
-        (
+    let mut cases = Vec::new();
+    for script in [&p2wpkh, &p2wsh] {
+        let dust = params.dust_threshold(script);
+        let just_dust = dust
+            .checked_sub(Amount::ONE_SAT)
+            .context("zero dust threshold")?;
+        cases.push((
+            script,
             just_dust,
             &generous as &dyn Fn(u64) -> Option<Amount>,
             Some("dust"),
-        ),
-        (dust, &generous, None),
-        (payment, &below_floor, Some("min relay fee not met")),
-        (payment, &at_floor, None),
-    ];
-    for (paid, fee_for, expected_reject) in cases {
+        ));
+        cases.push((script, dust, &generous, None));
+    }
+    cases.push((
+        &p2wpkh,
+        payment,
+        &below_floor,
+        Some("min relay fee not met"),
+    ));
+    cases.push((&p2wpkh, payment, &at_floor, None));
+    for (script, paid, fee_for, expected_reject) in cases {
         let output = TxOut {
             value: paid,
-            script_pubkey: p2wpkh.clone(),
+            script_pubkey: script.clone(),
         };
         let probe = probe_transaction(&key, coin, value, output, fee_for)?;
-        let verdict = test_mempool_accept(bitcoind, &probe)?;
+        let verdict = test_mempool_accept(chain_node, &probe)?;
         let reject = verdict["reject-reason"].as_str();
         ensure!(
             verdict["allowed"].as_bool() == Some(expected_reject.is_none())
                 && reject == expected_reject,
-            "paying {paid} with a fee of {:?} for {} vB: bitcoind answered {verdict}, expected {expected_reject:?}",
+            "paying {paid} to {script} with a fee of {:?} for {} vB: the chain node answered {verdict}, expected {expected_reject:?}",
             fee_for(u64::try_from(probe.vsize())?),
             probe.vsize()
         );
+        tracing::info!(%script, paid_sat = paid.to_sat(), vsize = probe.vsize(), verdict = ?expected_reject, "the chain node drew the line where the policy says");
     }
     Ok(())
 }
@@ -184,10 +194,10 @@ fn probe_transaction(
     bail!("no stable fee for the probe transaction")
 }
 
-/// bitcoind's `testmempoolaccept` verdict on `transaction`.
-fn test_mempool_accept(bitcoind: &Bitcoind, transaction: &Transaction) -> Result<Value> {
+/// The chain node's `testmempoolaccept` verdict on `transaction`.
+fn test_mempool_accept(chain_node: &Bitcoind, transaction: &Transaction) -> Result<Value> {
     let hex = bitcoin::consensus::encode::serialize_hex(transaction);
-    let verdicts = bitcoind.cli_json(&["testmempoolaccept", &format!("[\"{hex}\"]")])?;
+    let verdicts = chain_node.cli_json(&["testmempoolaccept", &format!("[\"{hex}\"]")])?;
     verdicts
         .get(0)
         .cloned()

@@ -32,7 +32,12 @@ pub const REQUIRE_QTUMD_ENV: &str = "XLN_REQUIRE_QTUMD";
 /// Where the Qtum Core 27.1 build shared beside the checkout keeps its programs
 /// (`<checkout>/../shared/qtum/bin`).
 pub fn shared_qtum_bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/qtum/bin")
+    // The tests crate is `<checkout>/tests`, and `shared/` sits beside `<checkout>`.
+    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match tests_crate.parent().and_then(Path::parent) {
+        Some(beside_checkout) => beside_checkout.join("shared/qtum/bin"),
+        None => tests_crate.join("../../shared/qtum/bin"),
+    }
 }
 
 /// The qtumd and qtum-cli to run: `$QTUMD` (with `$QTUM_CLI`, or the qtum-cli beside it), else

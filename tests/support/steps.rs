@@ -211,13 +211,16 @@ pub fn mine_until(
     }
 }
 
-/// Fails on the first transaction in `node`'s `listbroadcasts` that the chain node refused or
+/// Fails on the first transaction in `node`'s `listbroadcasts` that `chain` refused or that
 /// could not be sent, with the chain node's reason; returns how many broadcasts it checked.
 ///
-/// A rebroadcast refused because its inputs are already spent is not a refusal of the
-/// transaction: LDK repeats its claims every block until they are deep, also after the peer's
-/// transaction (or our own earlier one) spent the same output.
-pub fn relayed(node: &Xlnd) -> Result<usize> {
+/// One kind of refusal is not a refusal of the transaction: losing to a conflicting transaction
+/// that `chain` has confirmed. LDK repeats its claims every block until they are deep, also after
+/// the peer's transaction (or our own earlier one) spent the same output, and after a force close
+/// both ends publish their own commitment, of which only one can win (the loser is refused as a
+/// replacement that pays no more, or as spending a spent output). Such a refusal passes only if
+/// one of the refused transaction's inputs is spent in a block of `chain`.
+pub fn relayed(chain: &Bitcoind, node: &Xlnd) -> Result<usize> {
     let list = node.cli(&["listbroadcasts"])?;
     let broadcasts = list["broadcasts"]
         .as_array()
@@ -227,15 +230,44 @@ pub fn relayed(node: &Xlnd) -> Result<usize> {
             continue;
         }
         let reason = broadcast["reason"].as_str().unwrap_or_default();
-        let spent = reason.contains("missingorspent") || reason.contains("txn-mempool-conflict");
+        let tx_hex = broadcast["tx_hex"].as_str().unwrap_or_default();
+        let lost_a_conflict = broadcast["outcome"] == "rejected"
+            && [
+                "missingorspent",
+                "txn-mempool-conflict",
+                "rejecting replacement",
+            ]
+            .iter()
+            .any(|conflict| reason.contains(conflict));
         ensure!(
-            broadcast["outcome"] == "rejected" && spent,
-            "{}'s transaction {} was {}: {reason}\n{}",
+            lost_a_conflict && spends_a_confirmed_spent_output(chain, tx_hex)?,
+            "{}'s transaction {} was {}: {reason}\n{tx_hex}",
             node.name,
             broadcast["txid"],
             broadcast["outcome"],
-            broadcast["tx_hex"]
         );
     }
     Ok(broadcasts.len())
+}
+
+/// Whether one of the inputs of the transaction `tx_hex` is spent by a transaction in a block.
+fn spends_a_confirmed_spent_output(chain: &Bitcoind, tx_hex: &str) -> Result<bool> {
+    let tx: bitcoin::Transaction = bitcoin::consensus::encode::deserialize_hex(tx_hex)
+        .with_context(|| {
+            format!("listbroadcasts gave a transaction that does not decode: {tx_hex}")
+        })?;
+    for input in &tx.input {
+        let outpoint = input.previous_output;
+        // Without the mempool: empty when no block's UTXO set has the output any more.
+        let unspent = chain.cli(&[
+            "gettxout",
+            &outpoint.txid.to_string(),
+            &outpoint.vout.to_string(),
+            "false",
+        ])?;
+        if unspent.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -79,8 +79,8 @@ pub async fn fund(
 ) -> Result<(OutPoint, Amount)> {
     let address = source.params().address_for_script(&key.script_pubkey)?;
     ensure!(
-        address.starts_with("bcrt1q"),
-        "regtest P2WPKH address, got {address}"
+        source.params().script_for_address(&address)? == key.script_pubkey,
+        "the P2WPKH address {address} does not pay the test key"
     );
     let start = source.best_tip().await?.height;
     bitcoind.mine_to_address(1, &address)?;
