@@ -58,7 +58,7 @@ impl WalletSourceSync for OnchainWallet {
             }
             ours.push(index);
         }
-        if let Err((_, errors)) = psbt.sign(&self.master_key, wallet.secp_ctx()) {
+        if let Err((_, errors)) = psbt.sign(&self.keys.master, wallet.secp_ctx()) {
             tracing::error!(?errors, "signing wallet inputs of a fee bump failed");
             return Err(());
         }

@@ -115,7 +115,7 @@ impl OnchainWallet {
     /// Signs every input with the master key (bdk put each key's origin in the PSBT) and
     /// finalizes the witnesses.
     fn sign(&self, wallet: &Wallet, psbt: &mut Psbt) -> Result<(), WalletError> {
-        psbt.sign(&self.master_key, wallet.secp_ctx())
+        psbt.sign(&self.keys.master, wallet.secp_ctx())
             .map_err(|(_, errors)| {
                 let errors: Vec<String> = errors
                     .iter()

@@ -33,9 +33,9 @@ impl OnchainWallet {
     /// load), and a block at the synthetic chain's anchor, or below it while a restored wallet
     /// rescans, names its parent's real hash.
     ///
-    /// A block at or below our tip is a reorg (the wallet ignores `blocks_disconnected`): it is
-    /// connected onto the parent its header names, and bdk drops our blocks above that parent,
-    /// so the transactions only they confirmed are no longer confirmed.
+    /// A block at or below our tip is a reorg whose disconnection we missed (see
+    /// `blocks_disconnected`): it is connected onto the parent its header names, and bdk drops our
+    /// blocks above that parent, so the transactions only they confirmed are no longer confirmed.
     fn connect_block(&self, block: &Block, height: u32) {
         let block_id = BlockId {
             height,
@@ -129,7 +129,7 @@ fn relevant_transactions(
 /// outranks the eviction); if the new branch confirms it, it counts again. Transactions spending
 /// our coins are kept: they are ours, and forgetting them would let coin selection double-spend
 /// their inputs.
-fn forget_reorged_out_payments(wallet: &mut Wallet) {
+pub(super) fn forget_reorged_out_payments(wallet: &mut Wallet) {
     let reorged_out: Vec<Txid> = wallet
         .transactions()
         .filter(|tx| {
@@ -164,15 +164,17 @@ impl Listen for OnchainWallet {
         self.connect_block(block, height);
     }
 
-    /// Nothing to do: the new branch's first block replaces ours above the fork point (see
-    /// `connect_block`), and until it arrives our stale blocks cost nothing but a moment of
-    /// out-of-date balance. bdk offers no way to drop blocks from a wallet either.
+    /// Drops our blocks above the fork point ([`OnchainWallet::disconnect_above`]): until the
+    /// new branch confirms them again, transactions only those blocks confirmed are not counted
+    /// as confirmed, however long the new branch takes.
     fn blocks_disconnected(&self, fork_point: BestBlock) {
-        tracing::debug!(
-            fork_height = fork_point.height,
-            fork_hash = %fork_point.block_hash,
-            "on-chain wallet: blocks disconnected; waiting for the new branch"
-        );
+        if let Err(e) = self.disconnect_above(fork_point.height) {
+            tracing::error!(
+                fork_height = fork_point.height,
+                error = %e,
+                "the on-chain wallet could not drop the reorged-out blocks; the new branch's first block replaces them"
+            );
+        }
     }
 }
 

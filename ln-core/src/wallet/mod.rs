@@ -41,7 +41,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bdk_wallet::chain::{BlockId, Merge};
 use bdk_wallet::{KeychainKind, Update, Wallet};
-use bitcoin::bip32::Xpriv;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction};
 use lightning::chain::BestBlock;
 
@@ -87,13 +86,30 @@ pub struct WalletOutput {
     pub is_change: bool,
 }
 
+/// The wallet stored as `stored`, checked to be of `keys` on the chain of `params`.
+fn load_stored(
+    keys: &WalletKeys,
+    params: &ChainParams,
+    stored: bdk_wallet::ChangeSet,
+) -> Result<Wallet, WalletError> {
+    Wallet::load()
+        .descriptor(KeychainKind::External, Some(keys.external.clone()))
+        .descriptor(KeychainKind::Internal, Some(keys.internal.clone()))
+        .check_network(params.ldk_network)
+        .check_genesis_hash(params.genesis_block_hash)
+        .load_wallet_no_persist(stored)
+        .map_err(WalletError::from_load)?
+        .ok_or_else(|| WalletError::Corrupt("no wallet in the stored data".to_owned()))
+}
+
 /// The node's on-chain wallet. All methods take `&self`: the bdk wallet is behind a mutex, which
 /// is held while each change is persisted so the stored change sets keep their order.
 pub struct OnchainWallet {
     state: Mutex<WalletState>,
     params: ChainParams,
-    /// Signs for both descriptors; never given to bdk.
-    master_key: Xpriv,
+    /// The descriptors, to reload the wallet with, and the master key, which signs for both and
+    /// is never given to bdk.
+    keys: WalletKeys,
 }
 
 /// What the mutex guards.
@@ -132,20 +148,13 @@ impl OnchainWallet {
         let (log, stored) = ChangeSetLog::open(store, persist::COMPACT_ABOVE_ENTRIES)?;
         let created = stored.is_empty();
         let wallet = if created {
-            Wallet::create(keys.external, keys.internal)
+            Wallet::create(keys.external.clone(), keys.internal.clone())
                 .network(params.ldk_network)
                 .genesis_hash(params.genesis_block_hash)
                 .create_wallet_no_persist()
                 .map_err(|e| WalletError::Descriptor(e.to_string()))?
         } else {
-            Wallet::load()
-                .descriptor(KeychainKind::External, Some(keys.external))
-                .descriptor(KeychainKind::Internal, Some(keys.internal))
-                .check_network(params.ldk_network)
-                .check_genesis_hash(params.genesis_block_hash)
-                .load_wallet_no_persist(stored)
-                .map_err(WalletError::from_load)?
-                .ok_or_else(|| WalletError::Corrupt("no wallet in the stored data".to_owned()))?
+            load_stored(&keys, params, stored)?
         };
         let mut state = WalletState {
             wallet,
@@ -162,7 +171,7 @@ impl OnchainWallet {
         Ok(Self {
             state: Mutex::new(state),
             params: params.clone(),
-            master_key: keys.master,
+            keys,
         })
     }
 
@@ -303,6 +312,42 @@ impl OnchainWallet {
     pub fn cancel(&self, tx: &Transaction) {
         build::release(&mut self.lock(), tx);
         tracing::debug!(txid = %tx.compute_txid(), "cancelled an unbroadcast wallet transaction");
+    }
+
+    /// Forgets the wallet's blocks above `fork_height` (the chain poller's fork point in a reorg),
+    /// so that what only they confirmed is no longer counted as confirmed until the new branch
+    /// confirms it again, and the next block connects onto the fork point.
+    ///
+    /// bdk's `Wallet` has no call that drops blocks, but its change sets do (a height mapped to no
+    /// hash), so the removal is stored like every other change and the wallet is reloaded from the
+    /// stored change sets. Reorgs are rare; the reload reads the wallet's log once.
+    pub fn disconnect_above(&self, fork_height: u32) -> Result<(), WalletError> {
+        let mut state = self.lock();
+        let removed: std::collections::BTreeMap<_, _> = state
+            .wallet
+            .checkpoints()
+            .take_while(|checkpoint| checkpoint.height() > fork_height)
+            .map(|checkpoint| (checkpoint.height(), None))
+            .collect();
+        if removed.is_empty() {
+            return Ok(());
+        }
+        state.persist()?;
+        let removal = bdk_wallet::ChangeSet {
+            local_chain: bdk_wallet::chain::local_chain::ChangeSet { blocks: removed },
+            ..Default::default()
+        };
+        state.log.append(&removal)?;
+        let stored = state.log.merged()?;
+        state.wallet = load_stored(&self.keys, &self.params, stored)?;
+        listen::forget_reorged_out_payments(&mut state.wallet);
+        state.persist()?;
+        tracing::info!(
+            fork_height,
+            sync_height = state.wallet.latest_checkpoint().height(),
+            "on-chain wallet: blocks above the fork point disconnected"
+        );
+        Ok(())
     }
 
     /// The wallet state. Like the node's other locks, a poisoned one is recovered rather than

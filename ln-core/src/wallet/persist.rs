@@ -32,16 +32,7 @@ impl ChangeSetLog {
         compact_above: usize,
     ) -> Result<(Self, ChangeSet), WalletError> {
         let namespace = store.namespace(NAMESPACE)?;
-        let entries = namespace.iter_prefix(&[])?;
-        let mut merged = ChangeSet::default();
-        let mut last_key = None;
-        for (key, value) in &entries {
-            let key = decode_key(key)?;
-            let changeset: ChangeSet = serde_json::from_slice(value)
-                .map_err(|e| WalletError::Corrupt(format!("wallet change set {key}: {e}")))?;
-            merged.merge(changeset);
-            last_key = Some(key);
-        }
+        let (merged, entries, last_key) = read_merged(&namespace)?;
         let next_key = match last_key {
             Some(key) => key.checked_add(1).ok_or_else(|| {
                 WalletError::Corrupt("the wallet's change-set counter is exhausted".to_owned())
@@ -52,10 +43,15 @@ impl ChangeSetLog {
             namespace,
             next_key,
         };
-        if let Some(last_key) = last_key.filter(|_| entries.len() > compact_above) {
+        if let Some(last_key) = last_key.filter(|_| entries > compact_above) {
             log.compact(last_key, &merged)?;
         }
         Ok((log, merged))
+    }
+
+    /// The merge of everything stored, as [`Self::open`] returned it plus what was appended since.
+    pub(super) fn merged(&self) -> Result<ChangeSet, WalletError> {
+        Ok(read_merged(&self.namespace)?.0)
     }
 
     /// Durably appends `changeset`.
@@ -77,6 +73,21 @@ impl ChangeSetLog {
         tracing::debug!("compacted the on-chain wallet's change sets");
         Ok(())
     }
+}
+
+/// The merge of the stored change sets in key order, how many there are, and the last key.
+fn read_merged(namespace: &Namespace) -> Result<(ChangeSet, usize, Option<u64>), WalletError> {
+    let entries = namespace.iter_prefix(&[])?;
+    let mut merged = ChangeSet::default();
+    let mut last_key = None;
+    for (key, value) in &entries {
+        let key = decode_key(key)?;
+        let changeset: ChangeSet = serde_json::from_slice(value)
+            .map_err(|e| WalletError::Corrupt(format!("wallet change set {key}: {e}")))?;
+        merged.merge(changeset);
+        last_key = Some(key);
+    }
+    Ok((merged, entries.len(), last_key))
 }
 
 fn encode(changeset: &ChangeSet) -> Result<Vec<u8>, WalletError> {

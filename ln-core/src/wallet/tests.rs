@@ -637,6 +637,38 @@ fn a_restored_wallet_rescans_blocks_whose_headers_name_their_real_parents() -> T
 }
 
 #[test]
+fn disconnected_blocks_stop_counting_at_once_and_across_a_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut chain = TestChain::new();
+    {
+        let store = SledStore::open(dir.path())?;
+        let wallet = open_wallet(&store)?;
+        let script = receive_script(&wallet)?;
+        chain.mine(&wallet, None, Vec::new(), 0); // A1
+        chain.mine(
+            &wallet,
+            None,
+            vec![payment_to(&script, Amount::ONE_BTC, 1)],
+            0,
+        ); // A2
+        chain.mine(&wallet, None, Vec::new(), 0); // A3
+        assert_eq!(wallet.balance().confirmed_sat, Amount::ONE_BTC.to_sat());
+
+        // The chain node went back to A1; no block of the new branch has come yet.
+        chain.disconnect_to(&wallet, 1);
+        assert_eq!(wallet.sync_height(), 1);
+        assert_eq!(wallet.balance(), WalletBalance::default());
+    }
+    let store = SledStore::open(dir.path())?;
+    let wallet = open_wallet(&store)?;
+    assert_eq!(wallet.best_block(), chain.tip());
+    assert_eq!(wallet.balance(), WalletBalance::default());
+    chain.mine(&wallet, None, Vec::new(), 1); // B2, onto A1
+    assert_eq!(wallet.sync_height(), 2);
+    Ok(())
+}
+
+#[test]
 fn reorg_to_a_shorter_branch_drops_every_block_above_the_fork() -> TestResult {
     let (wallet, _dir) = new_wallet(&ChainParams::bitcoin_regtest())?;
     let mut chain = TestChain::new();
