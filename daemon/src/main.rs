@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use chain_bitcoin::{BitcoindAuth, BitcoindChainSource};
 use chain_qtum::QtumdChainSource;
 use clap::Parser;
+use ln_core::node::monitor_writer::CrashPoint;
 use ln_core::node::NodeBuilder;
 use ln_core::{Chain, ChainSource};
 use tokio::sync::watch;
@@ -66,7 +67,8 @@ async fn run(flags: Flags) -> Result<()> {
     };
     let mut builder = NodeBuilder::new(&config.datadir, config.params.clone())
         .listen_on(vec![config.listen])
-        .alias(config.alias.clone());
+        .alias(config.alias.clone())
+        .crash_point(dev_crash_point()?);
     let params = config.params.clone();
     let url = config.node_rpc_url.as_str();
     let source: Arc<dyn ChainSource> = match params.chain {
@@ -170,5 +172,18 @@ fn lock_datadir(config: &Config) -> Result<File> {
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("locking {}", path.display()))
         }
+    }
+}
+
+/// The test-only fault injector: `XLN_DEV_CRASH_AT=manager-write:<n>|monitor-write:<n>` makes
+/// xlnd abort itself at that moment of channel-monitor persistence, as `kill -9` would there
+/// (tests/crash.rs). Unset in normal operation.
+fn dev_crash_point() -> anyhow::Result<Option<CrashPoint>> {
+    match std::env::var("XLN_DEV_CRASH_AT") {
+        Ok(point) if !point.is_empty() => point
+            .parse()
+            .map(Some)
+            .map_err(|reason: String| anyhow::anyhow!("XLN_DEV_CRASH_AT: {reason}")),
+        _ => Ok(None),
     }
 }

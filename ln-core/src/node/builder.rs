@@ -41,6 +41,7 @@ use crate::chain::{ChainParams, ChainSource};
 use crate::gossip_verifier::GossipVerifier;
 use crate::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
 use crate::logging::TracingLogger;
+use crate::node::monitor_writer::{CrashPoint, LdkStore, MonitorWriter};
 use crate::node::policy::ChannelPolicy;
 use crate::node::records::Records;
 use crate::poller::{ChainPoller, PollerError};
@@ -111,6 +112,7 @@ pub struct NodeBuilder {
     wallet_rescan_from_height: u32,
     /// The store, once opened by [`Self::store`].
     store: Option<SledStore>,
+    crash_point: Option<CrashPoint>,
 }
 
 impl NodeBuilder {
@@ -126,7 +128,15 @@ impl NodeBuilder {
             poll_interval: Duration::from_secs(2),
             wallet_rescan_from_height: 0,
             store: None,
+            crash_point: None,
         }
+    }
+
+    /// Makes the node abort itself at `point`, as `kill -9` would there: for tests that must
+    /// crash at an exact moment of monitor persistence. Never set it in normal operation.
+    pub fn crash_point(mut self, point: Option<CrashPoint>) -> Self {
+        self.crash_point = point;
+        self
     }
 
     /// Accepts Lightning peers on these addresses (port 0 picks a free port).
@@ -217,12 +227,15 @@ impl NodeBuilder {
         ));
         let message_router = Arc::new(MessageRouter::new(graph.clone(), keys.clone()));
 
+        let monitor_writer = MonitorWriter::start(store.clone(), self.crash_point)
+            .map_err(|e| read_error("monitor writer", format!("cannot start its thread: {e}")))?;
+        let ldk_store = Arc::new(LdkStore::new(store.clone(), monitor_writer.clone()));
         let chain_monitor: Arc<ChainMonitor> = Arc::new(ChainMonitor::new(
             None::<Arc<dyn Filter + Send + Sync>>,
             broadcaster.clone(),
             logger.clone(),
             fee_estimator.clone(),
-            store.clone(),
+            monitor_writer.clone(),
             keys.clone(),
             keys.get_peer_storage_key(),
         ));
@@ -238,7 +251,7 @@ impl NodeBuilder {
             logger: &logger,
         };
         let (manager_best, channel_manager) = match read_or_none(
-            &store,
+            store.as_ref(),
             CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_KEY,
@@ -265,9 +278,10 @@ impl NodeBuilder {
             });
         }
         let channel_manager = Arc::new(channel_manager);
+        monitor_writer.attach(&channel_manager, &chain_monitor);
 
         let sweeper = Arc::new(read_or_create_sweeper(
-            &store,
+            &ldk_store,
             poller_tip,
             &broadcaster,
             &fee_estimator,
@@ -304,6 +318,7 @@ impl NodeBuilder {
 
         for (_, monitor) in monitors.drain(..) {
             let channel_id = monitor.channel_id();
+            let latest_update_id = monitor.get_latest_update_id();
             if chain_monitor
                 .load_existing_monitor(channel_id, monitor)
                 .is_err()
@@ -313,6 +328,12 @@ impl NodeBuilder {
                     reason: format!("monitor of channel {channel_id} could not be loaded"),
                 });
             }
+            // Every monitor read from the store is durable. A crash after a monitor write and
+            // before LDK heard of it leaves the manager waiting for that write: in flight (LDK
+            // sees it applied and completes it) or, for a channel's first monitor, not tracked
+            // at all (LDK would wait forever). Reporting it done completes both; LDK ignores it
+            // for a channel that waits for nothing or for updates the monitor lacks.
+            let _ = chain_monitor.channel_monitor_updated(channel_id, latest_update_id);
         }
         poller.add_listener(channel_manager.clone());
         poller.add_listener(chain_monitor.clone());
@@ -409,7 +430,8 @@ impl NodeBuilder {
             bound_addresses,
             records: Records::open(&store)?,
             known_peers: store.namespace("peers")?,
-            store,
+            monitor_writer,
+            ldk_store,
             keys,
             source,
             poller,
@@ -461,7 +483,7 @@ fn read_error(what: &'static str, reason: impl std::fmt::Display) -> BuildError 
 }
 
 fn read_or_none(
-    store: &SledStore,
+    store: &impl KVStoreSync,
     primary: &str,
     secondary: &str,
     key: &str,
@@ -633,7 +655,7 @@ fn read_scorer(
 }
 
 fn read_or_create_sweeper(
-    store: &Arc<SledStore>,
+    store: &Arc<LdkStore>,
     best_block: BestBlock,
     broadcaster: &Arc<ChainBroadcaster>,
     fee_estimator: &Arc<ChainFeeEstimator>,
@@ -642,7 +664,7 @@ fn read_or_create_sweeper(
     logger: &Logger,
 ) -> Result<OutputSweeper, BuildError> {
     let stored = read_or_none(
-        store,
+        store.as_ref(),
         OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE,
         OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE,
         OUTPUT_SWEEPER_PERSISTENCE_KEY,

@@ -6,6 +6,7 @@ mod builder;
 mod error;
 mod events;
 pub mod keys;
+pub mod monitor_writer;
 pub mod policy;
 pub mod records;
 pub mod types;
@@ -35,7 +36,7 @@ pub use records::{ForwardRecord, InvoiceRecord, InvoiceStatus, PaymentRecord, Pa
 use crate::chain::{ChainParams, ChainSource};
 use crate::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
 use crate::poller::{ChainPoller, PollerError};
-use crate::store::{Namespace, SledStore};
+use crate::store::Namespace;
 use crate::wallet::OnchainWallet;
 use records::Records;
 use types::*;
@@ -77,7 +78,8 @@ pub(crate) struct NodeInner {
     pub(crate) bound_addresses: Vec<SocketAddr>,
     pub(crate) records: Records,
     pub(crate) known_peers: Namespace,
-    pub(crate) store: Arc<SledStore>,
+    pub(crate) monitor_writer: Arc<monitor_writer::MonitorWriter>,
+    pub(crate) ldk_store: Arc<monitor_writer::LdkStore>,
     pub(crate) keys: Arc<NodeKeys>,
     pub(crate) source: Arc<dyn ChainSource>,
     pub(crate) poller: Arc<ChainPoller>,
@@ -150,6 +152,9 @@ impl Node {
                 tracing::warn!("a node task did not stop within 30 s");
             }
         }
+        // After the background processor's last manager write: monitors still queued are
+        // written, behind a manager write of their own.
+        self.inner.monitor_writer.stop();
         tracing::info!("node stopped");
     }
 }
@@ -208,7 +213,7 @@ async fn background_processor(inner: Arc<NodeInner>) {
         })
     };
     let result = process_events_async_with_kv_store_sync(
-        Arc::clone(&inner.store),
+        Arc::clone(&inner.ldk_store),
         event_handler,
         Arc::clone(&inner.chain_monitor),
         Arc::clone(&inner.channel_manager),

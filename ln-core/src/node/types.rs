@@ -16,10 +16,10 @@ use super::keys::NodeKeys;
 use lightning::util::sweep::OutputSweeperSync;
 use lightning_net_tokio::SocketDescriptor;
 
+use super::monitor_writer::{LdkStore, MonitorWriter};
 use crate::gossip_verifier::{GossipSync as VerifiedGossipSync, GossipVerifier};
 use crate::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
 use crate::logging::TracingLogger;
-use crate::store::SledStore;
 use crate::wallet::OnchainWallet;
 
 /// LDK's logger, routed to `tracing`.
@@ -35,7 +35,7 @@ pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
     Arc<ChainBroadcaster>,
     Arc<ChainFeeEstimator>,
     Logger,
-    Arc<SledStore>,
+    Arc<MonitorWriter>,
     Arc<NodeKeys>,
 >;
 
@@ -105,7 +105,7 @@ pub type OutputSweeper = OutputSweeperSync<
     Arc<OnchainWallet>,
     Arc<ChainFeeEstimator>,
     Arc<dyn Filter + Send + Sync>,
-    Arc<SledStore>,
+    Arc<LdkStore>,
     Logger,
     Arc<NodeKeys>,
 >;

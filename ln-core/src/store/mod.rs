@@ -100,6 +100,35 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Writes an LDK entry without making it durable: for a writer that commits several entries
+    /// with one [`Self::flush`] (one fsync for all of them). Nothing may rely on the entry
+    /// surviving a crash until that flush has returned.
+    pub fn write_unflushed(
+        &self,
+        primary: &str,
+        secondary: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        check_names("write", primary, secondary, Some(key))?;
+        let tree_name = ldk_tree_name(primary, secondary);
+        self.db
+            .open_tree(&tree_name)
+            .and_then(|tree| tree.insert(key, value))
+            .map(drop)
+            .map_err(|e| store_failure(format!("write {tree_name}/{key}"), e))
+    }
+
+    /// Makes every write so far durable (sled's flush, which fsyncs).
+    pub fn flush(&self) -> Result<(), io::Error> {
+        self.db
+            .flush()
+            .map(drop)
+            .map_err(|e| store_failure("flush".to_owned(), e))
+    }
+}
+
 /// sled 0.34 reports a held lock as `Io(Other, "could not acquire lock on ...: WouldBlock ...")`.
 fn is_lock_error(error: &sled::Error) -> bool {
     matches!(error, sled::Error::Io(e)

@@ -1,0 +1,509 @@
+//! Channel monitor persistence that never lets a `ChannelMonitor` on disk get ahead of the
+//! `ChannelManager` on disk, so that a crash can never make LDK find a stale manager and
+//! force-close the channel ("A ChannelManager is stale compared to the current ChannelMonitor").
+//!
+//! This is LDK's asynchronous monitor persistence, driven by one writer thread:
+//!
+//! 1. LDK hands every monitor write to [`MonitorWriter`]'s `Persist` implementation. It takes a
+//!    snapshot of the monitor as LDK gives it (the update applied), queues it and returns
+//!    `InProgress`. By then the `ChannelManager` has already recorded the update as in flight
+//!    (LDK records it, under the channel's peer lock, before it calls the `ChainMonitor`).
+//! 2. The writer thread takes everything queued, then writes the `ChannelManager` (serialized
+//!    after the queue was taken, so it lists every queued update as applied or in flight) and
+//!    makes it durable.
+//! 3. Only then does it write the queued monitor snapshots, with one fsync for all of them.
+//! 4. Only after that fsync does it tell LDK the updates are done
+//!    (`ChainMonitor::channel_monitor_updated`); until then LDK holds back every message and claim
+//!    that depends on them.
+//!
+//! Every `ChannelManager` write in the node goes through [`MonitorWriter::persist_manager`],
+//! which serializes and writes under one lock, so a manager write never replaces a newer one;
+//! the background processor's own writes of it are routed there by [`LdkStore`].
+//!
+//! Hence, at every instant, each monitor on disk is at or behind the state the manager on disk
+//! knows (applied, or in flight and replayed by LDK on restart), and no monitor update is
+//! acknowledged before it is durable. A monitor is never rolled back: each one's snapshots are
+//! written in the order LDK made them, by the one writer. A crash between 2 and 3 leaves updates
+//! in flight that LDK replays at start-up; a crash between 3 and 4 leaves updates that LDK finds
+//! already applied and completes. A channel whose very first monitor was written but never
+//! reported (LDK does not reconcile that case on its own, ldk-node issue #1081) is completed at
+//! start-up by the node builder, which reports every monitor it loaded as durable.
+//!
+//! If a write fails (disk full, I/O error), the writer retries until it succeeds, logging why;
+//! nothing is acknowledged meanwhile, so the affected channels pause instead of running ahead of
+//! their durable state.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use lightning::chain::chainmonitor::Persist;
+use lightning::chain::channelmonitor::{ChannelMonitor, ChannelMonitorUpdate};
+use lightning::chain::ChannelMonitorUpdateStatus;
+use lightning::io;
+use lightning::ln::types::ChannelId;
+use lightning::sign::InMemorySigner;
+use lightning::util::persist::{
+    KVStoreSync, MonitorName, ARCHIVED_CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+    ARCHIVED_CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY,
+    CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+    CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+};
+use lightning::util::ser::Writeable;
+
+use super::types::{ChainMonitor, ChannelManager};
+use crate::store::SledStore;
+
+/// A point where the writer stops the process on purpose, as `kill -9` would there, for tests
+/// that must crash at an exact moment. Never set in normal operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Right after the writer's `n`th `ChannelManager` write (counting from 1) is durable,
+    /// before the monitors of its batch are written.
+    AfterManagerWrite(u64),
+    /// Right after the `n`th batch of monitor writes is durable, before LDK is told.
+    AfterMonitorWrite(u64),
+}
+
+impl FromStr for CrashPoint {
+    type Err = String;
+
+    /// `manager-write:<n>` or `monitor-write:<n>`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = || format!("{text:?} is not manager-write:<n> or monitor-write:<n> (n >= 1)");
+        let (point, count) = text.split_once(':').ok_or_else(usage)?;
+        let count: u64 = count.parse().ok().filter(|n| *n > 0).ok_or_else(usage)?;
+        match point {
+            "manager-write" => Ok(Self::AfterManagerWrite(count)),
+            "monitor-write" => Ok(Self::AfterMonitorWrite(count)),
+            _ => Err(usage()),
+        }
+    }
+}
+
+/// One queued persistence operation.
+enum Op {
+    /// Store this snapshot of a monitor; report `update_id` done once it is durable.
+    Write {
+        key: String,
+        channel_id: ChannelId,
+        snapshot: Vec<u8>,
+        update_id: Option<u64>,
+    },
+    /// Move the monitor to the archive (LDK is done with it).
+    Archive { key: String },
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: Vec<Op>,
+    stopping: bool,
+}
+
+/// The LDK objects the writer serializes and reports to; set once both exist.
+struct Ldk {
+    manager: Weak<ChannelManager>,
+    chain_monitor: Weak<ChainMonitor>,
+}
+
+struct Shared {
+    store: Arc<SledStore>,
+    queue: Mutex<Queue>,
+    queued: Condvar,
+    ldk: OnceLock<Ldk>,
+    /// Held while the manager is serialized and written, so writes land in serialization order.
+    manager_write: Mutex<()>,
+    crash_point: Option<CrashPoint>,
+    /// The writer's own manager writes and monitor batches so far, for [`CrashPoint`].
+    manager_writes: AtomicU64,
+    monitor_batches: AtomicU64,
+}
+
+/// LDK's monitor persister for the node (see the module documentation).
+pub struct MonitorWriter {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How long the writer waits before retrying a failed write, at most.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+impl MonitorWriter {
+    /// Starts the writer thread on `store`. Nothing is written until [`Self::attach`] names the
+    /// manager and the chain monitor.
+    pub fn start(
+        store: Arc<SledStore>,
+        crash_point: Option<CrashPoint>,
+    ) -> Result<Arc<Self>, io::Error> {
+        let shared = Arc::new(Shared {
+            store,
+            queue: Mutex::new(Queue::default()),
+            queued: Condvar::new(),
+            ldk: OnceLock::new(),
+            manager_write: Mutex::new(()),
+            crash_point,
+            manager_writes: AtomicU64::new(0),
+            monitor_batches: AtomicU64::new(0),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("monitor-writer".to_owned())
+            .spawn(move || thread_shared.run())?;
+        if let Some(point) = crash_point {
+            tracing::warn!(
+                ?point,
+                "fault injection: the node will abort itself at this point"
+            );
+        }
+        Ok(Arc::new(Self {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Names the manager to write before monitors and the chain monitor to report completed
+    /// updates to. Later calls are ignored.
+    pub fn attach(&self, manager: &Arc<ChannelManager>, chain_monitor: &Arc<ChainMonitor>) {
+        let attached = self.shared.ldk.set(Ldk {
+            manager: Arc::downgrade(manager),
+            chain_monitor: Arc::downgrade(chain_monitor),
+        });
+        if attached.is_ok() {
+            // Writes queued before now were waiting for the manager.
+            self.shared.queued.notify_all();
+        }
+    }
+
+    /// Serializes the `ChannelManager` now and makes it durable. The one way the node writes it.
+    pub fn persist_manager(&self) -> Result<(), io::Error> {
+        match self.shared.ldk.get().and_then(|ldk| ldk.manager.upgrade()) {
+            Some(manager) => self.shared.write_manager(&manager),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes everything queued, then stops the thread. Later writes are refused (they would
+    /// never be acknowledged), which LDK only attempts after the node has stopped.
+    pub fn stop(&self) {
+        lock(&self.shared.queue).stopping = true;
+        self.shared.queued.notify_all();
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the monitor writer thread panicked");
+            }
+        }
+    }
+
+    fn enqueue(&self, op: Op) -> ChannelMonitorUpdateStatus {
+        let mut queue = lock(&self.shared.queue);
+        if queue.stopping {
+            // Not acknowledged, so LDK keeps the channel paused; the node is shutting down.
+            tracing::warn!("a channel monitor write came after the node stopped; it is not made");
+            return ChannelMonitorUpdateStatus::InProgress;
+        }
+        queue.ops.push(op);
+        drop(queue);
+        self.shared.queued.notify_one();
+        ChannelMonitorUpdateStatus::InProgress
+    }
+
+    fn enqueue_write(
+        &self,
+        name: MonitorName,
+        monitor: &ChannelMonitor<InMemorySigner>,
+        update_id: Option<u64>,
+    ) -> ChannelMonitorUpdateStatus {
+        self.enqueue(Op::Write {
+            key: name.to_string(),
+            channel_id: monitor.channel_id(),
+            snapshot: monitor.encode(),
+            update_id,
+        })
+    }
+}
+
+impl Persist<InMemorySigner> for MonitorWriter {
+    fn persist_new_channel(
+        &self,
+        name: MonitorName,
+        monitor: &ChannelMonitor<InMemorySigner>,
+    ) -> ChannelMonitorUpdateStatus {
+        self.enqueue_write(name, monitor, Some(monitor.get_latest_update_id()))
+    }
+
+    /// Chain-sync writes (no update) are queued like the others, so that they too land after a
+    /// manager write that knows every update they contain; LDK expects no report of them.
+    fn update_persisted_channel(
+        &self,
+        name: MonitorName,
+        update: Option<&ChannelMonitorUpdate>,
+        monitor: &ChannelMonitor<InMemorySigner>,
+    ) -> ChannelMonitorUpdateStatus {
+        self.enqueue_write(name, monitor, update.map(|update| update.update_id))
+    }
+
+    fn archive_persisted_channel(&self, name: MonitorName) {
+        self.enqueue(Op::Archive {
+            key: name.to_string(),
+        });
+    }
+}
+
+impl Shared {
+    fn run(self: Arc<Self>) {
+        while let Some((batch, ldk)) = self.next_batch() {
+            let Some(manager) = ldk.manager.upgrade() else {
+                tracing::warn!("the channel manager is gone; monitor writes stop");
+                return;
+            };
+            retry("write the channel manager before channel monitors", || {
+                self.write_manager(&manager)
+            });
+            drop(manager);
+            self.crash_if(CrashPoint::AfterManagerWrite, &self.manager_writes);
+            let completed = self.write_monitors(&batch);
+            self.crash_if(CrashPoint::AfterMonitorWrite, &self.monitor_batches);
+            match ldk.chain_monitor.upgrade() {
+                Some(chain_monitor) => {
+                    for (channel_id, update_id) in completed {
+                        if let Err(e) = chain_monitor.channel_monitor_updated(channel_id, update_id)
+                        {
+                            tracing::debug!(%channel_id, update_id, error = ?e, "monitor update done for a channel LDK no longer watches");
+                        }
+                    }
+                }
+                None => tracing::warn!("the chain monitor is gone; monitor updates not reported"),
+            }
+        }
+    }
+
+    /// Waits for queued operations once LDK is attached; `None` once stopped with nothing left.
+    fn next_batch(&self) -> Option<(Vec<Op>, &Ldk)> {
+        let mut queue = lock(&self.queue);
+        loop {
+            if let Some(ldk) = self.ldk.get().filter(|_| !queue.ops.is_empty()) {
+                return Some((std::mem::take(&mut queue.ops), ldk));
+            }
+            if queue.stopping {
+                if !queue.ops.is_empty() {
+                    tracing::warn!(
+                        ops = queue.ops.len(),
+                        "stopping before the channel manager existed; queued monitor writes dropped"
+                    );
+                }
+                return None;
+            }
+            queue = self
+                .queued
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn write_manager(&self, manager: &ChannelManager) -> Result<(), io::Error> {
+        let _serialized_in_order = lock(&self.manager_write);
+        self.store.write(
+            CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_KEY,
+            manager.encode(),
+        )
+    }
+
+    /// Writes the batch's monitors with one fsync (only the newest snapshot of a monitor that
+    /// appears twice: it contains the older one), then its archives; returns the updates now
+    /// durable, in the order LDK made them.
+    fn write_monitors(&self, batch: &[Op]) -> Vec<(ChannelId, u64)> {
+        let mut completed = Vec::new();
+        let mut written_any = false;
+        for (index, op) in batch.iter().enumerate() {
+            let Op::Write {
+                key,
+                channel_id,
+                snapshot,
+                update_id,
+            } = op
+            else {
+                continue;
+            };
+            completed.extend(update_id.map(|id| (*channel_id, id)));
+            let superseded = batch[index + 1..]
+                .iter()
+                .any(|later| matches!(later, Op::Write { key: later_key, .. } if later_key == key));
+            if superseded {
+                continue;
+            }
+            retry("write a channel monitor", || {
+                self.store.write_unflushed(
+                    CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+                    CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+                    key,
+                    snapshot.clone(),
+                )
+            });
+            written_any = true;
+        }
+        if written_any {
+            retry("make channel monitors durable", || self.store.flush());
+        }
+        for op in batch {
+            if let Op::Archive { key } = op {
+                self.archive(key);
+            }
+        }
+        completed
+    }
+
+    /// What LDK's own persister does: copy to the archive, then drop from the live monitors.
+    fn archive(&self, key: &str) {
+        let monitor = match self.store.read(
+            CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+            CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+            key,
+        ) {
+            Ok(monitor) => monitor,
+            Err(e) => {
+                tracing::warn!(monitor = key, error = %e, "cannot read a channel monitor to archive it");
+                return;
+            }
+        };
+        let archived = self.store.write(
+            ARCHIVED_CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+            ARCHIVED_CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+            key,
+            monitor,
+        );
+        if let Err(e) = archived.and_then(|()| {
+            self.store.remove(
+                CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+                CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+                key,
+                true,
+            )
+        }) {
+            tracing::warn!(monitor = key, error = %e, "cannot archive a channel monitor; it stays live");
+        } else {
+            tracing::info!(monitor = key, "archived a fully resolved channel monitor");
+        }
+    }
+
+    /// Counts one more of the writer's own steps of this kind, and aborts if that is the
+    /// crash point.
+    fn crash_if(&self, point: fn(u64) -> CrashPoint, counter: &AtomicU64) {
+        let count = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.crash_point == Some(point(count)) {
+            tracing::error!(point = ?point(count), "fault injection: aborting the process here");
+            std::process::abort();
+        }
+    }
+}
+
+/// Runs `write` until it succeeds: nothing after it may happen before it is durable, and giving
+/// up would leave the channel paused forever anyway. Logs the first failure and then every
+/// minute.
+fn retry(what: &str, mut write: impl FnMut() -> Result<(), io::Error>) {
+    let mut delay = Duration::from_millis(50);
+    let mut failures = 0u32;
+    let mut last_logged: Option<std::time::Instant> = None;
+    while let Err(error) = write() {
+        failures += 1;
+        if last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            tracing::error!(%error, failures, "cannot {what}; the affected channels are paused until the store accepts it");
+            last_logged = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(MAX_RETRY_DELAY);
+    }
+    if failures > 0 {
+        tracing::info!(failures, "could {what} again");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The store LDK's background processor and output sweeper persist through: the
+/// `ChannelManager` is written by [`MonitorWriter::persist_manager`] from a fresh serialization
+/// (the processor's own bytes may be older than a manager the writer has written since); every
+/// other entry goes to the store as is.
+pub struct LdkStore {
+    store: Arc<SledStore>,
+    writer: Arc<MonitorWriter>,
+}
+
+impl LdkStore {
+    /// `store`, with the `ChannelManager` written by `writer`.
+    pub fn new(store: Arc<SledStore>, writer: Arc<MonitorWriter>) -> Self {
+        Self { store, writer }
+    }
+}
+
+impl KVStoreSync for LdkStore {
+    fn read(&self, primary: &str, secondary: &str, key: &str) -> Result<Vec<u8>, io::Error> {
+        self.store.read(primary, secondary, key)
+    }
+
+    fn write(
+        &self,
+        primary: &str,
+        secondary: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        if (primary, secondary, key)
+            == (
+                CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_KEY,
+            )
+        {
+            return self.writer.persist_manager();
+        }
+        self.store.write(primary, secondary, key, value)
+    }
+
+    fn remove(
+        &self,
+        primary: &str,
+        secondary: &str,
+        key: &str,
+        lazy: bool,
+    ) -> Result<(), io::Error> {
+        self.store.remove(primary, secondary, key, lazy)
+    }
+
+    fn list(&self, primary: &str, secondary: &str) -> Result<Vec<String>, io::Error> {
+        self.store.list(primary, secondary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_points_parse_from_their_names() {
+        assert_eq!(
+            "manager-write:3".parse::<CrashPoint>(),
+            Ok(CrashPoint::AfterManagerWrite(3))
+        );
+        assert_eq!(
+            "monitor-write:1".parse::<CrashPoint>(),
+            Ok(CrashPoint::AfterMonitorWrite(1))
+        );
+        for bad in [
+            "monitor-write:0",
+            "monitor-write",
+            "disk:1",
+            "monitor-write:x",
+        ] {
+            assert!(bad.parse::<CrashPoint>().is_err(), "{bad}");
+        }
+    }
+}
