@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
 use lightning::events::{Event, PaymentPurpose, ReplayEvent};
+use lightning::ln::channelmanager::RecentPaymentDetails;
 use lightning::sign::EntropySource;
 
 use super::records::{
@@ -333,6 +334,54 @@ impl NodeInner {
             opens.entry(user_channel_id).or_insert(outcome);
         }
         self.notifications.channels.notify_waiters();
+    }
+
+    /// Ends the payment records still pending that LDK does not know after a restart.
+    ///
+    /// A `pay`/`keysend` records its payment before handing it to LDK. If the process died in
+    /// between, or before the `ChannelManager` that knew of it was written, LDK never committed
+    /// an HTLC for it: an HTLC is committed only with a monitor update, and the monitor writer
+    /// writes the manager before any monitor (see `monitor_writer`). So nothing is in flight and
+    /// no event will ever end the record; without this it would stay pending forever. Payments
+    /// LDK still tracks end through its events as usual.
+    pub(crate) fn end_payments_lost_in_a_crash(&self) {
+        let known: std::collections::HashSet<String> = self
+            .channel_manager
+            .list_recent_payments()
+            .into_iter()
+            .filter_map(|payment| match payment {
+                RecentPaymentDetails::Pending { payment_hash, .. }
+                | RecentPaymentDetails::Fulfilled {
+                    payment_hash: Some(payment_hash),
+                    ..
+                }
+                | RecentPaymentDetails::Abandoned { payment_hash, .. } => {
+                    Some(hex(&payment_hash.0))
+                }
+                _ => None,
+            })
+            .collect();
+        let pending = match self.records.payments() {
+            Ok(payments) => payments
+                .into_iter()
+                .filter(|p| p.status == PaymentStatus::Pending && !known.contains(&p.payment_hash)),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the payment records to end those lost in a crash");
+                return;
+            }
+        };
+        for record in pending {
+            let hash = record.payment_hash.clone();
+            self.update_payment(&hash, |record| {
+                record.status = PaymentStatus::Failed;
+                record.failure_reason = Some(
+                    "never sent: xlnd stopped before the payment left the node; nothing was committed, pay again"
+                        .to_owned(),
+                );
+                record.completed_at.get_or_insert(unix_now());
+            });
+            tracing::warn!(payment_hash = %hash, "a payment the node stopped before sending is marked failed");
+        }
     }
 
     /// Applies `update` to a stored outgoing payment; false if the store failed.

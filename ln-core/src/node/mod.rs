@@ -122,6 +122,7 @@ impl Node {
     /// reconnection to known peers and node announcements.
     fn start(&self, listeners: Vec<tokio::net::TcpListener>) {
         let inner = &self.inner;
+        inner.end_payments_lost_in_a_crash();
         inner.spawn(chain_loop(Arc::clone(inner)));
         inner.spawn(background_processor(Arc::clone(inner)));
         for listener in listeners {
