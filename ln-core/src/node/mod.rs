@@ -259,13 +259,17 @@ async fn accept_loop(inner: Arc<NodeInner>, listener: tokio::net::TcpListener) {
     }
 }
 
-/// Keeps connections to peers we share channels with.
+/// Keeps connections to peers we share channels with: at once on start (a restarted node's
+/// channels are idle until their peers are back), then every 5 s.
 async fn reconnect_loop(inner: Arc<NodeInner>) {
     let mut stop = inner.stop_sender.subscribe();
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = stop.changed() => return,
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stop.changed() => return,
+            }
         }
         let connected: Vec<PublicKey> = inner
             .peer_manager
