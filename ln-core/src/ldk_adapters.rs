@@ -7,7 +7,9 @@
 //! floor. [`ChainBroadcaster`] hands transactions to a tokio task so LDK is never blocked on the
 //! node; rejections are logged with the node's reason (LDK rebroadcasts what matters), and the
 //! last outcomes are kept ([`ChainBroadcaster::recent_broadcasts`]) for callers that wait for a
-//! broadcast and for checks that every transaction relays.
+//! broadcast and for checks that every transaction relays. A refusal that only means something at
+//! least as good is already spending the same outputs (LDK rebroadcasts its claims) is logged at
+//! debug level, so a healthy force close does not warn every minute.
 
 use std::sync::{Arc, RwLock};
 
@@ -268,18 +270,14 @@ impl ChainBroadcaster {
         let mut results = Vec::with_capacity(transactions.len());
         for transaction in parents_first(transactions) {
             let result = source.broadcast(&transaction).await;
-            match &result {
-                Err(error @ ChainSourceError::TransactionRejected { reason, .. })
-                    if is_spent_input_rejection(reason) =>
-                {
-                    // LDK rebroadcasts its claims every block until they are deep, also when the
-                    // peer's transaction already spent the same output (normal, see its docs).
-                    tracing::debug!(txid = %transaction.compute_txid(), %error, "broadcast of a transaction whose inputs are spent");
+            if let Err(error) = &result {
+                let txid = transaction.compute_txid();
+                match error {
+                    ChainSourceError::TransactionRejected { reason, .. } => {
+                        log_refusal(txid, error, Refusal::of(reason))
+                    }
+                    _ => tracing::warn!(%txid, %error, "broadcast failed"),
                 }
-                Err(error) => {
-                    tracing::warn!(txid = %transaction.compute_txid(), %error, "broadcast failed")
-                }
-                Ok(_) => {}
             }
             results.push((transaction, result));
         }
@@ -301,11 +299,62 @@ impl BroadcasterInterface for ChainBroadcaster {
     }
 }
 
-/// Whether the chain node refused a transaction because another one already spends (in a block or
-/// in the mempool) an output it spends: Core's `bad-txns-inputs-missingorspent` and
-/// `txn-mempool-conflict`. Any other reason (fees, dust, policy) is worth a warning.
-fn is_spent_input_rejection(reason: &str) -> bool {
-    reason.contains("missingorspent") || reason.contains("txn-mempool-conflict")
+/// Why the chain node refused one of our transactions, as far as it matters to an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Another transaction already spends an input, in a block or in a mempool that does not
+    /// let it be replaced (Core's `bad-txns-inputs-missingorspent`, `txn-mempool-conflict`):
+    /// LDK repeats its claims every block until they are deep, also after the peer's transaction
+    /// or our own earlier one spent the same output.
+    InputsSpent,
+    /// A replacement that pays no more than what already spends its inputs in the mempool
+    /// (`rejecting replacement …; new feerate … <= old feerate …`, `less fees than conflicting
+    /// txs`): the same claim rebuilt at the same feerate (LDK re-signs its force-close package
+    /// and its fee-bumping child every 30 s), or the other end's commitment at the same feerate.
+    /// Either way something at least as good is already on its way.
+    NotBetter,
+    /// A replacement that pays more, but less more than the chain node's incremental relay fee
+    /// asks (`not enough additional fees to relay`): the claim stays at the feerate already in
+    /// the mempool until LDK bumps it by more.
+    BumpTooSmall,
+    /// Anything else (fee floor, dust, non-standard, invalid): a real problem.
+    Other,
+}
+
+impl Refusal {
+    /// Reads Bitcoin Core's (and qtumd's) reject reason.
+    fn of(reason: &str) -> Self {
+        if reason.contains("missingorspent") || reason.contains("txn-mempool-conflict") {
+            Self::InputsSpent
+        } else if reason.contains("rejecting replacement")
+            && (reason.contains("<= old feerate") || reason.contains("less fees than conflicting"))
+        {
+            Self::NotBetter
+        } else if reason.contains("rejecting replacement")
+            && reason.contains("not enough additional fees")
+        {
+            Self::BumpTooSmall
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// Logs a refused broadcast at the level it deserves: a healthy close is quiet (debug), a claim
+/// held back by the chain's relay rules or a policy refusal is a warning.
+fn log_refusal(txid: bitcoin::Txid, error: &ChainSourceError, refusal: Refusal) {
+    match refusal {
+        Refusal::InputsSpent => {
+            tracing::debug!(%txid, %error, "broadcast of a transaction whose inputs are already spent");
+        }
+        Refusal::NotBetter => {
+            tracing::debug!(%txid, %error, "rebroadcast not needed: a transaction paying at least as much already spends the same outputs");
+        }
+        Refusal::BumpTooSmall => {
+            tracing::warn!(%txid, %error, "a fee bump was refused: it raises the fee by less than the chain node's incremental relay fee; the earlier transaction stays in the mempool until LDK bumps by more");
+        }
+        Refusal::Other => tracing::warn!(%txid, %error, "broadcast refused"),
+    }
 }
 
 /// Orders a package so every transaction comes after the ones it spends from. Bitcoin Core's
@@ -396,15 +445,29 @@ mod tests {
     }
 
     #[test]
-    fn spent_input_rejections_are_told_from_policy_rejections() {
-        assert!(is_spent_input_rejection("bad-txns-inputs-missingorspent"));
-        assert!(is_spent_input_rejection("txn-mempool-conflict"));
-        for policy in [
-            "min relay fee not met, 100 < 400",
-            "dust",
-            "insufficient fee",
-        ] {
-            assert!(!is_spent_input_rejection(policy), "{policy}");
+    fn refusals_are_told_apart_by_core_reject_reasons() {
+        let cases = [
+            ("bad-txns-inputs-missingorspent", Refusal::InputsSpent),
+            ("txn-mempool-conflict", Refusal::InputsSpent),
+            // qtumd 27.1, on a commitment racing the other end's identical-feerate commitment.
+            (
+                "insufficient fee, rejecting replacement e93c13532cfe46b645c3a2767e6c914d32b5d86cbfdbe4981643c5a84b93e2cf; new feerate 0.00442444 QTUM/kvB <= old feerate 0.00442444 QTUM/kvB",
+                Refusal::NotBetter,
+            ),
+            (
+                "insufficient fee, rejecting replacement 3b1c…, less fees than conflicting txs; 0.00001000 < 0.00002000",
+                Refusal::NotBetter,
+            ),
+            (
+                "insufficient fee, rejecting replacement 3b1c…, not enough additional fees to relay; 0.00000253 < 0.00000375",
+                Refusal::BumpTooSmall,
+            ),
+            ("min relay fee not met, 100 < 400", Refusal::Other),
+            ("dust", Refusal::Other),
+            ("insufficient fee", Refusal::Other),
+        ];
+        for (reason, expected) in cases {
+            assert_eq!(Refusal::of(reason), expected, "{reason}");
         }
     }
 
