@@ -56,7 +56,7 @@ fn xlnd_starts_on_a_fresh_regtest_chain_and_is_funded_by_mining_to_it() -> Resul
 fn cli_pays_keysends_survives_restart_and_kill_9_and_closes() -> Result<()> {
     let bitcoind = start_bitcoind()?;
     let dir = tempfile::tempdir()?;
-    let mut alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
     let bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
     let info = alice.cli(&["getinfo"])?;
     assert_eq!(info["chain"], "bitcoin");
@@ -159,7 +159,7 @@ fn hold_invoices_settle_cancel_and_survive_a_restart() -> Result<()> {
     let bitcoind = start_bitcoind()?;
     let dir = tempfile::tempdir()?;
     let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
-    let mut bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
+    let bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
     let channel_id = fund_and_open(&bitcoind, &alice, &bob, 1_000_000)?;
 
     let hold = |n: u8| hold_invoice(&bob, n, 20_000_000);

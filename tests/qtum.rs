@@ -132,7 +132,7 @@ fn three_qtum_nodes_pay_forward_hold_survive_kill_9_and_close_both_ways() -> Res
     let params = ChainParams::qtum_regtest();
     let policy = ChannelPolicy::for_chain(&params);
     let dir = tempfile::tempdir()?;
-    let mut alice = start_qtum_node(&qtumd, dir.path(), "alice")?;
+    let alice = start_qtum_node(&qtumd, dir.path(), "alice")?;
     let bob = start_qtum_node(&qtumd, dir.path(), "bob")?;
     let carol = start_qtum_node(&qtumd, dir.path(), "carol")?;
     let info = alice.cli(&["getinfo"])?;

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -44,9 +44,10 @@ fn build_binaries() -> Result<(PathBuf, PathBuf)> {
     Ok((bin.join("xlnd"), bin.join("xln-cli")))
 }
 
-/// One running `xlnd` on a test bitcoind.
+/// One running `xlnd` on a test bitcoind. Its process can be killed and restarted through a
+/// shared reference, so that other threads can drive it meanwhile (a crash during a payment).
 pub struct Xlnd {
-    child: Option<Child>,
+    child: Mutex<Option<Child>>,
     /// Its data directory.
     pub datadir: PathBuf,
     /// A name for messages.
@@ -82,17 +83,17 @@ impl Xlnd {
             "--log-level=info,ldk=warn".to_owned(),
         ];
         args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
-        let mut xlnd = Self {
-            child: None,
+        let xlnd = Self {
+            child: Mutex::new(None),
             datadir: datadir.to_owned(),
             name: name.to_owned(),
             args,
         };
-        xlnd.spawn()?;
+        xlnd.spawn(&[])?;
         Ok(xlnd)
     }
 
-    fn spawn(&mut self) -> Result<()> {
+    fn spawn(&self, env: &[(&str, &str)]) -> Result<()> {
         let (xlnd, _) = xln_binaries()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -100,22 +101,25 @@ impl Xlnd {
             .open(self.datadir.join("stderr.log"))?;
         let child = Command::new(xlnd)
             .args(&self.args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting xlnd for {}", self.name))?;
-        self.child = Some(child);
+        *self.process() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "xlnd {} exited at start ({status}): {}",
-                        self.name,
-                        self.log_tail()
-                    );
-                }
+            let exited = match self.process().as_mut() {
+                Some(child) => child.try_wait()?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                bail!(
+                    "xlnd {} exited at start ({status}): {}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             if self.datadir.join("rpc.url").exists() && self.cli(&["getinfo"]).is_ok() {
                 return Ok(());
@@ -235,19 +239,15 @@ impl Xlnd {
     }
 
     /// Stops xlnd with the `stop` method and waits for it to exit.
-    pub fn stop(&mut self) -> Result<()> {
-        let already_exited = match self.child.as_mut() {
-            Some(child) => child.try_wait()?.is_some(),
-            None => true,
-        };
-        if already_exited {
+    pub fn stop(&self) -> Result<()> {
+        if self.has_exited()? {
             // Stopped by itself (e.g. a terminal's Ctrl-C reached it too).
-            self.child = None;
             return Ok(());
         }
         self.cli(&["stop"])?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        if let Some(mut child) = self.child.take() {
+        let child = self.process().take();
+        if let Some(mut child) = child {
             loop {
                 if let Some(status) = child.try_wait()? {
                     if !status.success() {
@@ -270,8 +270,9 @@ impl Xlnd {
     }
 
     /// Kills xlnd with SIGKILL: no shutdown code runs.
-    pub fn kill9(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
+    pub fn kill9(&self) -> Result<()> {
+        let child = self.process().take();
+        if let Some(mut child) = child {
             child.kill()?;
             child.wait()?;
         }
@@ -279,8 +280,33 @@ impl Xlnd {
     }
 
     /// Starts xlnd again with the same settings.
-    pub fn restart(&mut self) -> Result<()> {
-        self.spawn()
+    pub fn restart(&self) -> Result<()> {
+        self.spawn(&[])
+    }
+
+    /// Starts xlnd again with the same settings and, for this run only, the environment
+    /// variables `env` (e.g. the fault injector `XLN_DEV_CRASH_AT`).
+    pub fn restart_with_env(&self, env: &[(&str, &str)]) -> Result<()> {
+        self.spawn(env)
+    }
+
+    /// Whether the process has exited (by itself, e.g. aborted by the fault injector); reaps it.
+    pub fn has_exited(&self) -> Result<bool> {
+        let mut process = self.process();
+        let exited = match process.as_mut() {
+            Some(child) => child.try_wait()?.is_some(),
+            None => true,
+        };
+        if exited {
+            *process = None;
+        }
+        Ok(exited)
+    }
+
+    fn process(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `node_id@127.0.0.1:port` from getinfo.
@@ -321,7 +347,7 @@ impl Xlnd {
 
 impl Drop for Xlnd {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut child) = self.process().take() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -133,8 +133,8 @@ fn main() -> Result<()> {
             &[setup.chain_arg],
         )
     };
-    let mut alice = start("alice")?;
-    let mut bob = start("bob")?;
+    let alice = start("alice")?;
+    let bob = start("bob")?;
 
     step(&format!(
         "funding alice's wallet (mining {} blocks: the chain's coinbase maturity)…",
@@ -177,7 +177,7 @@ fn main() -> Result<()> {
     step("stopping…");
     // Ctrl-C in a terminal reaches the daemons too, so they may be stopping already.
     std::thread::sleep(Duration::from_millis(500));
-    for node in [&mut alice, &mut bob] {
+    for node in [&alice, &bob] {
         if let Err(e) = node.stop() {
             eprintln!("xln-sandbox: stopping {}: {e:#}", node.name);
         }
