@@ -4,7 +4,8 @@
 //! ([`NodeSeed::keys_manager`]), and the on-chain wallet's BIP32 master key
 //! ([`NodeSeed::wallet_master_key`]). It lives in one file of exactly 32 raw bytes, mode 0600,
 //! that is written once and never replaced: [`load_or_create`] makes it on the first start and
-//! reads it on every later one, and [`restore_to`] writes it back from its 24-word backup.
+//! reads it on every later one, [`load_existing`] reads it without ever making one (for showing
+//! the backup words of a running node), and [`restore_to`] writes it back from its 24-word backup.
 //!
 //! The backup words ([`NodeSeed::to_mnemonic`]) are the BIP39 encoding of the seed itself: the
 //! seed is the mnemonic's *entropy*, not the output of BIP39's PBKDF2 step. Other BIP39 wallets
@@ -105,6 +106,16 @@ pub enum SeedError {
         /// The existing seed file.
         path: PathBuf,
     },
+    /// There is no seed file where one must already be; nothing was created.
+    #[error(
+        "there is no seed file at {}: it was moved or deleted; no new seed was created. Restore \
+         the file from your backup (mode 0600) before anything else",
+        .path.display()
+    )]
+    Missing {
+        /// Where the seed file should be.
+        path: PathBuf,
+    },
     /// The seed does not give a valid BIP32 master key (probability about 2^-128).
     #[error("the seed does not give a valid BIP32 master key: {0}")]
     KeyDerivation(#[from] bitcoin::bip32::Error),
@@ -136,6 +147,20 @@ pub fn load_or_create(path: &Path) -> Result<(NodeSeed, SeedOrigin), SeedError> 
             Ok((read_seed_file(file, path)?, SeedOrigin::Loaded))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Reads the existing seed file at `path`, with the checks of [`load_or_create`], and never
+/// creates one: no file is [`SeedError::Missing`], and nothing (file or directory) is written.
+///
+/// For anything that shows or exports the seed of a node that already has one (its backup words):
+/// a fresh seed made there would not be the node's, and its words would back up nothing.
+pub fn load_existing(path: &Path) -> Result<NodeSeed, SeedError> {
+    match open_if_exists(path)? {
+        Some(file) => read_seed_file(file, path),
+        None => Err(SeedError::Missing {
+            path: path.to_path_buf(),
+        }),
     }
 }
 
@@ -480,6 +505,65 @@ mod tests {
         let (restored, origin) = load_or_create(&restored_path)?;
         assert_eq!(origin, SeedOrigin::Loaded);
         assert_eq!(node_id(&restored)?, node_id(&original)?);
+        Ok(())
+    }
+
+    #[test]
+    fn reading_the_words_of_a_missing_seed_creates_nothing() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let data_dir = dir.path().join("data");
+        let path = data_dir.join("seed");
+
+        let result = load_existing(&path);
+        assert!(
+            matches!(&result, Err(SeedError::Missing { path: missing }) if *missing == path),
+            "got {result:?}"
+        );
+        let message = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("no new seed was created"),
+            "message: {message}"
+        );
+        assert!(!path.exists(), "no seed file was created");
+        assert!(!tmp_path_for(&path).exists(), "no temporary file was left");
+        assert!(!data_dir.exists(), "no directory was created");
+
+        // The parent existing changes nothing.
+        fs::create_dir(&data_dir)?;
+        assert!(matches!(
+            load_existing(&path),
+            Err(SeedError::Missing { .. })
+        ));
+        assert_eq!(fs::read_dir(&data_dir)?.count(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn reading_an_existing_seed_gives_the_same_seed_with_the_same_checks() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("seed");
+        let (created, _) = load_or_create(&path)?;
+
+        let read = load_existing(&path)?;
+        assert_eq!(read.0, created.0);
+        assert_eq!(read.to_mnemonic(), created.to_mnemonic());
+
+        fs::set_permissions(&path, Permissions::from_mode(0o640))?;
+        assert!(matches!(
+            load_existing(&path),
+            Err(SeedError::InsecurePermissions { mode: 0o640, .. })
+        ));
+        fs::set_permissions(&path, Permissions::from_mode(0o600))?;
+        fs::write(&path, [1u8; 33])?;
+        assert!(matches!(
+            load_existing(&path),
+            Err(SeedError::Corrupt { len: 33, .. })
+        ));
+        assert_eq!(
+            fs::read(&path)?,
+            [1u8; 33],
+            "a refused file is left untouched"
+        );
         Ok(())
     }
 

@@ -1,7 +1,5 @@
 //! Read access to the gossip graph: known nodes and public channels.
 
-use lightning::routing::gossip::NodeId;
-
 use crate::node::Node;
 
 /// A node known from gossip.
@@ -90,15 +88,6 @@ impl Node {
             .collect();
         channels.sort_by_key(|c| c.short_channel_id);
         channels
-    }
-
-    /// Whether the graph knows a node.
-    pub fn graph_has_node(&self, node_id: &bitcoin::secp256k1::PublicKey) -> bool {
-        self.inner
-            .graph
-            .read_only()
-            .node(&NodeId::from_pubkey(node_id))
-            .is_some()
     }
 }
 
