@@ -12,12 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use ln_core::node::ChannelPolicy;
-use ln_core::ChainParams;
 use serde_json::Value;
-use xln_tests::qtumd::{qtum_core_or_skip, start_qtumd};
-use xln_tests::steps::{channel, fund, gossiped, id, mine, open};
-use xln_tests::xlnd::Xlnd;
-use xln_tests::{init_test_logging, Bitcoind};
+use xln_tests::steps::channel;
+use xln_tests::three_nodes::{TestChain, ThreeNodes, ALICE, BOB, CAROL};
 
 /// How long the network may take to settle after a restart: reconnection, then every HTLC
 /// resolved.
@@ -29,84 +26,36 @@ const CI_ROUNDS: u32 = 50;
 /// Keysends started in each direction per round.
 const PAYMENTS_PER_DIRECTION: usize = 3;
 
-#[derive(Clone, Copy, Debug)]
-enum Chain {
-    Bitcoin,
-    Qtum,
-}
-
-/// alice - bob - carol, with public channels A-B (alice's) and B-C (bob's), and carol holding
-/// enough of B-C to pay back.
+/// alice - bob - carol ([`ThreeNodes`]), with carol holding enough of B-C to pay back.
 struct Network {
-    // Declared (so dropped) first: the nodes stop before their chain node and directory go.
-    nodes: [Xlnd; 3],
-    /// Their node ids (asked once: a node may be down when they are needed).
-    ids: [String; 3],
-    _chain_node: Bitcoind,
-    _dir: tempfile::TempDir,
-    /// `(channel id, its two ends as indexes into nodes)`.
-    channels: [(String, [usize; 2]); 2],
-    /// What each storm keysend pays.
+    net: ThreeNodes,
+    /// What each storm keysend pays: 1 % of a channel.
     payment_msat: u64,
 }
 
-const ALICE: usize = 0;
-const BOB: usize = 1;
-const CAROL: usize = 2;
 const ROLES: [&str; 3] = [
     "alice (payer and payee)",
     "bob (forwarder)",
     "carol (payer and payee)",
 ];
 
+impl std::ops::Deref for Network {
+    type Target = ThreeNodes;
+    fn deref(&self) -> &ThreeNodes {
+        &self.net
+    }
+}
+
 impl Network {
-    fn start(chain: Chain, test: &str) -> Result<Option<Self>> {
-        init_test_logging();
-        let (chain_node, params, args) = match chain {
-            Chain::Bitcoin => (Bitcoind::start()?, ChainParams::bitcoin_regtest(), vec![]),
-            Chain::Qtum => {
-                let Some(binaries) = qtum_core_or_skip(test)? else {
-                    return Ok(None);
-                };
-                (
-                    start_qtumd(binaries)?,
-                    ChainParams::qtum_regtest(),
-                    vec!["--chain=qtum"],
-                )
-            }
+    fn start(chain: TestChain, test: &str) -> Result<Option<Self>> {
+        let Some(net) = ThreeNodes::start(chain, test, [&[], &[], &[]])? else {
+            return Ok(None);
         };
-        let policy = ChannelPolicy::for_chain(&params);
-        // Large enough for Qtum's reserves and 200,000-sat HTLC minimum; 1 % of it per payment.
-        let capacity_sat = policy.min_funding_sat.max(1_000_000) * 50;
+        net.wait_for_gossip()?;
+        let policy = ChannelPolicy::for_chain(&net.params);
+        let capacity_sat = net.capacity_sat;
         let payment_msat = (capacity_sat * 10).max(policy.htlc_minimum_msat);
-        let dir = tempfile::tempdir()?;
-        let start =
-            |name: &str| Xlnd::start_with_args(&chain_node, &dir.path().join(name), name, &args);
-        let nodes = [start("alice")?, start("bob")?, start("carol")?];
-        let [alice, bob, carol] = &nodes;
-        fund(&chain_node, &params, alice, &[bob, carol])?;
-        fund(&chain_node, &params, bob, &[alice, carol])?;
-        let ab = open(&chain_node, &params, alice, bob, capacity_sat, true)?;
-        let bc = open(&chain_node, &params, bob, carol, capacity_sat, true)?;
-        // Announcements go out at 6 confirmations.
-        mine(&chain_node, 6, &[alice, bob, carol])?;
-        let scid = |node: &Xlnd, channel_id: &str| -> Result<String> {
-            channel(&node.cli(&["listchannels"])?, channel_id)
-                .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
-                .context("short channel id")
-        };
-        let bob_id = id(bob)?;
-        gossiped(alice, &scid(bob, &bc)?, &bob_id, "B-C in alice's graph")?;
-        gossiped(carol, &scid(bob, &ab)?, &bob_id, "A-B in carol's graph")?;
-        let ids = [id(alice)?, bob_id, id(carol)?];
-        let network = Network {
-            nodes,
-            ids,
-            _chain_node: chain_node,
-            _dir: dir,
-            channels: [(ab, [ALICE, BOB]), (bc, [BOB, CAROL])],
-            payment_msat,
-        };
+        let network = Network { net, payment_msat };
         // Carol gets a quarter of B-C to pay back with, in payments under the peers' in-flight
         // caps.
         for _ in 0..5 {
@@ -126,22 +75,6 @@ impl Network {
         let sent = self.nodes[from].cli(&["keysend", &self.ids[to], &amount_msat.to_string()])?;
         ensure!(sent["status"] == "succeeded", "keysend failed: {sent}");
         Ok(sent)
-    }
-
-    /// The sum of both ends' balances of each channel.
-    fn channel_sums(&self) -> Result<[u64; 2]> {
-        let mut sums = [0; 2];
-        for (sum, (channel_id, ends)) in sums.iter_mut().zip(&self.channels) {
-            for end in ends {
-                let list = self.nodes[*end].cli(&["listchannels"])?;
-                *sum += channel(&list, channel_id)
-                    .and_then(|c| c["local_balance_msat"].as_u64())
-                    .with_context(|| {
-                        format!("{} has no channel {channel_id}", self.nodes[*end].name)
-                    })?;
-            }
-        }
-        Ok(sums)
     }
 
     /// Waits until every channel is usable at both ends with no HTLC in flight and no payment
@@ -262,7 +195,7 @@ struct Tally {
     cut_off: u32,
 }
 
-fn storm(chain: Chain, test: &str) -> Result<()> {
+fn storm(chain: TestChain, test: &str) -> Result<()> {
     let Some(network) = Network::start(chain, test)? else {
         return Ok(());
     };
@@ -344,13 +277,13 @@ fn storm(chain: Chain, test: &str) -> Result<()> {
 
 #[test]
 fn a_payment_storm_with_kill_9_closes_no_channel_and_loses_no_msat_on_bitcoin() -> Result<()> {
-    storm(Chain::Bitcoin, "storm on bitcoind")
+    storm(TestChain::Bitcoin, "storm on bitcoind")
 }
 
 #[test]
 fn a_payment_storm_with_kill_9_closes_no_channel_and_loses_no_msat_on_qtum() -> Result<()> {
     storm(
-        Chain::Qtum,
+        TestChain::Qtum,
         "a_payment_storm_with_kill_9_closes_no_channel_on_qtum",
     )
 }
@@ -360,7 +293,7 @@ fn a_payment_storm_with_kill_9_closes_no_channel_and_loses_no_msat_on_qtum() -> 
 /// told): the moments a crash used to leave a monitor ahead of the manager.
 #[test]
 fn a_crash_at_each_step_of_monitor_persistence_closes_no_channel() -> Result<()> {
-    let Some(network) = Network::start(Chain::Bitcoin, "crash points")? else {
+    let Some(network) = Network::start(TestChain::Bitcoin, "crash points")? else {
         return Ok(());
     };
     let before = network.channel_sums()?;

@@ -63,6 +63,10 @@ pub struct Flags {
     /// Log level: error, warn, info, debug or trace (or a tracing filter) [default: info]
     #[arg(long, env = "XLN_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// How much of a channel a peer may have in HTLCs in flight towards us, in percent, for
+    /// channels opened from now on (LDK Node uses 10) [default: 100]
+    #[arg(long, env = "XLN_MAX_INBOUND_HTLC_IN_FLIGHT_PERCENT")]
+    pub max_inbound_htlc_in_flight_percent: Option<u8>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -86,6 +90,7 @@ struct FileConfig {
     rpc_password: Option<String>,
     alias: Option<String>,
     log_level: Option<String>,
+    max_inbound_htlc_in_flight_percent: Option<u8>,
 }
 
 /// How xlnd authenticates to the chain node.
@@ -118,6 +123,8 @@ pub struct Config {
     pub alias: String,
     /// Log filter.
     pub log_level: String,
+    /// How much of a channel a peer may have in HTLCs in flight towards us, percent.
+    pub max_inbound_htlc_in_flight_percent: u8,
 }
 
 impl Config {
@@ -191,6 +198,15 @@ impl Config {
             bail!("alias is {} bytes; at most 32 are allowed", alias.len());
         }
         let log_level = pick(flags.log_level, file.log_level).unwrap_or_else(|| "info".to_owned());
+        let max_inbound_htlc_in_flight_percent = flags
+            .max_inbound_htlc_in_flight_percent
+            .or(file.max_inbound_htlc_in_flight_percent)
+            .unwrap_or(100);
+        if !(1..=100).contains(&max_inbound_htlc_in_flight_percent) {
+            bail!(
+                "max-inbound-htlc-in-flight-percent is {max_inbound_htlc_in_flight_percent}; it must be 1 to 100"
+            );
+        }
         Ok(Self {
             datadir,
             params,
@@ -201,6 +217,7 @@ impl Config {
             rpc_credentials,
             alias,
             log_level,
+            max_inbound_htlc_in_flight_percent,
         })
     }
 }

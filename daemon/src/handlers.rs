@@ -156,6 +156,11 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 "their_reserve_sat": c.counterparty_reserve_sat,
                 "inbound_htlc_minimum_msat": c.inbound_htlc_minimum_msat,
                 "outbound_htlc_minimum_msat": c.outbound_htlc_minimum_msat,
+                "next_outbound_htlc_limit_msat": c.next_outbound_htlc.limit_msat,
+                "next_outbound_htlc_minimum_msat": c.next_outbound_htlc.minimum_msat,
+                "next_outbound_htlc_limit_reason": c.next_outbound_htlc.cause,
+                "peer_max_htlc_value_in_flight_msat": c.next_outbound_htlc.peer_in_flight_cap_msat,
+                "outbound_htlcs_in_flight": c.next_outbound_htlc.htlcs_in_flight,
             })).collect::<Vec<_>>()
         })),
         "close" => {
@@ -236,6 +241,34 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 .map_err(rpc_error)?;
             Ok(payment_json(&payment))
         }
+        "getroute" => {
+            let target = args.req_str("destination")?;
+            let amount = args.uint("amount_msat", MAX_MSAT)?;
+            let route = if target.len() == 66 && target.chars().all(|c| c.is_ascii_hexdigit()) {
+                let destination = parse_node_id(&target)?;
+                let amount = amount.ok_or_else(|| {
+                    invalid("amount_msat is required for a node id (it is optional only for an invoice without an amount)")
+                })?;
+                node.route_to_node(destination, amount)
+            } else {
+                node.route_for_invoice(&target, amount)
+            }
+            .map_err(rpc_error)?;
+            Ok(json!({
+                "amount_msat": route.amount_msat,
+                "total_fee_msat": route.total_fee_msat,
+                "total_cltv_expiry_delta": route.total_cltv_expiry_delta,
+                "success_probability": route.success_probability,
+                "hops": route.hops.iter().map(|hop| json!({
+                    "node_id": hop.node_id.to_string(),
+                    "short_channel_id": hop.short_channel_id,
+                    "amount_msat": hop.amount_msat,
+                    "fee_msat": hop.fee_msat,
+                    "cltv_expiry_delta": hop.cltv_expiry_delta,
+                    "success_probability": hop.success_probability,
+                })).collect::<Vec<_>>(),
+            }))
+        }
         "listpayments" => {
             let hash = args.str("payment_hash")?;
             let payments = node.list_payments(hash.as_deref()).map_err(rpc_error)?;
@@ -247,6 +280,8 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 "in_channel_id": f.in_channel_id, "out_channel_id": f.out_channel_id,
                 "out_amount_msat": f.out_amount_msat, "fee_msat": f.fee_msat,
                 "claimed_on_chain": f.claimed_on_chain, "resolved_at": f.resolved_at,
+                "status": serde_json::to_value(f.status).unwrap_or(Value::Null),
+                "failure_reason": f.failure_reason,
             })).collect::<Vec<_>>() }))
         }
         "listbroadcasts" => Ok(json!({
@@ -360,6 +395,8 @@ fn payment_json(p: &PaymentRecord) -> Value {
         "destination": p.destination,
         "bolt11": p.bolt11,
         "failure_reason": p.failure_reason,
+        "last_path_failure": p.last_path_failure,
         "created_at": p.created_at,
+        "attempts": p.attempts,
     })
 }

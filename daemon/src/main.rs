@@ -68,7 +68,9 @@ async fn run(flags: Flags) -> Result<()> {
     let mut builder = NodeBuilder::new(&config.datadir, config.params.clone())
         .listen_on(vec![config.listen])
         .alias(config.alias.clone())
-        .crash_point(dev_crash_point()?);
+        .max_inbound_htlc_in_flight_percent(config.max_inbound_htlc_in_flight_percent)
+        .crash_point(dev_crash_point()?)
+        .slow_disk(dev_slow_disk()?);
     let params = config.params.clone();
     let url = config.node_rpc_url.as_str();
     let source: Arc<dyn ChainSource> = match params.chain {
@@ -184,6 +186,19 @@ fn dev_crash_point() -> anyhow::Result<Option<CrashPoint>> {
             .parse()
             .map(Some)
             .map_err(|reason: String| anyhow::anyhow!("XLN_DEV_CRASH_AT: {reason}")),
+        _ => Ok(None),
+    }
+}
+
+/// The test-only slow disk: `XLN_DEV_STORE_WRITE_DELAY_MS=<ms>` makes every store flush wait
+/// that long, one at a time (tests/daemon.rs checks that read-only calls are still answered).
+/// Unset in normal operation.
+fn dev_slow_disk() -> anyhow::Result<Option<std::time::Duration>> {
+    match std::env::var("XLN_DEV_STORE_WRITE_DELAY_MS") {
+        Ok(ms) if !ms.is_empty() => ms
+            .parse()
+            .map(|ms| Some(std::time::Duration::from_millis(ms)))
+            .map_err(|e| anyhow::anyhow!("XLN_DEV_STORE_WRITE_DELAY_MS: {e}")),
         _ => Ok(None),
     }
 }

@@ -53,19 +53,19 @@ const fn opt(name: &'static str, kind: &'static str, description: &'static str) 
 /// Every method the daemon serves.
 pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "getinfo", description: "Node id, alias, chain, sync state, peer and channel counts.", params: &[],
-        result: "id, alias, chain, network, block_height, block_hash, synced_to_chain, num_peers, num_active_channels, num_pending_channels, num_inactive_channels, p2p_addresses, version" },
+        result: "id, alias, chain (bitcoin/qtum), network, block_height, block_hash, synced_to_chain, num_peers, num_active_channels, num_pending_channels, num_inactive_channels, p2p_addresses, version" },
     MethodSpec { name: "newaddr", description: "A fresh on-chain receive address of the node's wallet.", params: &[], result: "address" },
     MethodSpec { name: "listfunds", description: "On-chain wallet outputs and balances, and the node's balance in each channel.", params: &[],
         result: "onchain_confirmed_sat, onchain_unconfirmed_sat, onchain_immature_sat, pending_sweep_sat, outputs [txid, vout, amount_sat, address, confirmations], channels [channel_id, peer_id, our_amount_msat, capacity_sat, state]" },
     MethodSpec { name: "withdraw", description: "Send on-chain funds from the wallet to an address.", params: &[
         req("address", "string", "destination address in this chain's encoding"),
         req("amount_sat", "integer|all", "amount in satoshis, or \"all\" to empty the wallet"),
-        opt("feerate_sat_per_vb", "integer", "fee rate in sat/vB (default: the node's estimate)")], result: "txid" },
-    MethodSpec { name: "connect", description: "Connect to a Lightning peer.", params: &[
+        opt("feerate_sat_per_vb", "integer", "fee rate in sat/vB (default: the node's estimate for confirmation within about 2 hours); at least 1 on Bitcoin, 402 on Qtum; raised to the chain's fee floor (253 sat per 1000 weight units on Bitcoin) if below it")], result: "txid" },
+    MethodSpec { name: "connect", description: "Connect to a Lightning peer; returns once the Lightning handshake is done.", params: &[
         req("id", "string", "node id, or node_id@host:port"),
         opt("host", "string", "host, if not in id"),
         opt("port", "integer", "port, if not in id (default: the chain's Lightning port)")], result: "id" },
-    MethodSpec { name: "disconnect", description: "Disconnect from a peer (channels stay open).", params: &[
+    MethodSpec { name: "disconnect", description: "Disconnect from a connected peer (channels stay open, and xlnd reconnects to channel peers within seconds).", params: &[
         req("id", "string", "node id")], result: "{}" },
     MethodSpec { name: "listpeers", description: "Connected peers and peers we have channels with.", params: &[], result: "peers [id, connected, address]" },
     MethodSpec { name: "fundchannel", description: "Open a channel to a connected peer; returns once the funding transaction is broadcast.", params: &[
@@ -74,7 +74,7 @@ pub const METHODS: &[MethodSpec] = &[
         opt("push_msat", "integer", "amount given to the peer at open, msat (default 0)"),
         opt("announce", "boolean", "announce the channel to the network (default true)")], result: "channel_id, funding_txid, funding_output" },
     MethodSpec { name: "listchannels", description: "The node's channels with balances and state.", params: &[],
-        result: "channels [channel_id, short_channel_id, peer_id, state, is_usable, is_public, is_outbound, capacity_sat, local_balance_msat, outbound_capacity_msat, inbound_capacity_msat, funding_txid, funding_output, confirmations, confirmations_required, pending_htlcs]" },
+        result: "channels [channel_id, short_channel_id, peer_id, state (pending/active/inactive/closing), is_usable, is_public, is_outbound, capacity_sat, local_balance_msat, outbound_capacity_msat, inbound_capacity_msat, funding_txid, funding_output, confirmations, confirmations_required, pending_htlcs, has_anchors, our_reserve_sat, their_reserve_sat, inbound_htlc_minimum_msat, outbound_htlc_minimum_msat, next_outbound_htlc_limit_msat, next_outbound_htlc_minimum_msat, next_outbound_htlc_limit_reason, peer_max_htlc_value_in_flight_msat, outbound_htlcs_in_flight]" },
     MethodSpec { name: "close", description: "Close a channel cooperatively, or unilaterally with force.", params: &[
         req("id", "string", "channel id, short channel id (BLOCKxTXxOUT) or peer id"),
         opt("force", "boolean", "broadcast our commitment transaction instead of negotiating (default false)")], result: "type (mutual/unilateral), channel_id, txid of the closing or commitment transaction (null if not published within 30 s, 10 s with force)" },
@@ -93,22 +93,26 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "waitinvoice", description: "Wait until an invoice is held, paid, canceled or expired.", params: &[
         req("payment_hash", "string", "hex payment hash"),
         opt("timeout_secs", "integer", "give up after this many seconds (default 600)")], result: "the invoice, as in listinvoices" },
-    MethodSpec { name: "pay", description: "Pay a BOLT11 invoice and wait for the result.", params: &[
+    MethodSpec { name: "pay", description: "Pay a BOLT11 invoice and wait for the result; paying an invoice again joins or returns its payment.", params: &[
         req("bolt11", "string", "the invoice"),
         opt("amount_msat", "integer", "amount for an invoice without one"),
-        opt("max_fee_msat", "integer", "most routing fees to pay"),
+        opt("max_fee_msat", "integer", "most routing fees to pay (default: 1% of the amount plus 50000 msat)"),
         opt("timeout_secs", "integer", "stop waiting after this many seconds (default 90; the payment may still complete)")],
-        result: "payment_hash, status (succeeded/failed), preimage, amount_msat, fee_msat, failure_reason, destination, bolt11, created_at" },
+        result: "payment_hash, status (succeeded/failed), preimage, amount_msat, fee_msat, failure_reason, last_path_failure, destination, bolt11, created_at, attempts" },
     MethodSpec { name: "keysend", description: "Send a payment without an invoice (keysend) and wait for the result.", params: &[
         req("destination", "string", "payee node id"),
         req("amount_msat", "integer", "amount in millisatoshis"),
-        opt("max_fee_msat", "integer", "most routing fees to pay"),
-        opt("timeout_secs", "integer", "stop waiting after this many seconds (default 90)")], result: "as pay" },
+        opt("max_fee_msat", "integer", "most routing fees to pay (default: 1% of the amount plus 50000 msat)"),
+        opt("timeout_secs", "integer", "stop waiting after this many seconds (default 90; the payment may still complete)")], result: "as pay, with bolt11 null" },
     MethodSpec { name: "listpayments", description: "Outgoing payments.", params: &[
         opt("payment_hash", "string", "only this one")],
-        result: "payments [payment_hash, status (pending/succeeded/failed), amount_msat, fee_msat, preimage, destination, bolt11, failure_reason, created_at]" },
-    MethodSpec { name: "listforwards", description: "Payments this node forwarded and the fees it earned.", params: &[],
-        result: "forwards [in_channel_id, out_channel_id, out_amount_msat, fee_msat, claimed_on_chain, resolved_at]" },
+        result: "payments [payment_hash, status (pending/succeeded/failed), amount_msat, fee_msat, preimage, destination, bolt11, failure_reason, last_path_failure, created_at, attempts]" },
+    MethodSpec { name: "getroute", description: "The route a payment would take now, with fees, CLTV and success probability; or why there is none.", params: &[
+        req("destination", "string", "payee node id, or a BOLT11 invoice"),
+        opt("amount_msat", "integer", "amount (for a node id, or an invoice without one)")],
+        result: "amount_msat, total_fee_msat, total_cltv_expiry_delta, success_probability, hops [node_id, short_channel_id, amount_msat, fee_msat, cltv_expiry_delta, success_probability]" },
+    MethodSpec { name: "listforwards", description: "Payments this node forwarded (and failed back) and the fees it earned.", params: &[],
+        result: "forwards [in_channel_id, out_channel_id, out_amount_msat, fee_msat, claimed_on_chain, resolved_at, status (settled/failed), failure_reason]" },
     MethodSpec { name: "listbroadcasts", description: "The node's last 256 transaction broadcasts (funding, closes, claims, sweeps, withdrawals, rebroadcasts included), oldest first, with the chain node's answer.", params: &[],
         result: "broadcasts [sequence, txid, outcome (accepted|rejected|not_sent), reason, tx_hex]" },
     MethodSpec { name: "decode", description: "Decode a BOLT11 invoice of this node's chain.", params: &[
@@ -118,7 +122,7 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "listgraphchannels", description: "Public channels known from gossip.", params: &[],
         result: "channels [short_channel_id, node1, node2, capacity_sat, node1_to_node2_enabled, node2_to_node1_enabled]" },
     MethodSpec { name: "help", description: "This table: every method with its parameters.", params: &[
-        opt("method", "string", "only this method")], result: "methods [name, description, params [name, type, required, description], result]" },
+        opt("method", "string", "only this method (an unknown one is error -32601)")], result: "methods [name, description, params [name, type, required, description], result]" },
     MethodSpec { name: "stop", description: "Shut the daemon down cleanly.", params: &[], result: "{}" },
 ];
 

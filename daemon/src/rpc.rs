@@ -147,6 +147,9 @@ pub async fn start(
                 .http_only()
                 // Graph listings of a large network exceed the 10 MB default.
                 .max_response_body_size(512 * 1024 * 1024)
+                // Programs (gateways, dashboards) keep many calls open at once, `pay` and
+                // `waitinvoice` for minutes; jsonrpsee's default is 100 connections.
+                .max_connections(1024)
                 .build(),
         )
         .set_http_middleware(middleware)

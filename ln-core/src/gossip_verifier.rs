@@ -15,8 +15,8 @@
 //! hour. LDK's `UtxoFuture::resolve` asks its callers to process events right after it.
 
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use bitcoin::constants::ChainHash;
 use bitcoin::TxOut;
@@ -49,6 +49,9 @@ where
     /// Runs the peer manager's event processing, so that what a resolved look-up queued (the
     /// announcement, its updates) goes out to peers now rather than at the next wake-up.
     process_events: OnceLock<ProcessEvents>,
+    /// When a channel announcement last entered the graph: its channel updates follow, so a
+    /// payer that finds no route then may find one a moment later.
+    last_verified: Arc<Mutex<Option<Instant>>>,
 }
 
 /// A hook that runs the peer manager's `process_events`.
@@ -70,7 +73,16 @@ where
             graph,
             gossip_sync: OnceLock::new(),
             process_events: OnceLock::new(),
+            last_verified: Arc::default(),
         }
+    }
+
+    /// When a channel announcement last passed verification (and entered the graph).
+    pub fn last_announcement_verified_at(&self) -> Option<Instant> {
+        *self
+            .last_verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Completes the wiring once the gossip sync that owns this verifier exists. Before that, or
@@ -142,9 +154,15 @@ where
         let gossip_sync = self.gossip_sync.get().and_then(Weak::upgrade);
         let process_events = self.process_events.get().cloned();
         let chain_hash = *chain_hash;
+        let last_verified = Arc::clone(&self.last_verified);
         self.runtime.spawn(async move {
             let result =
                 verify_short_channel_id(source.as_ref(), &chain_hash, short_channel_id).await;
+            if result.is_ok() {
+                *last_verified
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+            }
             match gossip_sync {
                 Some(gossip_sync) => pending.resolve(&graph, gossip_sync, result),
                 None => pending.resolve_without_forwarding(&graph, result),

@@ -420,7 +420,8 @@ fn wait_for_exit(process: &mut Child, timeout: Duration) -> Result<(), TestEnvEr
     }
 }
 
-fn keep_test_dirs() -> bool {
+/// Whether `XLN_KEEP_TEST_DIRS=1` asks to keep test data directories.
+pub fn keep_test_dirs() -> bool {
     std::env::var_os(KEEP_TEST_DIRS_ENV).is_some_and(|value| value == "1")
 }
 

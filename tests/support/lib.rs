@@ -33,6 +33,7 @@ pub mod qtum_policy;
 pub mod qtumd;
 pub mod steps;
 pub mod test_key;
+pub mod three_nodes;
 pub mod xlnd;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};

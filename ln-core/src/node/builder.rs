@@ -113,6 +113,8 @@ pub struct NodeBuilder {
     /// The store, once opened by [`Self::store`].
     store: Option<SledStore>,
     crash_point: Option<CrashPoint>,
+    slow_disk: Option<Duration>,
+    max_inbound_htlc_in_flight_percent: u8,
 }
 
 impl NodeBuilder {
@@ -129,7 +131,25 @@ impl NodeBuilder {
             wallet_rescan_from_height: 0,
             store: None,
             crash_point: None,
+            slow_disk: None,
+            max_inbound_htlc_in_flight_percent: 100,
         }
+    }
+
+    /// How much of a channel a peer may have in HTLCs in flight towards us, in percent (1 to
+    /// 100; default 100, as LND and Core Lightning; LDK's and LDK Node's default is 10). Applies
+    /// to channels opened from now on.
+    pub fn max_inbound_htlc_in_flight_percent(mut self, percent: u8) -> Self {
+        self.max_inbound_htlc_in_flight_percent = percent.clamp(1, 100);
+        self
+    }
+
+    /// Makes every flush of the node's store wait `delay` first, one at a time: a slow disk, for
+    /// tests that the node keeps answering while its disk is slow. Never set it in normal
+    /// operation. Takes effect when the store is opened.
+    pub fn slow_disk(mut self, delay: Option<Duration>) -> Self {
+        self.slow_disk = delay;
+        self
     }
 
     /// Makes the node abort itself at `point`, as `kill -9` would there: for tests that must
@@ -178,7 +198,10 @@ impl NodeBuilder {
             return Ok(store.clone());
         }
         create_private_dir(&self.data_dir)?;
-        let store = SledStore::open(&self.data_dir.join("store"))?;
+        let mut store = SledStore::open(&self.data_dir.join("store"))?;
+        if let Some(delay) = self.slow_disk {
+            store = store.with_slow_disk(delay);
+        }
         self.store = Some(store.clone());
         Ok(store)
     }
@@ -198,7 +221,10 @@ impl NodeBuilder {
 
         let logger: Logger = Arc::new(TracingLogger);
         let runtime = tokio::runtime::Handle::current();
-        let policy = ChannelPolicy::for_chain(&params);
+        let policy = ChannelPolicy {
+            max_inbound_htlc_in_flight_percent: self.max_inbound_htlc_in_flight_percent,
+            ..ChannelPolicy::for_chain(&params)
+        };
 
         let fee_estimator = Arc::new(ChainFeeEstimator::new(Arc::clone(&source)));
         if let Err(error) = fee_estimator.refresh().await {
@@ -440,6 +466,9 @@ impl NodeBuilder {
             chain_monitor,
             channel_manager,
             graph,
+            router,
+            gossip_verifier: verifier,
+            started_at: std::time::Instant::now(),
             gossip_sync,
             scorer,
             onion_messenger,
@@ -449,6 +478,7 @@ impl NodeBuilder {
             bump_handler,
             logger,
             notifications: Notifications::default(),
+            payment_starts: std::sync::Mutex::new(()),
             stop_sender,
             tasks: std::sync::Mutex::new(Vec::new()),
             synced_to_chain: std::sync::atomic::AtomicBool::new(false),

@@ -49,8 +49,8 @@ pub enum Error {
     /// The invoice is not in a state that allows this (e.g. settling one that holds no payment).
     #[error("invoice state: {0}")]
     InvoiceState(String),
-    /// A payment for this payment hash was already made or is in flight.
-    #[error("a payment with hash {0} was already sent or is in flight")]
+    /// Another payment with this payment hash was already made or is in flight.
+    #[error("duplicate payment: {0}")]
     DuplicatePayment(String),
     /// No route to the destination with enough capacity.
     #[error("no route found: {0}")]

@@ -9,12 +9,16 @@
 use std::sync::Arc;
 
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
-use lightning::events::{Event, PaymentPurpose, ReplayEvent};
+use lightning::events::{
+    Event, HTLCHandlingFailureReason, HTLCHandlingFailureType, PathFailure, PaymentFailureReason,
+    PaymentPurpose, ReplayEvent,
+};
 use lightning::ln::channelmanager::RecentPaymentDetails;
 use lightning::sign::EntropySource;
 
 use super::records::{
-    unix_now, ForwardRecord, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus,
+    unix_now, ForwardRecord, ForwardStatus, InvoiceRecord, InvoiceStatus, PaymentRecord,
+    PaymentStatus,
 };
 use super::{NodeInner, OpenOutcome};
 
@@ -227,11 +231,12 @@ impl NodeInner {
             } => {
                 if let Some(payment_hash) = payment_hash {
                     let hash = hex(&payment_hash.0);
-                    let reason_text = reason
-                        .map(|r| format!("{r:?}"))
-                        .unwrap_or_else(|| "unknown".to_owned());
+                    let mut reason_text = payment_failure(reason);
                     let update = |record: &mut PaymentRecord| {
                         if record.status != PaymentStatus::Succeeded {
+                            if let Some(path) = &record.last_path_failure {
+                                reason_text = format!("{reason_text}; last failure: {path}");
+                            }
                             record.status = PaymentStatus::Failed;
                             record.failure_reason = Some(reason_text.clone());
                             record.completed_at.get_or_insert(unix_now());
@@ -240,11 +245,31 @@ impl NodeInner {
                     if !self.update_payment(&hash, update) {
                         return Err(ReplayEvent());
                     }
-                    tracing::info!(payment_hash = %hash, reason = %reason_text, "payment failed");
+                    tracing::info!(payment_hash = %hash, ?reason, "payment failed");
+                }
+            }
+            Event::PaymentPathFailed {
+                payment_hash,
+                payment_failed_permanently,
+                failure,
+                path,
+                short_channel_id,
+                ..
+            } => {
+                let hash = hex(&payment_hash.0);
+                let text = path_failure(
+                    &self.node_id,
+                    &path,
+                    short_channel_id,
+                    payment_failed_permanently,
+                    &failure,
+                );
+                tracing::debug!(payment_hash = %hash, failure = %text, "a payment path failed");
+                if !self.update_payment(&hash, |record| record.last_path_failure = Some(text)) {
+                    return Err(ReplayEvent());
                 }
             }
             Event::PaymentPathSuccessful { .. }
-            | Event::PaymentPathFailed { .. }
             | Event::ProbeSuccessful { .. }
             | Event::ProbeFailed { .. } => {}
             Event::PaymentForwarded {
@@ -262,6 +287,8 @@ impl NodeInner {
                     fee_msat: total_fee_earned_msat,
                     claimed_on_chain: claim_from_onchain_tx,
                     resolved_at: unix_now(),
+                    status: ForwardStatus::Settled,
+                    failure_reason: None,
                 };
                 if let Err(error) = self.records.add_forward(&record) {
                     tracing::error!(%error, "recording a forward failed");
@@ -272,13 +299,62 @@ impl NodeInner {
             Event::HTLCHandlingFailed {
                 prev_channel_id,
                 failure_type,
-                ..
+                failure_reason,
             } => {
-                tracing::debug!(%prev_channel_id, ?failure_type, "HTLC failed back");
-                if let lightning::events::HTLCHandlingFailureType::Receive { payment_hash } =
-                    failure_type
-                {
+                tracing::debug!(%prev_channel_id, ?failure_type, ?failure_reason, "HTLC failed back");
+                if let HTLCHandlingFailureType::Receive { payment_hash } = failure_type {
                     return self.on_receive_failed(payment_hash);
+                }
+                let (out_channel_id, why) = match failure_type {
+                    HTLCHandlingFailureType::Forward { channel_id, .. } => (
+                        Some(channel_id.to_string()),
+                        "the next channel failed it".to_owned(),
+                    ),
+                    HTLCHandlingFailureType::UnknownNextHop {
+                        requested_forward_scid,
+                    } => (
+                        None,
+                        format!(
+                            "no channel {}",
+                            crate::node::format_short_channel_id(requested_forward_scid)
+                        ),
+                    ),
+                    HTLCHandlingFailureType::InvalidForward {
+                        requested_forward_scid,
+                    } => (
+                        None,
+                        format!(
+                            "invalid forward to {}",
+                            crate::node::format_short_channel_id(requested_forward_scid)
+                        ),
+                    ),
+                    HTLCHandlingFailureType::InvalidOnion => {
+                        (None, "the onion was invalid".to_owned())
+                    }
+                    HTLCHandlingFailureType::Receive { .. } => return Ok(()),
+                };
+                let reason = match failure_reason {
+                    Some(HTLCHandlingFailureReason::Local { reason }) => {
+                        format!("{why}: {reason:?}")
+                    }
+                    Some(HTLCHandlingFailureReason::Downstream) => {
+                        format!("{why}: a later hop failed it")
+                    }
+                    None => why,
+                };
+                let record = ForwardRecord {
+                    in_channel_id: Some(prev_channel_id.to_string()),
+                    out_channel_id,
+                    out_amount_msat: None,
+                    fee_msat: None,
+                    claimed_on_chain: false,
+                    resolved_at: unix_now(),
+                    status: ForwardStatus::Failed,
+                    failure_reason: Some(reason),
+                };
+                if let Err(error) = self.records.add_forward(&record) {
+                    tracing::error!(%error, "recording a failed forward failed");
+                    return Err(ReplayEvent());
                 }
             }
             Event::HTLCIntercepted { intercept_id, .. } => {
@@ -307,16 +383,15 @@ impl NodeInner {
                 let inner = Arc::clone(&self);
                 tokio::spawn(async move {
                     for address in addresses {
-                        if let Ok(mut resolved) = std::net::ToSocketAddrs::to_socket_addrs(&address)
+                        let Some(socket) = super::api::resolve_socket_address(&address).await
+                        else {
+                            continue;
+                        };
+                        if super::api::connect_peer(&inner, node_id, socket)
+                            .await
+                            .is_ok()
                         {
-                            if let Some(socket) = resolved.next() {
-                                if super::api::connect_peer(&inner, node_id, socket)
-                                    .await
-                                    .is_ok()
-                                {
-                                    return;
-                                }
-                            }
+                            return;
                         }
                     }
                 });
@@ -330,8 +405,11 @@ impl NodeInner {
 
     fn record_open_outcome(&self, user_channel_id: u128, outcome: OpenOutcome) {
         if let Ok(mut opens) = self.notifications.channel_opens.lock() {
-            // The first outcome counts: a later close of a pending channel is not an open failure.
-            opens.entry(user_channel_id).or_insert(outcome);
+            // Only an open some call waits for; the first outcome counts: a later close of a
+            // pending channel is not an open failure.
+            if let Some(slot) = opens.get_mut(&user_channel_id) {
+                slot.get_or_insert(outcome);
+            }
         }
         self.notifications.channels.notify_waiters();
     }
@@ -512,4 +590,68 @@ fn random_16(bytes: &[u8; 32]) -> [u8; 16] {
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bitcoin::hex::DisplayHex::to_lower_hex_string(bytes)
+}
+
+/// What LDK's reason for giving a payment up means, for the record and the caller.
+fn payment_failure(reason: Option<PaymentFailureReason>) -> String {
+    match reason {
+        Some(PaymentFailureReason::RecipientRejected) => {
+            "the payee rejected it (unknown or already paid invoice, wrong amount, or too close to its CLTV expiry)".to_owned()
+        }
+        Some(PaymentFailureReason::UserAbandoned) => "abandoned".to_owned(),
+        Some(PaymentFailureReason::RetriesExhausted) => {
+            "every route tried failed, and LDK's 60 s for retrying other routes ran out".to_owned()
+        }
+        Some(PaymentFailureReason::PaymentExpired) => "the invoice expired while paying it".to_owned(),
+        Some(PaymentFailureReason::RouteNotFound) => {
+            "no route was left to try (the failed channels are avoided)".to_owned()
+        }
+        Some(PaymentFailureReason::UnknownRequiredFeatures) => {
+            "the payee requires features this node does not support".to_owned()
+        }
+        Some(other) => format!("{other:?}"),
+        None => "unknown (an event of an older LDK)".to_owned(),
+    }
+}
+
+/// Which channel and node a failed path failed at, from the onion error LDK decoded.
+fn path_failure(
+    our_id: &bitcoin::secp256k1::PublicKey,
+    path: &lightning::routing::router::Path,
+    short_channel_id: Option<u64>,
+    at_payee: bool,
+    failure: &PathFailure,
+) -> String {
+    if at_payee {
+        return "the payee refused it".to_owned();
+    }
+    let detail = match failure {
+        PathFailure::InitialSend { err } => format!("could not be sent: {err:?}"),
+        PathFailure::OnPath {
+            network_update: Some(update),
+        } => format!("{update:?}"),
+        PathFailure::OnPath {
+            network_update: None,
+        } => "failed on the way".to_owned(),
+    };
+    let Some(scid) = short_channel_id else {
+        return detail;
+    };
+    let position = path
+        .hops
+        .iter()
+        .position(|hop| hop.short_channel_id == scid);
+    let from = position
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| path.hops.get(i))
+        .map(|hop| hop.pubkey)
+        .unwrap_or(*our_id);
+    let to = position
+        .and_then(|i| path.hops.get(i))
+        .map(|hop| hop.pubkey.to_string())
+        .unwrap_or_else(|| "?".to_owned());
+    format!(
+        "channel {} from {from} to {to}: {detail}",
+        crate::node::format_short_channel_id(scid)
+    )
 }

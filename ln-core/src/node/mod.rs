@@ -31,7 +31,9 @@ pub use api::*;
 pub use builder::{BuildError, NodeBuilder};
 pub use error::Error;
 pub use policy::ChannelPolicy;
-pub use records::{ForwardRecord, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus};
+pub use records::{
+    ForwardRecord, ForwardStatus, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus,
+};
 
 use crate::chain::{ChainParams, ChainSource};
 use crate::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
@@ -65,7 +67,9 @@ pub(crate) struct Notifications {
     pub(crate) payments: Notify,
     pub(crate) invoices: Notify,
     pub(crate) channels: Notify,
-    pub(crate) channel_opens: Mutex<HashMap<u128, OpenOutcome>>,
+    /// The outcome of each channel open an `open_channel` call is waiting for (`None` until it
+    /// comes); entries exist only while their call waits.
+    pub(crate) channel_opens: Mutex<HashMap<u128, Option<OpenOutcome>>>,
 }
 
 pub(crate) struct NodeInner {
@@ -88,6 +92,10 @@ pub(crate) struct NodeInner {
     pub(crate) chain_monitor: Arc<ChainMonitor>,
     pub(crate) channel_manager: Arc<ChannelManager>,
     pub(crate) graph: Arc<NetworkGraph>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) gossip_verifier: Arc<GossipUtxoVerifier>,
+    /// When the node started: gossip from peers keeps arriving for a while after.
+    pub(crate) started_at: std::time::Instant,
     pub(crate) gossip_sync: Arc<GossipSync>,
     pub(crate) scorer: Arc<RwLock<Scorer>>,
     pub(crate) onion_messenger: Arc<OnionMessenger>,
@@ -97,6 +105,8 @@ pub(crate) struct NodeInner {
     pub(crate) bump_handler: Arc<BumpHandler>,
     pub(crate) logger: Logger,
     pub(crate) notifications: Notifications,
+    /// Held while a `pay` call decides whether to send or to join a payment in flight.
+    pub(crate) payment_starts: Mutex<()>,
     pub(crate) stop_sender: watch::Sender<bool>,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) synced_to_chain: AtomicBool,

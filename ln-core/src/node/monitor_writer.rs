@@ -463,7 +463,9 @@ impl KVStoreSync for LdkStore {
                 CHANNEL_MANAGER_PERSISTENCE_KEY,
             )
         {
-            return self.writer.persist_manager();
+            // The writer thread may be writing the manager: waiting for it is waiting for the
+            // disk, which must not hold up the runtime the background processor runs on.
+            return crate::store::outside_the_runtime(|| self.writer.persist_manager());
         }
         self.store.write(primary, secondary, key, value)
     }

@@ -49,6 +49,9 @@ pub struct ChannelPolicy {
     pub max_funding_sat: u64,
     /// Smallest channel we open or accept, sat.
     pub min_funding_sat: u64,
+    /// How much of a channel the peer may have in HTLCs in flight towards us, in percent (1 to
+    /// 100): an operator's choice, not the chain's, 100 by default.
+    pub max_inbound_htlc_in_flight_percent: u8,
 }
 
 impl ChannelPolicy {
@@ -70,6 +73,7 @@ impl ChannelPolicy {
                 min_final_cltv_expiry_delta: 42 + 6,
                 max_funding_sat: 100_000_000,
                 min_funding_sat: 20_000,
+                max_inbound_htlc_in_flight_percent: 100,
             };
         }
         let floor_sat_per_kw = params.fee_floor().to_sat_per_kwu();
@@ -89,6 +93,7 @@ impl ChannelPolicy {
             min_final_cltv_expiry_delta: u16::try_from(blocks(77).clamp(48, 240)).unwrap_or(240),
             max_funding_sat: 10_000_000_000,
             min_funding_sat: round_up(min_reserve_sat * 2 + 200_000, 1_000_000),
+            max_inbound_htlc_in_flight_percent: 100,
         }
     }
 
@@ -106,7 +111,9 @@ impl ChannelPolicy {
         handshake.minimum_depth = self.minimum_depth;
         // LDK's default lets a peer have only 10 % of the channel in flight towards us; LND and
         // Core Lightning allow the whole channel, and payments larger than a tenth are common.
-        handshake.max_inbound_htlc_value_in_flight_percent_of_channel = 100;
+        // An operator may choose less.
+        handshake.max_inbound_htlc_value_in_flight_percent_of_channel =
+            self.max_inbound_htlc_in_flight_percent.clamp(1, 100);
         let limits = &mut config.channel_handshake_limits;
         limits.max_funding_satoshis = self.max_funding_sat;
         limits.min_funding_satoshis = self.min_funding_sat;

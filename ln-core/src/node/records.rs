@@ -48,6 +48,18 @@ pub struct PaymentRecord {
     /// When it succeeded or failed, Unix seconds.
     #[serde(default)]
     pub completed_at: Option<u64>,
+    /// The last failure one of its paths met (the failing channel and node, from the onion
+    /// error), while LDK may still retry other paths.
+    #[serde(default)]
+    pub last_path_failure: Option<String>,
+    /// Which attempt this is: 1, then one more each time a failed payment of the same invoice
+    /// is paid again (the record keeps the latest attempt).
+    #[serde(default = "first_attempt")]
+    pub attempts: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// State of an invoice (an incoming payment we asked for, or a keysend we received).
@@ -120,6 +132,23 @@ pub struct ForwardRecord {
     pub claimed_on_chain: bool,
     /// When it was resolved, Unix seconds.
     pub resolved_at: u64,
+    /// `settled` (the payment went through us) or `failed` (we failed it back).
+    #[serde(default)]
+    pub status: ForwardStatus,
+    /// Why it failed, for a failed forward.
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+}
+
+/// How a forward ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardStatus {
+    /// The payee claimed it; we earned the fee.
+    #[default]
+    Settled,
+    /// We failed it back to the previous hop.
+    Failed,
 }
 
 /// Seconds since the Unix epoch.

@@ -1,5 +1,6 @@
 //! The one chain poller, for every chain: follows a [`ChainSource`] block by block and feeds
 //! `chain::Listen` implementations (ChannelManager, ChainMonitor, OutputSweeper, the wallet).
+//! The node's chain loop drives it, calling [`ChainPoller::poll_once`] at every poll interval.
 //!
 //! Crash safety rests on one ordering rule: the poller persists its new position *before* it tells
 //! the listeners. After a crash every listener is therefore at or behind the poller, never ahead,
@@ -15,7 +16,6 @@
 mod state;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoin::Block;
@@ -193,34 +193,6 @@ impl ChainPoller {
         Ok(u32::try_from(path.len()).unwrap_or(u32::MAX))
     }
 
-    /// Follows the chain until `stop` flips to true, polling every `interval`. Transient node
-    /// errors are logged and retried; anything else ends the loop with the error.
-    pub async fn run(
-        self: Arc<Self>,
-        interval: Duration,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(), PollerError> {
-        loop {
-            match self.poll_once().await {
-                Ok(_) => {}
-                Err(PollerError::Source(e)) if e.is_transient() => {
-                    tracing::warn!(error = %e, "chain node unavailable; retrying");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "chain poller stopped");
-                    return Err(e);
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => return Ok(()),
-            }
-            if *stop.borrow() {
-                return Ok(());
-            }
-        }
-    }
-
     /// Brings every listener to the node's current tip, handling reorgs on the way.
     pub async fn poll_once(&self) -> Result<PollOutcome, PollerError> {
         let mut outcome = PollOutcome::default();
@@ -252,9 +224,13 @@ impl ChainPoller {
                 tip = synced(&block);
                 self.persist_tip(tip)?;
                 let ldk_block = to_ldk_block(block);
-                for listener in self.listeners() {
-                    listener.block_connected(&ldk_block, height);
-                }
+                // The listeners work through the block and make their changes durable: a
+                // blocking section, off the runtime's worker threads.
+                crate::store::outside_the_runtime(|| {
+                    for listener in self.listeners() {
+                        listener.block_connected(&ldk_block, height);
+                    }
+                });
                 tracing::debug!(height, block_hash = %tip.real_hash, "block connected");
                 outcome.connected += 1;
             }
@@ -276,9 +252,11 @@ impl ChainPoller {
                 );
                 self.persist_tip(candidate)?;
                 let fork_point = BestBlock::new(candidate.ldk_hash, candidate.height);
-                for listener in self.listeners() {
-                    listener.blocks_disconnected(fork_point);
-                }
+                crate::store::outside_the_runtime(|| {
+                    for listener in self.listeners() {
+                        listener.blocks_disconnected(fork_point);
+                    }
+                });
                 return Ok(depth);
             }
         }

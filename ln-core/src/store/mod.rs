@@ -13,6 +13,8 @@ mod tests;
 pub use namespace::{Entry, Namespace};
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lightning::io;
 use lightning::util::persist::{
@@ -64,6 +66,52 @@ impl From<StoreError> for io::Error {
 #[derive(Clone, Debug)]
 pub struct SledStore {
     db: sled::Db,
+    durability: Durability,
+}
+
+/// How the store makes writes durable: sled's flush (fsync), never holding up the async
+/// runtime, and, for tests of a slow disk, after an injected delay.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Durability {
+    slow_disk: Option<Arc<SlowDisk>>,
+}
+
+/// A disk whose every flush takes `delay`, one flush at a time (as a saturated disk does).
+#[derive(Debug)]
+struct SlowDisk {
+    delay: Duration,
+    one_at_a_time: Mutex<()>,
+}
+
+impl Durability {
+    /// Runs `flush` (sled's, which fsyncs) off the runtime's worker threads, see
+    /// [`outside_the_runtime`].
+    pub(crate) fn flush<T>(&self, flush: impl FnOnce() -> sled::Result<T>) -> sled::Result<T> {
+        outside_the_runtime(|| {
+            if let Some(slow) = &self.slow_disk {
+                let _one_at_a_time = slow
+                    .one_at_a_time
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                std::thread::sleep(slow.delay);
+            }
+            flush()
+        })
+    }
+}
+
+/// Runs blocking `work` (a flush: the disk's time, not ours) without holding up the async
+/// runtime. On a worker thread of a multi-thread tokio runtime, tokio first hands that worker's
+/// other tasks to another thread (`block_in_place`), so RPC calls and peers keep being served
+/// while the disk works; on other threads (the monitor writer, tokio's blocking pool, a
+/// current-thread test runtime) it just runs.
+pub fn outside_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 impl SledStore {
@@ -84,12 +132,32 @@ impl SledStore {
             }
         })?;
         tracing::info!(path = %path.display(), "opened store");
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            durability: Durability::default(),
+        })
+    }
+
+    /// Makes every later flush of this store (and its clones and namespaces) wait `delay`
+    /// first, one flush at a time: a slow disk, for tests that the node keeps answering while
+    /// its disk is slow. Never used in normal operation.
+    pub fn with_slow_disk(mut self, delay: Duration) -> Self {
+        tracing::warn!(
+            delay_ms = delay.as_millis() as u64,
+            "fault injection: every store flush is delayed"
+        );
+        self.durability = Durability {
+            slow_disk: Some(Arc::new(SlowDisk {
+                delay,
+                one_at_a_time: Mutex::new(()),
+            })),
+        };
+        self
     }
 
     /// The xln (non-LDK) namespace `name`, stored in the tree `xln/<name>`.
     pub fn namespace(&self, name: &'static str) -> Result<Namespace, StoreError> {
-        Namespace::open(&self.db, name)
+        Namespace::open(&self.db, name, self.durability.clone())
     }
 
     /// The tree of an LDK namespace pair, if it was ever written (reads and lists create nothing).
@@ -122,8 +190,8 @@ impl SledStore {
 
     /// Makes every write so far durable (sled's flush, which fsyncs).
     pub fn flush(&self) -> Result<(), io::Error> {
-        self.db
-            .flush()
+        self.durability
+            .flush(|| self.db.flush())
             .map(drop)
             .map_err(|e| store_failure("flush".to_owned(), e))
     }
@@ -202,7 +270,7 @@ impl KVStoreSync for SledStore {
         self.db
             .open_tree(&tree_name)
             .and_then(|tree| tree.insert(key, buf))
-            .and_then(|_| self.db.flush())
+            .and_then(|_| self.durability.flush(|| self.db.flush()))
             .map(drop)
             .map_err(|e| store_failure(format!("write {tree_name}/{key}"), e))
     }
@@ -219,7 +287,13 @@ impl KVStoreSync for SledStore {
         // Always flush a non-lazy remove: an earlier lazy remove of this key may still be unflushed.
         self.existing_tree(&tree_name)
             .and_then(|tree| tree.map_or(Ok(None), |tree| tree.remove(key)))
-            .and_then(|_| if lazy { Ok(0) } else { self.db.flush() })
+            .and_then(|_| {
+                if lazy {
+                    Ok(0)
+                } else {
+                    self.durability.flush(|| self.db.flush())
+                }
+            })
             .map(drop)
             .map_err(|e| store_failure(format!("remove {tree_name}/{key}"), e))
     }

@@ -13,16 +13,25 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 pub struct Namespace {
     tree: sled::Tree,
     name: &'static str,
+    durability: super::Durability,
 }
 
 impl Namespace {
-    pub(super) fn open(db: &sled::Db, name: &'static str) -> Result<Self, StoreError> {
+    pub(super) fn open(
+        db: &sled::Db,
+        name: &'static str,
+        durability: super::Durability,
+    ) -> Result<Self, StoreError> {
         let tree_name = format!("xln/{name}");
         let tree = db.open_tree(&tree_name).map_err(|source| StoreError::Io {
             context: format!("open {tree_name}"),
             source,
         })?;
-        Ok(Self { tree, name })
+        Ok(Self {
+            tree,
+            name,
+            durability,
+        })
     }
 
     fn failure(&self, operation: &str, source: sled::Error) -> StoreError {
@@ -32,8 +41,8 @@ impl Namespace {
     }
 
     fn flush(&self, operation: &str) -> Result<(), StoreError> {
-        self.tree
-            .flush()
+        self.durability
+            .flush(|| self.tree.flush())
             .map(drop)
             .map_err(|e| self.failure(operation, e))
     }

@@ -352,9 +352,19 @@ impl OnchainWallet {
 
     /// The wallet state. Like the node's other locks, a poisoned one is recovered rather than
     /// taking the wallet down; the store only ever receives whole change sets.
+    ///
+    /// The lock is held while a change is made durable, so waiting for it may mean waiting for
+    /// the disk: a contended wait is a blocking section (`outside_the_runtime`), which keeps an
+    /// async caller from holding up the runtime's other tasks.
     fn lock(&self) -> MutexGuard<'_, WalletState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => crate::store::outside_the_runtime(|| {
+                self.state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            }),
+        }
     }
 }

@@ -9,7 +9,7 @@ use lightning::util::errors::APIError;
 
 use super::wait_until;
 use crate::ldk_adapters::BroadcastOutcome;
-use crate::node::{Error, Node, OpenOutcome};
+use crate::node::{Error, Node, NodeInner, OpenOutcome};
 
 /// How long `open_channel` waits for the peer to sign the funding transaction.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,6 +60,8 @@ pub struct ChannelInfo {
     pub inbound_htlc_minimum_msat: Option<u64>,
     /// The smallest HTLC the peer accepts on this channel, msat (none until it told us).
     pub outbound_htlc_minimum_msat: Option<u64>,
+    /// What the next HTLC we send on it can carry, and what limits that.
+    pub next_outbound_htlc: super::HtlcLimit,
 }
 
 /// The result of `open_channel`.
@@ -139,6 +141,8 @@ impl Node {
         let mut id_bytes = [0u8; 16];
         id_bytes.copy_from_slice(&inner.keys.get_secure_random_bytes()[..16]);
         let user_channel_id = u128::from_be_bytes(id_bytes);
+        // The event handler reports this open's outcome only while someone waits for it.
+        let _waiting = OpenWaiter::register(inner, user_channel_id);
         inner
             .channel_manager
             .create_channel(
@@ -161,7 +165,7 @@ impl Node {
                     .channel_opens
                     .lock()
                     .ok()
-                    .and_then(|mut opens| opens.remove(&user_channel_id))
+                    .and_then(|mut opens| opens.get_mut(&user_channel_id)?.take())
             },
         )
         .await;
@@ -304,6 +308,34 @@ impl Node {
     }
 }
 
+/// An `open_channel` call waiting for its open's outcome: registered in the notifications'
+/// map of opens while it waits, removed however the call ends, so the map holds nothing for
+/// opens nobody waits for.
+struct OpenWaiter<'a> {
+    inner: &'a NodeInner,
+    user_channel_id: u128,
+}
+
+impl<'a> OpenWaiter<'a> {
+    fn register(inner: &'a NodeInner, user_channel_id: u128) -> Self {
+        if let Ok(mut opens) = inner.notifications.channel_opens.lock() {
+            opens.insert(user_channel_id, None);
+        }
+        Self {
+            inner,
+            user_channel_id,
+        }
+    }
+}
+
+impl Drop for OpenWaiter<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut opens) = self.inner.notifications.channel_opens.lock() {
+            opens.remove(&self.user_channel_id);
+        }
+    }
+}
+
 fn channel_info(c: &ChannelDetails) -> ChannelInfo {
     let state = if c
         .channel_shutdown_state
@@ -343,6 +375,7 @@ fn channel_info(c: &ChannelDetails) -> ChannelInfo {
         counterparty_reserve_sat: c.counterparty.unspendable_punishment_reserve,
         inbound_htlc_minimum_msat: c.inbound_htlc_minimum_msat,
         outbound_htlc_minimum_msat: c.counterparty.outbound_htlc_minimum_msat,
+        next_outbound_htlc: super::routes::htlc_limit(c),
     }
 }
 

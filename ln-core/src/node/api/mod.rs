@@ -6,6 +6,7 @@ mod graph;
 mod onchain;
 mod payments;
 mod peers;
+mod routes;
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,7 +20,8 @@ pub use payments::{
     CreatedInvoice, DecodedInvoice, DEFAULT_INVOICE_EXPIRY_SECS, DEFAULT_PAYMENT_TIMEOUT,
 };
 pub use peers::PeerInfo;
-pub(crate) use peers::{connect_peer, known_peer_address};
+pub(crate) use peers::{connect_peer, known_peer_address, resolve_socket_address};
+pub use routes::{HtlcLimit, RouteHopInfo, RouteInfo, GOSSIP_SETTLING};
 
 use super::{Error, Node, NodeInner};
 
@@ -188,4 +190,16 @@ pub(crate) fn parse_node_id(value: &str) -> Result<bitcoin::secp256k1::PublicKey
             "{value:?} is not a node id (66 hex characters, a compressed public key)"
         ))
     })
+}
+
+/// Runs `work` (store writes: blocking I/O) on tokio's blocking pool, so that no runtime worker
+/// waits on the disk. A panic in `work` is resumed here.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => Err(Error::ShuttingDown),
+    }
 }

@@ -128,7 +128,7 @@ impl Node {
                 })?;
                 if rate.to_sat_per_vb_floor() < floor.to_sat_per_vb_floor() {
                     return Err(Error::InvalidParameter(format!(
-                        "feerate_sat_per_vb is below this chain's minimum relay feerate of {} sat/vB",
+                        "feerate_sat_per_vb is below this chain's fee floor of {} sat/vB (what every transaction of this node pays at least)",
                         floor.to_sat_per_vb_floor()
                     )));
                 }
@@ -154,9 +154,13 @@ impl Node {
         Ok(txid)
     }
 
-    /// The 24 BIP39 words of the node seed (the one backup of the wallet and node key).
+    /// The 24 BIP39 words of the node seed (the one backup of the wallet and node key). As secret
+    /// as the seed: whoever sees them can take the node's on-chain funds.
+    ///
+    /// Reads the node's existing seed file and never creates one: if it is gone, this is an
+    /// error (a new seed's words would not be this node's).
     pub fn seed_words(&self) -> Result<String, Error> {
-        let (seed, _) = crate::seed::load_or_create(&self.inner.seed_path)
+        let seed = crate::seed::load_existing(&self.inner.seed_path)
             .map_err(|e| Error::Store(e.to_string()))?;
         Ok(seed.to_mnemonic())
     }

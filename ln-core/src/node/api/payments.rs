@@ -1,5 +1,6 @@
 //! Invoices (issue, hold, settle, cancel, list, wait, decode) and payments (BOLT11, keysend).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
@@ -15,7 +16,7 @@ use lightning_invoice::{Bolt11InvoiceDescription, Description};
 
 use crate::invoice::{ChainInvoice, InvoiceCodecError, InvoiceDescription};
 
-use super::{parse_hex32, wait_until};
+use super::{blocking, parse_hex32, wait_until};
 use crate::node::events::hex;
 use crate::node::records::{unix_now, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus};
 use crate::node::{Error, Node, NodeInner};
@@ -262,51 +263,39 @@ impl Node {
                 expired_at: invoice.expires_at(),
             });
         }
-        let amount = match (invoice.amount_msat, amount_msat) {
-            (Some(_), Some(_)) => {
-                return Err(Error::InvalidParameter(
-                    "the invoice has an amount; do not give amount_msat".to_owned(),
-                ))
-            }
-            (None, None) => {
-                return Err(Error::InvalidParameter(
-                    "the invoice has no amount; give amount_msat".to_owned(),
-                ))
-            }
-            (Some(a), None) | (None, Some(a)) => a,
-        };
-        if amount == 0 {
-            return Err(Error::InvalidParameter(
-                "amount_msat must be positive".to_owned(),
-            ));
-        }
-        check_htlc_minimum(inner, amount)?;
-        let payee = invoice.payee;
-        if payee == inner.node_id {
+        let amount = invoice_amount(inner, &invoice, amount_msat)?;
+        if invoice.payee == inner.node_id {
             return Err(Error::InvalidParameter("the invoice is our own".to_owned()));
         }
         let hash = hex(&invoice.payment_hash);
-        check_not_paid(inner, &hash)?;
-        let record = new_payment(&hash, amount, payee, Some(bolt11.trim().to_owned()));
-        inner.records.put_payment(&record)?;
-        let payment_id = PaymentId(inner.keys.get_secure_random_bytes());
-        // What `pay_for_bolt11_invoice` does, from our own decoding, which also reads invoices
-        // of chains lightning-invoice does not know.
-        let sent = inner.channel_manager.send_payment(
-            PaymentHash(invoice.payment_hash),
-            crate::invoice::recipient_onion(&invoice),
-            payment_id,
-            route_params(
-                crate::invoice::payment_params(&invoice),
-                amount,
-                max_fee_msat,
-            ),
-            Retry::Timeout(PAYMENT_RETRY),
-        );
-        fail_if_refused(inner, record, &hash, sent)?;
-        tracing::info!(payment_hash = %hash, amount_msat = amount, "payment sent");
-        self.wait_payment(&hash, timeout.unwrap_or(DEFAULT_PAYMENT_TIMEOUT))
-            .await
+        let start = InvoicePayment {
+            invoice,
+            bolt11: bolt11.trim().to_owned(),
+            amount_msat: amount,
+            max_fee_msat,
+        };
+        let timeout = timeout.unwrap_or(DEFAULT_PAYMENT_TIMEOUT);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let started = {
+            let inner = Arc::clone(inner);
+            blocking(move || start.begin(&inner)).await?
+        };
+        match started {
+            Started::New(attempt) => {
+                let number = attempt.number;
+                attempt.send(inner, deadline).await?;
+                tracing::info!(payment_hash = %hash, amount_msat = amount, attempt = number, "payment sent");
+            }
+            Started::InFlight => {
+                tracing::info!(payment_hash = %hash, "the invoice is being paid already; waiting for that payment");
+            }
+            Started::AlreadySucceeded(record) => return Ok(record),
+        }
+        self.wait_payment(
+            &hash,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+        )
+        .await
     }
 
     /// Sends `amount_msat` to `destination` without an invoice (keysend) and waits for the
@@ -330,27 +319,39 @@ impl Node {
             ));
         }
         check_htlc_minimum(inner, amount_msat)?;
+        let timeout = timeout.unwrap_or(DEFAULT_PAYMENT_TIMEOUT);
+        let deadline = tokio::time::Instant::now() + timeout;
         let preimage = PaymentPreimage(inner.keys.get_secure_random_bytes());
         let hash_bytes = sha256::Hash::hash(&preimage.0).to_byte_array();
         let hash = hex(&hash_bytes);
-        let record = new_payment(&hash, amount_msat, destination, None);
-        inner.records.put_payment(&record)?;
         let final_cltv = u32::from(inner.policy.min_final_cltv_expiry_delta);
-        let sent = inner.channel_manager.send_spontaneous_payment(
-            Some(preimage),
-            RecipientOnionFields::spontaneous_empty(),
-            PaymentId(hash_bytes),
-            route_params(
+        let attempt = Attempt {
+            hash: hash.clone(),
+            payment_hash: PaymentHash(hash_bytes),
+            payment_id: PaymentId(hash_bytes),
+            number: 1,
+            payee: destination,
+            onion: RecipientOnionFields::spontaneous_empty(),
+            route_params: route_params(
                 PaymentParameters::for_keysend(destination, final_cltv, false),
                 amount_msat,
                 max_fee_msat,
             ),
-            Retry::Timeout(PAYMENT_RETRY),
-        );
-        fail_if_refused(inner, record, &hash, sent)?;
+            keysend_preimage: Some(preimage),
+            invoice_expires_at: None,
+        };
+        let record = new_payment(&hash, amount_msat, destination, None);
+        {
+            let inner = Arc::clone(inner);
+            blocking(move || inner.records.put_payment(&record)).await?;
+        }
+        attempt.send(inner, deadline).await?;
         tracing::info!(payment_hash = %hash, amount_msat, %destination, "keysend sent");
-        self.wait_payment(&hash, timeout.unwrap_or(DEFAULT_PAYMENT_TIMEOUT))
-            .await
+        self.wait_payment(
+            &hash,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+        )
+        .await
     }
 
     /// Outgoing payments, oldest first; one if `payment_hash` is given.
@@ -410,7 +411,35 @@ pub(crate) fn parse_invoice(inner: &NodeInner, bolt11: &str) -> Result<ChainInvo
     })
 }
 
-fn check_htlc_minimum(inner: &NodeInner, amount_msat: u64) -> Result<(), Error> {
+/// What paying `invoice` sends: its own amount, or `amount_msat` for an any-amount invoice.
+pub(crate) fn invoice_amount(
+    inner: &NodeInner,
+    invoice: &ChainInvoice,
+    amount_msat: Option<u64>,
+) -> Result<u64, Error> {
+    let amount = match (invoice.amount_msat, amount_msat) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidParameter(
+                "the invoice has an amount; do not give amount_msat".to_owned(),
+            ))
+        }
+        (None, None) => {
+            return Err(Error::InvalidParameter(
+                "the invoice has no amount; give amount_msat".to_owned(),
+            ))
+        }
+        (Some(a), None) | (None, Some(a)) => a,
+    };
+    if amount == 0 {
+        return Err(Error::InvalidParameter(
+            "amount_msat must be positive".to_owned(),
+        ));
+    }
+    check_htlc_minimum(inner, amount)?;
+    Ok(amount)
+}
+
+pub(crate) fn check_htlc_minimum(inner: &NodeInner, amount_msat: u64) -> Result<(), Error> {
     let minimum_msat = inner.policy.htlc_minimum_msat;
     if amount_msat < minimum_msat {
         return Err(Error::AmountBelowHtlcMinimum {
@@ -421,13 +450,208 @@ fn check_htlc_minimum(inner: &NodeInner, amount_msat: u64) -> Result<(), Error> 
     Ok(())
 }
 
-fn check_not_paid(inner: &NodeInner, hash: &str) -> Result<(), Error> {
-    match inner.records.payment(hash)? {
-        Some(existing) if existing.status != PaymentStatus::Failed => {
-            Err(Error::DuplicatePayment(hash.to_owned()))
-        }
-        _ => Ok(()),
+/// A BOLT11 payment about to start.
+struct InvoicePayment {
+    invoice: ChainInvoice,
+    bolt11: String,
+    amount_msat: u64,
+    max_fee_msat: Option<u64>,
+}
+
+/// What a `pay` call found or did.
+enum Started {
+    /// A new attempt, recorded as pending: this call sends it.
+    New(Box<Attempt>),
+    /// The same invoice is being paid by an earlier call: wait for that payment's outcome.
+    InFlight,
+    /// The invoice was paid already: that payment's record.
+    AlreadySucceeded(PaymentRecord),
+}
+
+impl InvoicePayment {
+    /// Decides, for all `pay` calls of one payment hash one at a time, whether this call makes a
+    /// new attempt, joins the payment in flight, or finds it done; records a new attempt as
+    /// pending. Blocking: store writes.
+    ///
+    /// Its LDK `PaymentId` is the payment hash (as in LDK Node), so LDK too refuses a second
+    /// send; a new attempt after a failure gets an id derived from the hash and the attempt
+    /// number, since LDK remembers failed ids for a while.
+    fn begin(self, inner: &NodeInner) -> Result<Started, Error> {
+        let hash = hex(&self.invoice.payment_hash);
+        let _one_at_a_time = inner
+            .payment_starts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let number = match inner.records.payment(&hash)? {
+            Some(existing) if existing.status != PaymentStatus::Failed => {
+                if existing.bolt11.as_deref() != Some(self.bolt11.as_str())
+                    || existing.amount_msat != self.amount_msat
+                {
+                    return Err(Error::DuplicatePayment(format!(
+                        "payment hash {hash} belongs to a payment of {} msat that is {}, of another invoice or amount; it is not paid again",
+                        existing.amount_msat,
+                        if existing.status == PaymentStatus::Pending { "in flight" } else { "done" },
+                    )));
+                }
+                return Ok(match existing.status {
+                    PaymentStatus::Succeeded => Started::AlreadySucceeded(existing),
+                    _ => Started::InFlight,
+                });
+            }
+            Some(failed) => failed.attempts.saturating_add(1),
+            None => 1,
+        };
+        let mut record = new_payment(
+            &hash,
+            self.amount_msat,
+            self.invoice.payee,
+            Some(self.bolt11.clone()),
+        );
+        record.attempts = number;
+        inner.records.put_payment(&record)?;
+        // What `pay_for_bolt11_invoice` does, from our own decoding, which also reads invoices
+        // of chains lightning-invoice does not know.
+        Ok(Started::New(Box::new(Attempt {
+            hash,
+            payment_hash: PaymentHash(self.invoice.payment_hash),
+            payment_id: attempt_payment_id(&self.invoice.payment_hash, number),
+            number,
+            payee: self.invoice.payee,
+            onion: crate::invoice::recipient_onion(&self.invoice),
+            route_params: route_params(
+                crate::invoice::payment_params(&self.invoice),
+                self.amount_msat,
+                self.max_fee_msat,
+            ),
+            keysend_preimage: None,
+            invoice_expires_at: Some(self.invoice.expires_at()),
+        })))
     }
+}
+
+/// One attempt to pay, recorded as pending, with everything LDK needs to send it.
+struct Attempt {
+    hash: String,
+    payment_hash: PaymentHash,
+    payment_id: PaymentId,
+    /// 1 for the first attempt of a payment hash.
+    number: u32,
+    payee: PublicKey,
+    onion: RecipientOnionFields,
+    route_params: RouteParameters,
+    /// For keysend: the preimage we chose.
+    keysend_preimage: Option<PaymentPreimage>,
+    /// For an invoice: when it expires, Unix seconds.
+    invoice_expires_at: Option<u64>,
+}
+
+/// How often a payment with no route looks again while gossip is still arriving.
+const ROUTE_RETRY: Duration = Duration::from_millis(500);
+
+impl Attempt {
+    /// Hands the attempt to LDK. When no route is found while gossip is still arriving (the
+    /// node started, or a channel was announced, in the last minute) and our channels could
+    /// carry the amount, or while HTLCs of our channels are being settled (a payment received a
+    /// moment ago), looks again every half second until `deadline` instead of failing at once. When LDK cannot send it, ends the
+    /// record as failed and returns why, naming the limiting fact.
+    async fn send(
+        self,
+        inner: &Arc<NodeInner>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Error> {
+        let started = tokio::time::Instant::now();
+        let attempt = Arc::new(self);
+        loop {
+            let sent = {
+                let (inner, attempt) = (Arc::clone(inner), Arc::clone(&attempt));
+                blocking(move || Ok(attempt.try_send(&inner))).await?
+            };
+            let failure = match sent {
+                Ok(()) => return Ok(()),
+                Err(failure) => failure,
+            };
+            // A missing path can come with gossip (our own channels' limits cannot), and
+            // balance with HTLCs being settled.
+            let keep_waiting = matches!(failure, RetryableSendFailure::RouteNotFound)
+                && ((inner.gossip_settling() && inner.could_leave_now(&attempt.route_params))
+                    || inner.liquidity_settling())
+                && tokio::time::Instant::now() + ROUTE_RETRY < deadline;
+            if keep_waiting {
+                tokio::time::sleep(ROUTE_RETRY).await;
+                continue;
+            }
+            let waited = started.elapsed();
+            let (inner, attempt) = (Arc::clone(inner), Arc::clone(&attempt));
+            return blocking(move || {
+                let error = attempt.failure(&inner, failure, waited);
+                if let Some(record) = inner.records.payment(&attempt.hash)? {
+                    fail_record(&inner, record, &error)?;
+                }
+                Err(error)
+            })
+            .await;
+        }
+    }
+
+    fn try_send(&self, inner: &NodeInner) -> Result<(), RetryableSendFailure> {
+        let retry = Retry::Timeout(PAYMENT_RETRY);
+        match self.keysend_preimage {
+            Some(preimage) => inner
+                .channel_manager
+                .send_spontaneous_payment(
+                    Some(preimage),
+                    self.onion.clone(),
+                    self.payment_id,
+                    self.route_params.clone(),
+                    retry,
+                )
+                .map(drop),
+            None => inner.channel_manager.send_payment(
+                self.payment_hash,
+                self.onion.clone(),
+                self.payment_id,
+                self.route_params.clone(),
+                retry,
+            ),
+        }
+    }
+
+    /// Why LDK could not send it, in words an operator can act on.
+    fn failure(&self, inner: &NodeInner, failure: RetryableSendFailure, waited: Duration) -> Error {
+        match failure {
+            RetryableSendFailure::RouteNotFound => {
+                let why = inner.explain_no_route(&self.payee, &self.route_params);
+                Error::RouteNotFound(if waited >= ROUTE_RETRY {
+                    format!(
+                        "{why} (waited {} s for gossip and settling HTLCs)",
+                        waited.as_secs()
+                    )
+                } else {
+                    why
+                })
+            }
+            RetryableSendFailure::DuplicatePayment => Error::DuplicatePayment(format!(
+                "a payment with hash {} was already sent or is in flight",
+                self.hash
+            )),
+            RetryableSendFailure::PaymentExpired => Error::InvoiceExpired {
+                expired_at: self.invoice_expires_at.unwrap_or_else(unix_now),
+            },
+            other => Error::PaymentFailed(format!("{other:?}")),
+        }
+    }
+}
+
+/// LDK's id of attempt `attempt` to pay `payment_hash`: the hash itself for the first, then
+/// SHA256(hash || attempt).
+fn attempt_payment_id(payment_hash: &[u8; 32], attempt: u32) -> PaymentId {
+    if attempt <= 1 {
+        return PaymentId(*payment_hash);
+    }
+    let mut engine = sha256::Hash::engine();
+    bitcoin::hashes::HashEngine::input(&mut engine, payment_hash);
+    bitcoin::hashes::HashEngine::input(&mut engine, &attempt.to_le_bytes());
+    PaymentId(sha256::Hash::from_engine(engine).to_byte_array())
 }
 
 fn new_payment(
@@ -447,6 +671,8 @@ fn new_payment(
         failure_reason: None,
         created_at: unix_now(),
         completed_at: None,
+        last_path_failure: None,
+        attempts: 1,
     }
 }
 
@@ -459,7 +685,7 @@ fn fail_record(inner: &NodeInner, mut record: PaymentRecord, error: &Error) -> R
 
 /// Route parameters for `amount_msat`, capping routing fees at `max_fee_msat` when given (LDK's
 /// default cap otherwise).
-fn route_params(
+pub(crate) fn route_params(
     payment_params: PaymentParameters,
     amount_msat: u64,
     max_fee_msat: Option<u64>,
@@ -469,30 +695,4 @@ fn route_params(
         params.max_total_routing_fee_msat = max_fee_msat;
     }
     params
-}
-
-/// When LDK refused to send at all, records the payment as failed and returns why.
-fn fail_if_refused<T>(
-    inner: &NodeInner,
-    record: PaymentRecord,
-    hash: &str,
-    sent: Result<T, RetryableSendFailure>,
-) -> Result<(), Error> {
-    let Err(failure) = sent else {
-        return Ok(());
-    };
-    let error = send_failure(failure, hash);
-    fail_record(inner, record, &error)?;
-    Err(error)
-}
-
-fn send_failure(failure: RetryableSendFailure, hash: &str) -> Error {
-    match failure {
-        RetryableSendFailure::RouteNotFound => {
-            Error::RouteNotFound("no path with enough capacity to the payee".to_owned())
-        }
-        RetryableSendFailure::DuplicatePayment => Error::DuplicatePayment(hash.to_owned()),
-        RetryableSendFailure::PaymentExpired => Error::InvoiceExpired { expired_at: 0 },
-        other => Error::PaymentFailed(format!("{other:?}")),
-    }
 }

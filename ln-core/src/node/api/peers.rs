@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
+use lightning::ln::msgs::SocketAddress;
 
 use super::parse_node_id;
 use crate::node::{Error, Node, NodeInner};
@@ -26,13 +27,17 @@ impl Node {
     pub async fn connect(&self, node_id: PublicKey, address: Option<&str>) -> Result<(), Error> {
         let socket = match address {
             Some(address) => resolve(address).await?,
-            None => known_peer_address(&self.inner, &node_id)?
-                .or_else(|| self.gossip_address(&node_id))
-                .ok_or_else(|| {
+            None => {
+                let known = match known_peer_address(&self.inner, &node_id)? {
+                    Some(known) => Some(known),
+                    None => self.gossip_address(&node_id).await,
+                };
+                known.ok_or_else(|| {
                     Error::InvalidParameter(format!(
                         "no address known for {node_id}; give one as {node_id}@host:port"
                     ))
-                })?,
+                })?
+            }
         };
         connect_peer(&self.inner, node_id, socket).await
     }
@@ -88,14 +93,35 @@ impl Node {
         peers
     }
 
-    fn gossip_address(&self, node_id: &PublicKey) -> Option<SocketAddr> {
-        let graph = self.inner.graph.read_only();
-        let node = graph.node(&lightning::routing::gossip::NodeId::from_pubkey(node_id))?;
-        let announcement = node.announcement_info.as_ref()?;
-        announcement
-            .addresses()
-            .iter()
-            .find_map(|a| std::net::ToSocketAddrs::to_socket_addrs(a).ok()?.next())
+    /// The first address of `node_id`'s announcement that resolves. The graph's lock is held
+    /// only to copy the addresses: names are resolved after, without blocking the runtime.
+    async fn gossip_address(&self, node_id: &PublicKey) -> Option<SocketAddr> {
+        let addresses: Vec<SocketAddress> = {
+            let graph = self.inner.graph.read_only();
+            let node = graph.node(&lightning::routing::gossip::NodeId::from_pubkey(node_id))?;
+            node.announcement_info.as_ref()?.addresses().to_vec()
+        };
+        for address in &addresses {
+            if let Some(socket) = resolve_socket_address(address).await {
+                return Some(socket);
+            }
+        }
+        None
+    }
+}
+
+/// A peer address LDK gives us (from gossip or `ConnectionNeeded`) as a socket address: IP
+/// addresses as they are, host names through tokio's resolver (never `std`'s, which would block
+/// a runtime thread); onion addresses are not reachable without Tor.
+pub(crate) async fn resolve_socket_address(address: &SocketAddress) -> Option<SocketAddr> {
+    match address {
+        SocketAddress::TcpIpV4 { addr, port } => Some(SocketAddr::from((*addr, *port))),
+        SocketAddress::TcpIpV6 { addr, port } => Some(SocketAddr::from((*addr, *port))),
+        SocketAddress::Hostname { .. } => tokio::net::lookup_host(address.to_string())
+            .await
+            .ok()?
+            .next(),
+        SocketAddress::OnionV2(_) | SocketAddress::OnionV3 { .. } => None,
     }
 }
 

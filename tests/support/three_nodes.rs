@@ -1,0 +1,162 @@
+//! alice - bob - carol: three real `xlnd` processes on a regtest bitcoind or qtumd, with public
+//! channels A-B (alice's) and B-C (bob's), for the end-to-end tests that need a forwarding node.
+
+use anyhow::{Context, Result};
+use ln_core::node::ChannelPolicy;
+use ln_core::ChainParams;
+
+use crate::qtumd::{qtum_core_or_skip, start_qtumd};
+use crate::steps::{channel, fund, gossiped, id, mine, open};
+use crate::xlnd::Xlnd;
+use crate::{init_test_logging, Bitcoind};
+
+/// The chain a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestChain {
+    /// A regtest bitcoind.
+    Bitcoin,
+    /// A regtest qtumd (found as `qtumd::qtum_core_binaries` says).
+    Qtum,
+}
+
+/// Index of alice in [`ThreeNodes::nodes`].
+pub const ALICE: usize = 0;
+/// Index of bob, the forwarding node.
+pub const BOB: usize = 1;
+/// Index of carol.
+pub const CAROL: usize = 2;
+
+/// The three nodes and their two channels.
+pub struct ThreeNodes {
+    // Declared (so dropped) first: the nodes stop before their chain node and directory go.
+    /// alice, bob, carol.
+    pub nodes: [Xlnd; 3],
+    /// Their node ids (asked once: a node may be down when they are needed).
+    pub ids: [String; 3],
+    /// `(channel id, its two ends as indexes into nodes)`: A-B, then B-C.
+    pub channels: [(String, [usize; 2]); 2],
+    /// Capacity of each channel, sat.
+    pub capacity_sat: u64,
+    /// The chain's parameters.
+    pub params: ChainParams,
+    /// The chain node.
+    pub chain_node: Bitcoind,
+    _dir: NodesDir,
+}
+
+/// The nodes' data directories: deleted at the end, or kept (and named) with
+/// `XLN_KEEP_TEST_DIRS=1`, to read the nodes' logs after a failure.
+struct NodesDir(Option<tempfile::TempDir>);
+
+impl Drop for NodesDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if crate::bitcoind::keep_test_dirs() {
+                let kept = dir.keep();
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!("xln-tests: kept the xlnd datadirs in {}\n", kept.display()).as_bytes(),
+                );
+            }
+        }
+    }
+}
+
+impl ThreeNodes {
+    /// Starts the chain node and the three nodes (each with its `extra_args`), funds alice and
+    /// bob by mining, opens A-B and B-C as large as the chain's reserves need (50 times the
+    /// smallest channel, at least 0.5 coin) and confirms them as deep as the policy asks, plus
+    /// the 6 blocks after which channels are announced. `None` when the test is skipped for
+    /// want of a qtumd. Gossip may still be arriving when it returns ([`Self::wait_for_gossip`]).
+    pub fn start(chain: TestChain, test: &str, extra_args: [&[&str]; 3]) -> Result<Option<Self>> {
+        init_test_logging();
+        let (chain_node, params, chain_arg) = match chain {
+            TestChain::Bitcoin => (Bitcoind::start()?, ChainParams::bitcoin_regtest(), None),
+            TestChain::Qtum => {
+                let Some(binaries) = qtum_core_or_skip(test)? else {
+                    return Ok(None);
+                };
+                (
+                    start_qtumd(binaries)?,
+                    ChainParams::qtum_regtest(),
+                    Some("--chain=qtum"),
+                )
+            }
+        };
+        let policy = ChannelPolicy::for_chain(&params);
+        let capacity_sat = policy.min_funding_sat.max(1_000_000) * 50;
+        let dir = tempfile::tempdir()?;
+        let start = |name: &str, extra: &[&str]| {
+            let args: Vec<&str> = chain_arg.into_iter().chain(extra.iter().copied()).collect();
+            Xlnd::start_with_args(&chain_node, &dir.path().join(name), name, &args)
+        };
+        let nodes = [
+            start("alice", extra_args[ALICE])?,
+            start("bob", extra_args[BOB])?,
+            start("carol", extra_args[CAROL])?,
+        ];
+        let [alice, bob, carol] = &nodes;
+        fund(&chain_node, &params, alice, &[bob, carol])?;
+        fund(&chain_node, &params, bob, &[alice, carol])?;
+        let ab = open(&chain_node, &params, alice, bob, capacity_sat, true)?;
+        let bc = open(&chain_node, &params, bob, carol, capacity_sat, true)?;
+        mine(&chain_node, 6, &[alice, bob, carol])?;
+        let ids = [id(alice)?, id(bob)?, id(carol)?];
+        Ok(Some(Self {
+            nodes,
+            ids,
+            channels: [(ab, [ALICE, BOB]), (bc, [BOB, CAROL])],
+            capacity_sat,
+            params,
+            chain_node,
+            _dir: NodesDir(Some(dir)),
+        }))
+    }
+
+    /// Waits until alice can route through bob to carol and carol through bob to alice.
+    pub fn wait_for_gossip(&self) -> Result<()> {
+        let [alice, _, carol] = &self.nodes;
+        let bob_id = &self.ids[BOB];
+        let (ab, bc) = (&self.channels[0].0, &self.channels[1].0);
+        gossiped(
+            alice,
+            &self.short_channel_id(BOB, bc)?,
+            bob_id,
+            "B-C in alice's graph",
+        )?;
+        gossiped(
+            carol,
+            &self.short_channel_id(BOB, ab)?,
+            bob_id,
+            "A-B in carol's graph",
+        )?;
+        Ok(())
+    }
+
+    /// The short channel id of `channel_id` as `node` lists it.
+    pub fn short_channel_id(&self, node: usize, channel_id: &str) -> Result<String> {
+        channel(&self.nodes[node].cli(&["listchannels"])?, channel_id)
+            .and_then(|c| c["short_channel_id"].as_str().map(str::to_owned))
+            .context("short channel id")
+    }
+
+    /// `node`'s side of `channel_id` as `listchannels` shows it.
+    pub fn channel(&self, node: usize, channel_id: &str) -> Result<serde_json::Value> {
+        channel(&self.nodes[node].cli(&["listchannels"])?, channel_id)
+            .cloned()
+            .with_context(|| format!("{} has no channel {channel_id}", self.nodes[node].name))
+    }
+
+    /// The sum of both ends' balances of each channel.
+    pub fn channel_sums(&self) -> Result<[u64; 2]> {
+        let mut sums = [0; 2];
+        for (sum, (channel_id, ends)) in sums.iter_mut().zip(&self.channels) {
+            for end in ends {
+                *sum += self.channel(*end, channel_id)?["local_balance_msat"]
+                    .as_u64()
+                    .context("local_balance_msat")?;
+            }
+        }
+        Ok(sums)
+    }
+}
