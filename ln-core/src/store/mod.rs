@@ -265,14 +265,8 @@ impl KVStoreSync for SledStore {
         key: &str,
         buf: Vec<u8>,
     ) -> Result<(), io::Error> {
-        check_names("write", primary, secondary, Some(key))?;
-        let tree_name = ldk_tree_name(primary, secondary);
-        self.db
-            .open_tree(&tree_name)
-            .and_then(|tree| tree.insert(key, buf))
-            .and_then(|_| self.durability.flush(|| self.db.flush()))
-            .map(drop)
-            .map_err(|e| store_failure(format!("write {tree_name}/{key}"), e))
+        self.write_unflushed(primary, secondary, key, buf)?;
+        self.flush()
     }
 
     fn remove(
