@@ -31,7 +31,7 @@
 //!
 //! If a write fails (disk full, I/O error), the writer retries until it succeeds, logging why;
 //! nothing is acknowledged meanwhile, so the affected channels pause instead of running ahead of
-//! their durable state.
+//! their durable state. Only a stopping node gives up, after a minute.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -259,12 +259,17 @@ impl Shared {
                 tracing::warn!("the channel manager is gone; monitor writes stop");
                 return;
             };
-            retry("write the channel manager before channel monitors", || {
+            let written = self.retry("write the channel manager before channel monitors", || {
                 self.write_manager(&manager)
             });
             drop(manager);
+            if !written {
+                return;
+            }
             self.crash_if(CrashPoint::AfterManagerWrite, &self.manager_writes);
-            let completed = self.write_monitors(&batch);
+            let Some(completed) = self.write_monitors(&batch) else {
+                return;
+            };
             self.crash_if(CrashPoint::AfterMonitorWrite, &self.monitor_batches);
             match ldk.chain_monitor.upgrade() {
                 Some(chain_monitor) => {
@@ -315,8 +320,8 @@ impl Shared {
 
     /// Writes the batch's monitors with one fsync (only the newest snapshot of a monitor that
     /// appears twice: it contains the older one), then its archives; returns the updates now
-    /// durable, in the order LDK made them.
-    fn write_monitors(&self, batch: &[Op]) -> Vec<(ChannelId, u64)> {
+    /// durable, in the order LDK made them (`None` if the store gave up while stopping).
+    fn write_monitors(&self, batch: &[Op]) -> Option<Vec<(ChannelId, u64)>> {
         let mut completed = Vec::new();
         let mut written_any = false;
         for (index, op) in batch.iter().enumerate() {
@@ -336,7 +341,7 @@ impl Shared {
             if superseded {
                 continue;
             }
-            retry("write a channel monitor", || {
+            let written = self.retry("write a channel monitor", || {
                 self.store.write_unflushed(
                     CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
                     CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
@@ -344,17 +349,20 @@ impl Shared {
                     snapshot.clone(),
                 )
             });
+            if !written {
+                return None;
+            }
             written_any = true;
         }
-        if written_any {
-            retry("make channel monitors durable", || self.store.flush());
+        if written_any && !self.retry("make channel monitors durable", || self.store.flush()) {
+            return None;
         }
         for op in batch {
             if let Op::Archive { key } = op {
                 self.archive(key);
             }
         }
-        completed
+        Some(completed)
     }
 
     /// What LDK's own persister does: copy to the archive, then drop from the live monitors.
@@ -390,6 +398,34 @@ impl Shared {
         }
     }
 
+    /// Runs `write` until it succeeds, and returns true: nothing after it may happen before it
+    /// is durable. Logs the first failure and then every minute. Only when the node is stopping
+    /// does it give up (after a minute of failures) and return false: what was not written was
+    /// never acknowledged, so the state on disk is the one a crash at that moment would leave.
+    fn retry(&self, what: &str, mut write: impl FnMut() -> Result<(), io::Error>) -> bool {
+        let mut delay = Duration::from_millis(50);
+        let mut failures = 0u32;
+        let first_failure = std::time::Instant::now();
+        let mut last_logged: Option<std::time::Instant> = None;
+        while let Err(error) = write() {
+            failures += 1;
+            if last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                tracing::error!(%error, failures, "cannot {what}; the affected channels are paused until the store accepts it");
+                last_logged = Some(std::time::Instant::now());
+            }
+            if lock(&self.queue).stopping && first_failure.elapsed() >= Duration::from_secs(60) {
+                tracing::error!(failures, "gave up: cannot {what} and the node is stopping; nothing of it was acknowledged");
+                return false;
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        }
+        if failures > 0 {
+            tracing::info!(failures, "could {what} again");
+        }
+        true
+    }
+
     /// Counts one more of the writer's own steps of this kind, and aborts if that is the
     /// crash point.
     fn crash_if(&self, point: fn(u64) -> CrashPoint, counter: &AtomicU64) {
@@ -398,27 +434,6 @@ impl Shared {
             tracing::error!(point = ?point(count), "fault injection: aborting the process here");
             std::process::abort();
         }
-    }
-}
-
-/// Runs `write` until it succeeds: nothing after it may happen before it is durable, and giving
-/// up would leave the channel paused forever anyway. Logs the first failure and then every
-/// minute.
-fn retry(what: &str, mut write: impl FnMut() -> Result<(), io::Error>) {
-    let mut delay = Duration::from_millis(50);
-    let mut failures = 0u32;
-    let mut last_logged: Option<std::time::Instant> = None;
-    while let Err(error) = write() {
-        failures += 1;
-        if last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-            tracing::error!(%error, failures, "cannot {what}; the affected channels are paused until the store accepts it");
-            last_logged = Some(std::time::Instant::now());
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(MAX_RETRY_DELAY);
-    }
-    if failures > 0 {
-        tracing::info!(failures, "could {what} again");
     }
 }
 
