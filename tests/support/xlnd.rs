@@ -338,9 +338,11 @@ impl Xlnd {
             std::thread::sleep(Duration::from_millis(200));
         }
         bail!(
-            "{}: timed out waiting for {what}; last `{}`: {last}",
+            "{}: timed out waiting for {what}; last `{}`: {last}\n{}'s log ends:\n{}",
             self.name,
-            args.join(" ")
+            args.join(" "),
+            self.name,
+            self.log_tail()
         )
     }
 }
