@@ -22,7 +22,15 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Methods that wait for peers or the chain before answering: they get [`LONG_REQUEST_TIMEOUT`]
 /// and a progress line. `keysend` waits for its payment like `pay`.
-pub const LONG_WAITING_METHODS: [&str; 4] = ["pay", "keysend", "fundchannel", "waitinvoice"];
+pub const LONG_WAITING_METHODS: [&str; 5] = [
+    "pay",
+    "keysend",
+    "fundchannel",
+    "waitinvoice",
+    "waitanyinvoice",
+];
+/// Methods whose `timeout_secs` left out means "wait as long as it takes".
+const UNBOUNDED_WAITING_METHODS: [&str; 1] = ["waitanyinvoice"];
 /// How much longer than the call's own `timeout_secs` xln-cli waits for the daemon's answer.
 const TIMEOUT_SECS_MARGIN: Duration = Duration::from_secs(60);
 /// A `timeout_secs` beyond this does not lengthen the request timeout further.
@@ -98,11 +106,11 @@ pub fn request_timeout(method: &str, params: &Map<String, Value>) -> Duration {
     } else {
         DEFAULT_REQUEST_TIMEOUT
     };
-    let asked = params
-        .get("timeout_secs")
-        .and_then(Value::as_u64)
-        .map(|secs| Duration::from_secs(secs).saturating_add(TIMEOUT_SECS_MARGIN))
-        .unwrap_or_default();
+    let asked = match params.get("timeout_secs").and_then(Value::as_u64) {
+        Some(secs) => Duration::from_secs(secs).saturating_add(TIMEOUT_SECS_MARGIN),
+        None if UNBOUNDED_WAITING_METHODS.contains(&method) => MAX_REQUEST_TIMEOUT,
+        None => Duration::ZERO,
+    };
     base.max(asked).min(MAX_REQUEST_TIMEOUT)
 }
 
@@ -172,6 +180,55 @@ impl DaemonRpc {
                 self.endpoint.url
             ))
         })
+    }
+
+    /// Subscribes to the event stream `stream` over WebSocket (the RPC URL with `ws://`) and
+    /// hands each event to `on_event` until the daemon closes the connection.
+    pub async fn subscribe(
+        &self,
+        stream: &str,
+        params: Map<String, Value>,
+        mut on_event: impl FnMut(Value) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        use jsonrpsee::core::client::SubscriptionClientT;
+        let url = &self.endpoint.url;
+        let origin = &self.endpoint.url_origin;
+        let ws_url = match url.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}"),
+            Some((_, rest)) => format!("ws://{rest}"),
+            None => format!("ws://{url}"),
+        };
+        let client = jsonrpsee::ws_client::WsClientBuilder::default()
+            .set_headers(self.headers.clone())
+            .max_response_size(MAX_RESPONSE_BYTES)
+            .build(&ws_url)
+            .await
+            .map_err(|e| {
+                Failure::Connection(anyhow!(
+                    "cannot open a WebSocket to xlnd at {ws_url} ({origin}): {e}{}",
+                    if e.to_string().contains("401") {
+                        format!("; {}", self.authentication_failed_message())
+                    } else {
+                        String::new()
+                    }
+                ))
+            })?;
+        let method = format!("subscribe_{stream}");
+        let unsubscribe = format!("unsubscribe_{stream}");
+        let mut subscription = client
+            .subscribe::<Value, _>(&method, params, &unsubscribe)
+            .await
+            .map_err(|error| self.failure(error, DEFAULT_REQUEST_TIMEOUT))?;
+        while let Some(event) = subscription.next().await {
+            let event = event.map_err(|e| {
+                Failure::Connection(anyhow!("xlnd sent an event that is not JSON: {e}"))
+            })?;
+            on_event(event)?;
+        }
+        Err(Failure::Connection(anyhow!(
+            "xlnd at {url} closed the subscription (it stopped?); subscribe again with \
+             since_index=<the last index printed> to continue where this one ended"
+        )))
     }
 
     fn client(&self, timeout: Duration) -> Result<HttpClient, Failure> {

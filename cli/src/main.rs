@@ -38,6 +38,7 @@ Examples:
   xln-cli invoice amount_msat=any description=tip  # parameters by name
   xln-cli pay lnbcrt... max_fee_msat=2000          # positional first, then by name
   xln-cli withdraw bcrt1q... all
+  xln-cli subscribe invoices 0                     # every invoice event, then new ones, one JSON line each
   xln-cli --rpc-url http://127.0.0.1:9835 --rpc-cookie /srv/xln/rpc.cookie listpeers
 
 Exit status: 0 the result is printed; 1 the daemon returned an error, or the parameters do not fit
@@ -84,7 +85,8 @@ struct Cli {
         hide_env_values = true
     )]
     rpc_password: Option<String>,
-    /// The method to call, e.g. getinfo, pay, invoice; `help` lists them all
+    /// The method to call, e.g. getinfo, pay, invoice; `help` lists them all; `subscribe <stream>
+    /// [since_index]` prints a stream of events (invoices, payments, htlcs, channels, peers, blocks)
     #[arg(value_name = "METHOD")]
     method: String,
     /// The method's parameters: by position, or as name=value
@@ -176,6 +178,9 @@ async fn run(cli: &Cli, home: Option<&Path>, stdout: &mut impl Write) -> Result<
     let endpoint = connection::resolve_endpoint(&cli.connection_settings(), home)
         .map_err(Failure::Connection)?;
     let rpc = DaemonRpc::new(endpoint)?;
+    if cli.method == "subscribe" {
+        return subscribe(&rpc, &cli.params, stdout).await;
+    }
     let text = if cli.method == "help" {
         help_text(&rpc, &cli.params).await?
     } else {
@@ -189,6 +194,58 @@ async fn run(cli: &Cli, home: Option<&Path>, stdout: &mut impl Write) -> Result<
         output::result_text(&result)
     };
     writeln!(stdout, "{}", text.trim_end()).map_err(Failure::Output)
+}
+
+/// The event streams `xln-cli subscribe` knows.
+const STREAMS: [&str; 6] = [
+    "invoices", "payments", "htlcs", "channels", "peers", "blocks",
+];
+
+/// `xln-cli subscribe <stream> [since_index]`: prints each event as one line of JSON, as it
+/// comes, until the daemon stops or the user interrupts.
+async fn subscribe(
+    rpc: &DaemonRpc,
+    words: &[String],
+    stdout: &mut impl Write,
+) -> Result<(), Failure> {
+    let usage = || {
+        format!(
+            "usage: xln-cli subscribe <stream> [since_index]; streams: {}",
+            STREAMS.join(", ")
+        )
+    };
+    let params_failure = |message: String| Failure::Params {
+        method: "subscribe".to_owned(),
+        error: ParamsError::Invalid(message),
+    };
+    let (stream, since) = match words {
+        [stream] => (stream, None),
+        [stream, since] => (stream, Some(since)),
+        _ => return Err(params_failure(usage())),
+    };
+    let stream = stream.strip_prefix("stream=").unwrap_or(stream);
+    if !STREAMS.contains(&stream) {
+        return Err(params_failure(format!(
+            "unknown stream {stream:?}; {}",
+            usage()
+        )));
+    }
+    let mut params = serde_json::Map::new();
+    if let Some(since) = since {
+        let since = since.strip_prefix("since_index=").unwrap_or(since);
+        let index: u64 = since.parse().map_err(|_| {
+            params_failure(format!(
+                "since_index must be a whole number (the index of the last event handled), not {since:?}"
+            ))
+        })?;
+        params.insert("since_index".to_owned(), index.into());
+    }
+    rpc.subscribe(stream, params, |event| {
+        writeln!(stdout, "{event}")
+            .and_then(|()| stdout.flush())
+            .map_err(Failure::Output)
+    })
+    .await
 }
 
 /// `xln-cli help` and `xln-cli help <method>`, from the daemon's table.

@@ -57,6 +57,9 @@ pub enum ParamsError {
         /// The names of the missing parameters, in the table's order.
         missing: Vec<String>,
     },
+    /// Words that do not fit a command xln-cli handles itself (`subscribe`).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn missing_list(missing: &[String]) -> String {

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use bitcoin::Amount;
 use jsonrpsee::types::ErrorObjectOwned;
-use ln_core::node::{format_short_channel_id, Error, InvoiceRecord, Node, PaymentRecord};
+use ln_core::node::journal::Stream;
+use ln_core::node::{
+    format_short_channel_id, Error, InvoiceRecord, Node, PaymentRecord, EVENTS_PER_READ,
+};
 use ln_core::wallet::SendAmount;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -218,6 +221,30 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 .await
                 .map_err(rpc_error)?;
             Ok(invoice_json(&invoice))
+        }
+        "waitanyinvoice" => {
+            let lastpay_index = args.uint("lastpay_index", u64::MAX)?.unwrap_or(0);
+            // Waiting "until one is paid" is a year: long enough, and no overflow.
+            let timeout_secs = args.uint("timeout_secs", 365 * 24 * 3600)?;
+            let timeout = Duration::from_secs(timeout_secs.unwrap_or(365 * 24 * 3600));
+            let paid = node
+                .wait_any_invoice(lastpay_index, timeout)
+                .await
+                .map_err(rpc_error)?;
+            let mut answer = invoice_json(&paid.invoice);
+            answer["pay_index"] = json!(paid.pay_index);
+            Ok(answer)
+        }
+        "listevents" => {
+            let stream: Stream = args
+                .req_str("stream")?
+                .parse()
+                .map_err(|message: String| invalid(message))?;
+            let since_index = args.uint("since_index", u64::MAX)?.unwrap_or(0);
+            let limit = args.uint("limit", EVENTS_PER_READ as u64)?;
+            let limit = limit.map_or(EVENTS_PER_READ, |l| l as usize);
+            let events = node.events(stream, since_index, limit).map_err(rpc_error)?;
+            Ok(json!({ "events": events, "last_index": node.last_event_index(stream) }))
         }
         "pay" => {
             let bolt11 = args.req_str("bolt11")?;

@@ -10,6 +10,7 @@ mod config;
 mod handlers;
 mod methods;
 mod rpc;
+mod subscriptions;
 
 use std::fs::File;
 use std::sync::Arc;

@@ -93,6 +93,15 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "waitinvoice", description: "Wait until an invoice is held, paid, canceled or expired.", params: &[
         req("payment_hash", "string", "hex payment hash"),
         opt("timeout_secs", "integer", "give up after this many seconds (default 600)")], result: "the invoice, as in listinvoices" },
+    MethodSpec { name: "waitanyinvoice", description: "Wait for the next invoice paid after lastpay_index (Core Lightning's semantics): returns at once if one was paid since, so a program that remembers the last pay_index it handled misses none, even across restarts.", params: &[
+        opt("lastpay_index", "integer", "the pay_index of the last paid invoice handled (default 0: the first invoice ever paid)"),
+        opt("timeout_secs", "integer", "give up after this many seconds (default: wait until one is paid)")],
+        result: "the invoice, as in listinvoices, with pay_index" },
+    MethodSpec { name: "listevents", description: "Stored events of one stream (invoices, payments, htlcs, channels, peers, blocks) after an index: what subscribe_<stream> sends over WebSocket, for clients that poll.", params: &[
+        req("stream", "string", "invoices, payments, htlcs, channels, peers or blocks"),
+        opt("since_index", "integer", "only events with an index above this (default 0)"),
+        opt("limit", "integer", "at most this many events (default and maximum 1000)")],
+        result: "events [index, stream, type, timestamp, data], last_index (of the stream now)" },
     MethodSpec { name: "pay", description: "Pay a BOLT11 invoice and wait for the result; paying an invoice again joins or returns its payment.", params: &[
         req("bolt11", "string", "the invoice"),
         opt("amount_msat", "integer", "amount for an invoice without one"),

@@ -1,4 +1,4 @@
-//! The JSON-RPC server: jsonrpsee over HTTP, every request authenticated with HTTP Basic auth
+//! The JSON-RPC server: jsonrpsee over HTTP and WebSocket, every request authenticated with HTTP Basic auth
 //! (the per-start cookie, or fixed credentials) before anything runs.
 
 use std::future::Future;
@@ -143,8 +143,9 @@ pub async fn start(
     let middleware = tower::ServiceBuilder::new().layer(AuthLayer(Credentials::new(credentials)));
     let server = Server::builder()
         .set_config(
+            // HTTP for calls, WebSocket (same port, same credentials on the upgrade request)
+            // for calls and subscriptions.
             jsonrpsee::server::ServerConfig::builder()
-                .http_only()
                 // Graph listings of a large network exceed the 10 MB default.
                 .max_response_body_size(512 * 1024 * 1024)
                 // Programs (gateways, dashboards) keep many calls open at once, `pay` and
@@ -182,5 +183,6 @@ pub async fn start(
             })
             .with_context(|| format!("registering {name}"))?;
     }
+    crate::subscriptions::register(&mut module)?;
     Ok((bound, server.start(module)))
 }

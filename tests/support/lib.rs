@@ -34,6 +34,7 @@ pub mod qtumd;
 pub mod steps;
 pub mod test_key;
 pub mod three_nodes;
+pub mod ws;
 pub mod xlnd;
 
 pub use bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};

@@ -230,6 +230,21 @@ impl Xlnd {
         Ok((status, body))
     }
 
+    /// The URL of xlnd's RPC (from `<datadir>/rpc.url`), for WebSocket clients `ws://...`.
+    pub fn ws_url(&self) -> Result<String> {
+        let url = std::fs::read_to_string(self.datadir.join("rpc.url"))?;
+        let url = url.trim();
+        Ok(match url.split_once("://") {
+            Some((_, rest)) => format!("ws://{rest}"),
+            None => format!("ws://{url}"),
+        })
+    }
+
+    /// Its data directory.
+    pub fn datadir(&self) -> &Path {
+        &self.datadir
+    }
+
     /// The `Authorization` header value of the current cookie.
     pub fn cookie_auth(&self) -> Result<String> {
         let cookie = std::fs::read_to_string(self.datadir.join("rpc.cookie"))?;

@@ -85,6 +85,16 @@ impl NodeInner {
                 ..
             } => {
                 tracing::info!(%channel_id, peer = %counterparty_node_id, funding_txo = %funding_txo, "channel pending");
+                self.journal_channel(
+                    "pending",
+                    &channel_id,
+                    serde_json::json!({
+                        "channel_id": channel_id.to_string(),
+                        "peer_id": counterparty_node_id.to_string(),
+                        "funding_txid": funding_txo.txid.to_string(),
+                        "funding_output": funding_txo.vout,
+                    }),
+                )?;
                 self.record_open_outcome(
                     user_channel_id,
                     OpenOutcome::Pending {
@@ -99,6 +109,14 @@ impl NodeInner {
                 ..
             } => {
                 tracing::info!(%channel_id, peer = %counterparty_node_id, "channel ready");
+                self.journal_channel(
+                    "ready",
+                    &channel_id,
+                    serde_json::json!({
+                        "channel_id": channel_id.to_string(),
+                        "peer_id": counterparty_node_id.to_string(),
+                    }),
+                )?;
                 self.notifications.channels.notify_waiters();
             }
             Event::ChannelClosed {
@@ -109,6 +127,15 @@ impl NodeInner {
                 ..
             } => {
                 tracing::info!(%channel_id, peer = ?counterparty_node_id, %reason, "channel closed");
+                self.journal_channel(
+                    "closed",
+                    &channel_id,
+                    serde_json::json!({
+                        "channel_id": channel_id.to_string(),
+                        "peer_id": counterparty_node_id.map(|id| id.to_string()),
+                        "reason": reason.to_string(),
+                    }),
+                )?;
                 self.record_open_outcome(
                     user_channel_id,
                     OpenOutcome::Failed(format!("channel closed: {reason}")),
@@ -401,6 +428,34 @@ impl NodeInner {
             }
         }
         Ok(())
+    }
+
+    /// Marks unpaid invoices past their expiry as expired.
+    pub(crate) fn expire_invoices(&self) {
+        if let Err(error) = self.records.expire_invoices(unix_now()) {
+            tracing::warn!(%error, "marking expired invoices failed");
+        }
+    }
+
+    /// Writes a `channels` event once per channel and kind (LDK replays events after a crash).
+    pub(crate) fn journal_channel(
+        &self,
+        kind: &str,
+        channel_id: &lightning::ln::types::ChannelId,
+        data: serde_json::Value,
+    ) -> Result<(), ReplayEvent> {
+        let key = format!("{kind}/{channel_id}");
+        match self
+            .records
+            .journal()
+            .append_once(super::journal::Stream::Channels, &key, kind, data)
+        {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::error!(%error, %channel_id, kind, "recording a channel event failed");
+                Err(ReplayEvent())
+            }
+        }
     }
 
     fn record_open_outcome(&self, user_channel_id: u128, outcome: OpenOutcome) {

@@ -5,6 +5,7 @@ mod api;
 mod builder;
 mod error;
 mod events;
+pub mod journal;
 pub mod keys;
 pub mod monitor_writer;
 pub mod policy;
@@ -140,6 +141,7 @@ impl Node {
         }
         inner.spawn(reconnect_loop(Arc::clone(inner)));
         inner.spawn(announcement_loop(Arc::clone(inner)));
+        inner.spawn(journal_loop(Arc::clone(inner)));
         tracing::info!(node_id = %inner.node_id, chain = %inner.params.chain, network = %inner.params.network, listen = ?inner.bound_addresses, "node started");
     }
 
@@ -189,6 +191,7 @@ async fn chain_loop(inner: Arc<NodeInner>) {
                 }
                 if outcome.connected > 0 || outcome.disconnected > 0 {
                     inner.notifications.channels.notify_waiters();
+                    inner.journal_tip(outcome.connected, outcome.disconnected);
                 }
             }
             Err(PollerError::Source(error)) if error.is_transient() => {
@@ -202,6 +205,82 @@ async fn chain_loop(inner: Arc<NodeInner>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(inner.poll_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+impl NodeInner {
+    /// Writes a `blocks` event for the tip the node just moved to.
+    fn journal_tip(&self, connected: u32, disconnected: u32) {
+        let best = self.channel_manager.current_best_block();
+        let kind = if disconnected > 0 {
+            "reorg"
+        } else {
+            "connected"
+        };
+        let data = serde_json::json!({
+            "height": best.height,
+            "block_hash": best.block_hash.to_string(),
+            "blocks_connected": connected,
+            "blocks_disconnected": disconnected,
+        });
+        let key = format!("{}/{}", best.height, best.block_hash);
+        if let Err(error) =
+            self.records
+                .journal()
+                .append_once(journal::Stream::Blocks, &key, kind, data)
+        {
+            tracing::warn!(%error, "recording a block event failed");
+        }
+    }
+}
+
+/// How often peers are compared and invoices checked for expiry, for the journal.
+const JOURNAL_POLL: Duration = Duration::from_secs(1);
+/// Invoices are checked for expiry every this many polls.
+const EXPIRY_CHECK_POLLS: u32 = 5;
+
+/// Writes the journal's events that no LDK event announces: peers connecting and
+/// disconnecting, and invoices expiring.
+async fn journal_loop(inner: Arc<NodeInner>) {
+    let mut stop = inner.stop_sender.subscribe();
+    let mut connected: HashMap<PublicKey, Option<String>> = HashMap::new();
+    let mut polls = 0u32;
+    loop {
+        let now: HashMap<PublicKey, Option<String>> = inner
+            .peer_manager
+            .list_peers()
+            .into_iter()
+            .map(|peer| {
+                let address = peer.socket_address.map(|a| a.to_string());
+                (peer.counterparty_node_id, address)
+            })
+            .collect();
+        let journal = inner.records.journal();
+        for (peer, address) in &now {
+            if !connected.contains_key(peer) {
+                let data = serde_json::json!({ "peer_id": peer.to_string(), "address": address });
+                if let Err(error) = journal.append(journal::Stream::Peers, "connected", data) {
+                    tracing::warn!(%error, "recording a peer event failed");
+                }
+            }
+        }
+        for (peer, address) in &connected {
+            if !now.contains_key(peer) {
+                let data = serde_json::json!({ "peer_id": peer.to_string(), "address": address });
+                if let Err(error) = journal.append(journal::Stream::Peers, "disconnected", data) {
+                    tracing::warn!(%error, "recording a peer event failed");
+                }
+            }
+        }
+        connected = now;
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(EXPIRY_CHECK_POLLS) {
+            inner.expire_invoices();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(JOURNAL_POLL) => {}
             _ = stop.changed() => return,
         }
     }

@@ -5,10 +5,12 @@
 //! without a migration (unknown fields default).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::{Change, Journal, Stream};
 use super::Error;
 use crate::store::{Namespace, SledStore};
 
@@ -159,12 +161,37 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The three record namespaces.
+/// The three record namespaces, and the journal their changes are announced in.
 pub(crate) struct Records {
     payments: Namespace,
     invoices: Namespace,
     forwards: Namespace,
     forward_sequence: AtomicU64,
+    journal: Arc<Journal>,
+}
+
+impl InvoiceStatus {
+    /// The name of the event of reaching this status.
+    fn event(self) -> &'static str {
+        match self {
+            InvoiceStatus::Unpaid => "created",
+            InvoiceStatus::Held => "held",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Canceled => "canceled",
+            InvoiceStatus::Expired => "expired",
+        }
+    }
+}
+
+impl PaymentStatus {
+    /// The name of the event of reaching this status.
+    fn event(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+        }
+    }
 }
 
 impl Records {
@@ -179,15 +206,40 @@ impl Records {
             invoices: store.namespace("invoices")?,
             forwards,
             forward_sequence: AtomicU64::new(next),
+            journal: Arc::new(Journal::open(store)?),
         })
+    }
+
+    /// The journal the records' changes are announced in.
+    pub(crate) fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     pub(crate) fn payment(&self, payment_hash: &str) -> Result<Option<PaymentRecord>, Error> {
         get_json(&self.payments, payment_hash)
     }
 
+    /// Stores `record`; a new payment, a new attempt or a new status is a `payments` event.
     pub(crate) fn put_payment(&self, record: &PaymentRecord) -> Result<(), Error> {
-        put_json(&self.payments, &record.payment_hash, record)
+        let kind_of = |stored: Option<&[u8]>| {
+            let stored = stored.and_then(|s| serde_json::from_slice::<PaymentRecord>(s).ok());
+            match stored {
+                Some(stored)
+                    if stored.status == record.status && stored.attempts == record.attempts =>
+                {
+                    Change::Quiet
+                }
+                _ => Change::Event(record.status.event()),
+            }
+        };
+        self.journal.write_record(
+            &self.payments,
+            record.payment_hash.as_bytes(),
+            record,
+            Stream::Payments,
+            kind_of,
+        )?;
+        Ok(())
     }
 
     pub(crate) fn payments(&self) -> Result<Vec<PaymentRecord>, Error> {
@@ -200,8 +252,23 @@ impl Records {
         get_json(&self.invoices, payment_hash)
     }
 
+    /// Stores `record`; a new invoice or a new status is an `invoices` event.
     pub(crate) fn put_invoice(&self, record: &InvoiceRecord) -> Result<(), Error> {
-        put_json(&self.invoices, &record.payment_hash, record)
+        let kind_of = |stored: Option<&[u8]>| {
+            let stored = stored.and_then(|s| serde_json::from_slice::<InvoiceRecord>(s).ok());
+            match stored {
+                Some(stored) if stored.status == record.status => Change::Quiet,
+                _ => Change::Event(record.status.event()),
+            }
+        };
+        self.journal.write_record(
+            &self.invoices,
+            record.payment_hash.as_bytes(),
+            record,
+            Stream::Invoices,
+            kind_of,
+        )?;
+        Ok(())
     }
 
     pub(crate) fn invoices(&self) -> Result<Vec<InvoiceRecord>, Error> {
@@ -210,10 +277,47 @@ impl Records {
         Ok(all)
     }
 
+    /// Stores every unpaid invoice past its expiry as expired (an `expired` event each).
+    pub(crate) fn expire_invoices(&self, now: u64) -> Result<(), Error> {
+        for mut invoice in self.invoices()? {
+            if invoice.status != InvoiceStatus::Unpaid || now < invoice.expires_at {
+                continue;
+            }
+            invoice.status = InvoiceStatus::Expired;
+            // Only an invoice still unpaid in the store: a payment may have arrived since.
+            let still_unpaid = |stored: Option<&[u8]>| {
+                let stored = stored.and_then(|s| serde_json::from_slice::<InvoiceRecord>(s).ok());
+                match stored {
+                    Some(stored) if stored.status == InvoiceStatus::Unpaid => {
+                        Change::Event(InvoiceStatus::Expired.event())
+                    }
+                    _ => Change::Keep,
+                }
+            };
+            self.journal.write_record(
+                &self.invoices,
+                invoice.payment_hash.as_bytes(),
+                &invoice,
+                Stream::Invoices,
+                still_unpaid,
+            )?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn add_forward(&self, record: &ForwardRecord) -> Result<(), Error> {
         let sequence = self.forward_sequence.fetch_add(1, Ordering::SeqCst);
-        let value = serde_json::to_vec(record).map_err(|e| Error::Store(e.to_string()))?;
-        self.forwards.put(&sequence.to_be_bytes(), &value)?;
+        let kind = match record.status {
+            ForwardStatus::Settled => "settled",
+            ForwardStatus::Failed => "failed",
+        };
+        self.journal.write_record(
+            &self.forwards,
+            &sequence.to_be_bytes(),
+            record,
+            Stream::Htlcs,
+            |_| Change::Event(kind),
+        )?;
         Ok(())
     }
 
@@ -237,12 +341,6 @@ fn get_json<T: for<'de> Deserialize<'de>>(ns: &Namespace, key: &str) -> Result<O
             .map_err(|e| Error::Store(format!("record {key} is unreadable: {e}"))),
         None => Ok(None),
     }
-}
-
-fn put_json<T: Serialize>(ns: &Namespace, key: &str, value: &T) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(value).map_err(|e| Error::Store(e.to_string()))?;
-    ns.put(key.as_bytes(), &bytes)?;
-    Ok(())
 }
 
 fn all_json<T: for<'de> Deserialize<'de>>(ns: &Namespace) -> Result<Vec<T>, Error> {

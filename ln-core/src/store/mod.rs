@@ -47,6 +47,12 @@ pub enum StoreError {
         /// What sled reported.
         source: sled::Error,
     },
+    /// Stored data could not be decoded, or data to store could not be encoded.
+    #[error("store data is unreadable: {context}")]
+    Corrupt {
+        /// What, and the decoder's words.
+        context: String,
+    },
 }
 
 impl From<StoreError> for io::Error {
@@ -57,6 +63,7 @@ impl From<StoreError> for io::Error {
                 sled::Error::Io(inner) => inner.kind(),
                 _ => std::io::ErrorKind::Other,
             },
+            StoreError::Corrupt { .. } => std::io::ErrorKind::InvalidData,
         };
         std::io::Error::new(kind, error).into()
     }

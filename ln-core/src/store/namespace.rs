@@ -135,4 +135,72 @@ impl Namespace {
         let entry = self.tree.last().map_err(|e| self.failure("last", e))?;
         Ok(entry.map(|(key, value)| (key.to_vec(), value.to_vec())))
     }
+
+    /// The entry with the greatest key starting with `prefix`, if any.
+    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        match self.tree.scan_prefix(prefix).next_back() {
+            Some(entry) => {
+                let (key, value) = entry.map_err(|e| self.failure("last_with_prefix", e))?;
+                Ok(Some((key.to_vec(), value.to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` entries with keys in `start..end` (bytewise), in key order.
+    pub fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.tree
+            .range(start..end)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(|e| self.failure("range", e))?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Runs `write` on this namespace as one sled transaction, then flushes (see
+    /// [`Self::transaction_with`]).
+    pub fn transaction<R>(
+        &self,
+        write: impl Fn(
+            &sled::transaction::TransactionalTree,
+        ) -> Result<R, sled::transaction::ConflictableTransactionError<()>>,
+    ) -> Result<R, StoreError> {
+        let result = self
+            .tree
+            .transaction(|tree| write(tree))
+            .map_err(|error| self.failure("transaction", transaction_error(error)))?;
+        self.flush("transaction")?;
+        Ok(result)
+    }
+
+    /// Runs `write` on this namespace and `other` (of the same store) as one sled transaction,
+    /// then flushes: after a crash, all of its writes to both are present or none is. sled may
+    /// run `write` more than once (on a conflict with a concurrent transaction), so it must only
+    /// read and write through the trees it is given.
+    pub fn transaction_with<R>(
+        &self,
+        other: &Namespace,
+        write: impl Fn(
+            &sled::transaction::TransactionalTree,
+            &sled::transaction::TransactionalTree,
+        ) -> Result<R, sled::transaction::ConflictableTransactionError<()>>,
+    ) -> Result<R, StoreError> {
+        use sled::Transactional;
+        let result = (&self.tree, &other.tree)
+            .transaction(|(own, theirs)| write(own, theirs))
+            .map_err(|error| self.failure("transaction", transaction_error(error)))?;
+        self.flush("transaction")?;
+        Ok(result)
+    }
+}
+
+fn transaction_error(error: sled::transaction::TransactionError<()>) -> sled::Error {
+    match error {
+        sled::transaction::TransactionError::Storage(e) => e,
+        sled::transaction::TransactionError::Abort(()) => {
+            sled::Error::Unsupported("the transaction was aborted".to_owned())
+        }
+    }
 }

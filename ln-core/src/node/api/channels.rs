@@ -259,6 +259,18 @@ impl Node {
             .close_channel(&channel.channel_id, &peer)
             .map_err(|e| Error::ChannelCloseFailed(api_error(e)))?;
         tracing::info!(channel_id = %channel.channel_id, "cooperative close started");
+        let closing = serde_json::json!({
+            "channel_id": channel.channel_id.to_string(),
+            "peer_id": peer.to_string(),
+            "close_type": "mutual",
+        });
+        if self
+            .inner
+            .journal_channel("closing", &channel.channel_id, closing)
+            .is_err()
+        {
+            tracing::warn!(channel_id = %channel.channel_id, "the closing event was not recorded");
+        }
         Ok(ClosedChannel {
             close_type: CloseType::Mutual,
             channel_id: channel.channel_id.to_string(),

@@ -3,6 +3,7 @@
 
 mod channels;
 mod graph;
+mod journal;
 mod onchain;
 mod payments;
 mod peers;
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 
 pub use channels::{format_short_channel_id, ChannelInfo, CloseType, ClosedChannel, OpenedChannel};
 pub use graph::{GraphChannel, GraphNode};
+pub use journal::{PaidInvoice, EVENTS_PER_READ};
 pub use onchain::{Funds, WalletOutputInfo};
 pub use payments::{
     CreatedInvoice, DecodedInvoice, DEFAULT_INVOICE_EXPIRY_SECS, DEFAULT_PAYMENT_TIMEOUT,
