@@ -2,6 +2,7 @@
 //! on-chain wallet, gossip graph). The daemon maps these calls one to one onto JSON-RPC methods.
 
 mod channels;
+mod forwarding;
 mod graph;
 mod onchain;
 mod payments;
@@ -14,7 +15,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use channels::{format_short_channel_id, ChannelInfo, CloseType, ClosedChannel, OpenedChannel};
-pub use graph::{GraphChannel, GraphNode};
+pub use forwarding::{
+    ChannelForwardingPolicy, ForwardFilter, ForwardHistory, ForwardingPolicyUpdate,
+};
+pub use graph::{DirectionPolicy, GraphChannel, GraphNode};
 pub use onchain::{Funds, WalletOutputInfo};
 pub use payments::{
     CreatedInvoice, DecodedInvoice, DEFAULT_INVOICE_EXPIRY_SECS, DEFAULT_PAYMENT_TIMEOUT,
