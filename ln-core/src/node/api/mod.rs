@@ -4,6 +4,7 @@
 mod channels;
 mod forwarding;
 mod graph;
+mod messages;
 mod onchain;
 mod payments;
 mod peers;
@@ -19,6 +20,7 @@ pub use forwarding::{
     ChannelForwardingPolicy, ForwardFilter, ForwardHistory, ForwardingPolicyUpdate,
 };
 pub use graph::{DirectionPolicy, GraphChannel, GraphNode};
+pub use messages::{recover_signer, sign_message, MessageCheck, SignedMessage, MAX_MESSAGE_BYTES};
 pub use onchain::{Funds, WalletOutputInfo};
 pub use payments::{
     CreatedInvoice, DecodedInvoice, DEFAULT_INVOICE_EXPIRY_SECS, DEFAULT_PAYMENT_TIMEOUT,
