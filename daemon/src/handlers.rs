@@ -1,7 +1,8 @@
 //! One handler per RPC method: checked params in, `ln_core::node::Node` call, JSON out. Newer
-//! methods have a module per area with typed params and results (`forwarding`).
+//! methods have a module per area with typed params and results (`forwarding`, `messages`).
 
 mod forwarding;
+mod messages;
 
 use std::time::Duration;
 
@@ -325,6 +326,8 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
             "node2_to_node1": c.two_to_one.as_ref().map(direction_json),
         })).collect::<Vec<_>>() }),
         ),
+        "signmessage" => messages::signmessage(node, &args),
+        "checkmessage" => messages::checkmessage(node, &args),
         "help" => match args.str("method")? {
             Some(method) => {
                 let spec = spec(&method).ok_or_else(|| {

@@ -132,6 +132,14 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "listnodes", description: "Nodes known from gossip.", params: &[], result: "nodes [id, alias, addresses, last_update, num_channels]" },
     MethodSpec { name: "listgraphchannels", description: "Public channels known from gossip.", params: &[],
         result: "channels [short_channel_id, node1, node2, capacity_sat, node1_to_node2_enabled, node2_to_node1_enabled, node1_to_node2 and node2_to_node1 (each null or {fee_base_msat, fee_proportional_millionths, cltv_expiry_delta, htlc_minimum_msat, htlc_maximum_msat, last_update})]" },
+    MethodSpec { name: "signmessage", description: "Sign a message with the node key, in the zbase32 format LND and Core Lightning use.", params: &[
+        req("message", "string", "the message (at most 65535 bytes)")],
+        result: "zbase (the signature to give out), signature (hex, 64 bytes), recid (hex, 1 byte)" },
+    MethodSpec { name: "checkmessage", description: "Check a zbase32 message signature: against pubkey, or without it, that the signer is a node of our gossip graph.", params: &[
+        req("message", "string", "the message signed"),
+        req("zbase", "string", "the zbase32 signature"),
+        opt("pubkey", "string", "the node id that should have signed it")],
+        result: "pubkey (the signer's key, recovered from the signature; null if none recovers), verified" },
     MethodSpec { name: "help", description: "This table: every method with its parameters.", params: &[
         opt("method", "string", "only this method (an unknown one is error -32601)")], result: "methods [name, description, params [name, type, required, description], result]" },
     MethodSpec { name: "stop", description: "Shut the daemon down cleanly.", params: &[], result: "{}" },
