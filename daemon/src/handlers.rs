@@ -1,4 +1,8 @@
-//! One handler per RPC method: checked params in, `ln_core::node::Node` call, JSON out.
+//! One handler per RPC method: checked params in, `ln_core::node::Node` call, JSON out. Newer
+//! methods have a module per area with typed params and results (`forwarding`, `messages`).
+
+mod forwarding;
+mod messages;
 
 use std::time::Duration;
 
@@ -31,6 +35,17 @@ pub struct Context {
 /// A node error as a JSON-RPC error with the node's stable code.
 pub fn rpc_error(error: Error) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(error.code(), error.to_string(), None::<()>)
+}
+
+/// `result` as the JSON of an answer.
+fn to_json(result: &impl serde::Serialize) -> Result<Value, ErrorObjectOwned> {
+    serde_json::to_value(result).map_err(|e| {
+        ErrorObjectOwned::owned(
+            -32603,
+            format!("the answer could not be written: {e}"),
+            None::<()>,
+        )
+    })
 }
 
 /// Runs method `name` with checked `args`.
@@ -164,8 +179,12 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 "next_outbound_htlc_limit_reason": c.next_outbound_htlc.cause,
                 "peer_max_htlc_value_in_flight_msat": c.next_outbound_htlc.peer_in_flight_cap_msat,
                 "outbound_htlcs_in_flight": c.next_outbound_htlc.htlcs_in_flight,
+                "fee_base_msat": c.fee_base_msat,
+                "fee_proportional_millionths": c.fee_proportional_millionths,
+                "cltv_expiry_delta": c.cltv_expiry_delta,
             })).collect::<Vec<_>>()
         })),
+        "setchannel" => forwarding::setchannel(node, &args),
         "close" => {
             let id = args.req_str("id")?;
             let force = args.bool("force")?.unwrap_or(false);
@@ -301,16 +320,7 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
             let payments = node.list_payments(hash.as_deref()).map_err(rpc_error)?;
             Ok(json!({ "payments": payments.iter().map(payment_json).collect::<Vec<_>>() }))
         }
-        "listforwards" => {
-            let forwards = node.list_forwards().map_err(rpc_error)?;
-            Ok(json!({ "forwards": forwards.iter().map(|f| json!({
-                "in_channel_id": f.in_channel_id, "out_channel_id": f.out_channel_id,
-                "out_amount_msat": f.out_amount_msat, "fee_msat": f.fee_msat,
-                "claimed_on_chain": f.claimed_on_chain, "resolved_at": f.resolved_at,
-                "status": serde_json::to_value(f.status).unwrap_or(Value::Null),
-                "failure_reason": f.failure_reason,
-            })).collect::<Vec<_>>() }))
-        }
+        "listforwards" => forwarding::listforwards(node, &args),
         "listbroadcasts" => Ok(json!({
             "broadcasts": node.recent_broadcasts().iter().map(broadcast_json).collect::<Vec<_>>()
         })),
@@ -339,8 +349,12 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
             "short_channel_id": format_short_channel_id(c.short_channel_id),
             "node1": c.node_one, "node2": c.node_two, "capacity_sat": c.capacity_sat,
             "node1_to_node2_enabled": c.one_to_two_enabled, "node2_to_node1_enabled": c.two_to_one_enabled,
+            "node1_to_node2": c.one_to_two.as_ref().map(direction_json),
+            "node2_to_node1": c.two_to_one.as_ref().map(direction_json),
         })).collect::<Vec<_>>() }),
         ),
+        "signmessage" => messages::signmessage(node, &args),
+        "checkmessage" => messages::checkmessage(node, &args),
         "help" => match args.str("method")? {
             Some(method) => {
                 let spec = spec(&method).ok_or_else(|| {
@@ -378,6 +392,18 @@ fn parse_hash(name: &str, value: &str) -> Result<[u8; 32], ErrorObjectOwned> {
     bytes
         .try_into()
         .map_err(|_| invalid(format!("{name} must be 32 bytes (64 hex characters)")))
+}
+
+/// One direction of a gossiped channel, as its sending end announced it.
+fn direction_json(policy: &ln_core::node::DirectionPolicy) -> Value {
+    json!({
+        "fee_base_msat": policy.fee_base_msat,
+        "fee_proportional_millionths": policy.fee_proportional_millionths,
+        "cltv_expiry_delta": policy.cltv_expiry_delta,
+        "htlc_minimum_msat": policy.htlc_minimum_msat,
+        "htlc_maximum_msat": policy.htlc_maximum_msat,
+        "last_update": policy.last_update,
+    })
 }
 
 fn invoice_json(i: &InvoiceRecord) -> Value {

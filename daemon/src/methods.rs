@@ -74,7 +74,15 @@ pub const METHODS: &[MethodSpec] = &[
         opt("push_msat", "integer", "amount given to the peer at open, msat (default 0)"),
         opt("announce", "boolean", "announce the channel to the network (default true)")], result: "channel_id, funding_txid, funding_output" },
     MethodSpec { name: "listchannels", description: "The node's channels with balances and state.", params: &[],
-        result: "channels [channel_id, short_channel_id, peer_id, state (pending/active/inactive/closing), is_usable, is_public, is_outbound, capacity_sat, local_balance_msat, outbound_capacity_msat, inbound_capacity_msat, funding_txid, funding_output, confirmations, confirmations_required, pending_htlcs, has_anchors, our_reserve_sat, their_reserve_sat, inbound_htlc_minimum_msat, outbound_htlc_minimum_msat, next_outbound_htlc_limit_msat, next_outbound_htlc_minimum_msat, next_outbound_htlc_limit_reason, peer_max_htlc_value_in_flight_msat, outbound_htlcs_in_flight]" },
+        result: "channels [channel_id, short_channel_id, peer_id, state (pending/active/inactive/closing), is_usable, is_public, is_outbound, capacity_sat, local_balance_msat, outbound_capacity_msat, inbound_capacity_msat, funding_txid, funding_output, confirmations, confirmations_required, pending_htlcs, has_anchors, our_reserve_sat, their_reserve_sat, inbound_htlc_minimum_msat, outbound_htlc_minimum_msat, next_outbound_htlc_limit_msat, next_outbound_htlc_minimum_msat, next_outbound_htlc_limit_reason, peer_max_htlc_value_in_flight_msat, outbound_htlcs_in_flight, fee_base_msat, fee_proportional_millionths, cltv_expiry_delta]" },
+    MethodSpec { name: "setchannel", description: "Set the forwarding policy (fees, CLTV delta) of one channel, of every channel with a peer, or of all channels; only the fields given change. Checked before anything changes, kept across restarts and announced in a new channel_update.", params: &[
+        req("id", "string", "channel id, short channel id (BLOCKxTXxOUT), peer id (all its channels) or \"all\""),
+        opt("fee_base_msat", "integer", "fee per forwarded HTLC, msat (0 to 4294967295)"),
+        opt("fee_proportional_millionths", "integer", "fee per million msat forwarded, ppm (0 to 4294967295)"),
+        opt("cltv_expiry_delta", "integer", "blocks between an incoming HTLC's expiry and the forwarded one's; 48 to 960 on Bitcoin, 97 to 863 on Qtum"),
+        opt("htlc_minimum_msat", "integer", "refused: LDK fixes the smallest HTLC when a channel opens"),
+        opt("htlc_maximum_msat", "integer", "refused: LDK announces 90% of the capacity or the peer's in-flight limit, whichever is smaller")],
+        result: "channels [channel_id, short_channel_id, peer_id, fee_base_msat, fee_proportional_millionths, cltv_expiry_delta, htlc_minimum_msat, htlc_maximum_msat]" },
     MethodSpec { name: "close", description: "Close a channel cooperatively, or unilaterally with force.", params: &[
         req("id", "string", "channel id, short channel id (BLOCKxTXxOUT) or peer id"),
         opt("force", "boolean", "broadcast our commitment transaction instead of negotiating (default false)")], result: "type (mutual/unilateral), channel_id, txid of the closing or commitment transaction (null if not published within 30 s, 10 s with force)" },
@@ -120,8 +128,11 @@ pub const METHODS: &[MethodSpec] = &[
         req("destination", "string", "payee node id, or a BOLT11 invoice"),
         opt("amount_msat", "integer", "amount (for a node id, or an invoice without one)")],
         result: "amount_msat, total_fee_msat, total_cltv_expiry_delta, success_probability, hops [node_id, short_channel_id, amount_msat, fee_msat, cltv_expiry_delta, success_probability]" },
-    MethodSpec { name: "listforwards", description: "Payments this node forwarded (and failed back) and the fees it earned.", params: &[],
-        result: "forwards [in_channel_id, out_channel_id, out_amount_msat, fee_msat, claimed_on_chain, resolved_at, status (settled/failed), failure_reason]" },
+    MethodSpec { name: "listforwards", description: "Payments this node forwarded (and failed back), the fees it earned, and their totals.", params: &[
+        opt("status", "string", "only \"settled\" or only \"failed\" forwards"),
+        opt("since", "integer", "only forwards resolved at or after this Unix time, seconds"),
+        opt("until", "integer", "only forwards resolved before this Unix time, seconds")],
+        result: "forwards [in_channel_id, out_channel_id, in_msat, out_msat, fee_msat, claimed_on_chain, resolved_at, status (settled/failed), failure_reason], count, total_fee_msat, total_out_msat" },
     MethodSpec { name: "listbroadcasts", description: "The node's last 256 transaction broadcasts (funding, closes, claims, sweeps, withdrawals, rebroadcasts included), oldest first, with the chain node's answer.", params: &[],
         result: "broadcasts [sequence, txid, outcome (accepted|rejected|not_sent), reason, tx_hex]" },
     MethodSpec { name: "decode", description: "Decode a BOLT11 invoice of this node's chain.", params: &[
@@ -129,7 +140,15 @@ pub const METHODS: &[MethodSpec] = &[
         result: "chain, network, payee, amount_msat, payment_hash, description, expiry_secs, min_final_cltv_expiry_delta, created_at" },
     MethodSpec { name: "listnodes", description: "Nodes known from gossip.", params: &[], result: "nodes [id, alias, addresses, last_update, num_channels]" },
     MethodSpec { name: "listgraphchannels", description: "Public channels known from gossip.", params: &[],
-        result: "channels [short_channel_id, node1, node2, capacity_sat, node1_to_node2_enabled, node2_to_node1_enabled]" },
+        result: "channels [short_channel_id, node1, node2, capacity_sat, node1_to_node2_enabled, node2_to_node1_enabled, node1_to_node2 and node2_to_node1 (each null or {fee_base_msat, fee_proportional_millionths, cltv_expiry_delta, htlc_minimum_msat, htlc_maximum_msat, last_update})]" },
+    MethodSpec { name: "signmessage", description: "Sign a message with the node key, in the zbase32 format LND and Core Lightning use.", params: &[
+        req("message", "string", "the message (at most 65535 bytes)")],
+        result: "zbase (the signature to give out), signature (hex, 64 bytes), recid (hex, 1 byte)" },
+    MethodSpec { name: "checkmessage", description: "Check a zbase32 message signature: against pubkey, or without it, that the signer is a node of our gossip graph.", params: &[
+        req("message", "string", "the message signed"),
+        req("zbase", "string", "the zbase32 signature"),
+        opt("pubkey", "string", "the node id that should have signed it")],
+        result: "pubkey (the signer's key, recovered from the signature; null if none recovers), verified" },
     MethodSpec { name: "help", description: "This table: every method with its parameters.", params: &[
         opt("method", "string", "only this method (an unknown one is error -32601)")], result: "methods [name, description, params [name, type, required, description], result]" },
     MethodSpec { name: "stop", description: "Shut the daemon down cleanly.", params: &[], result: "{}" },
@@ -344,6 +363,26 @@ mod tests {
         assert!(args.uint("d", 50).is_err());
         assert_eq!(args.uint_or("e", "all", 100).ok(), Some(Some(None)));
         assert!(args.uint_or("a", "all", 100).is_err());
+    }
+
+    #[test]
+    fn setchannel_help_gives_each_chains_cltv_range() {
+        let description = spec("setchannel")
+            .and_then(|m| m.params.iter().find(|p| p.name == "cltv_expiry_delta"))
+            .map(|p| p.description)
+            .unwrap_or_default();
+        for (chain, params) in [
+            ("Bitcoin", ln_core::ChainParams::bitcoin_mainnet()),
+            ("Qtum", ln_core::ChainParams::qtum_mainnet()),
+        ] {
+            let policy = ln_core::node::ChannelPolicy::for_chain(&params);
+            let range = format!(
+                "{} to {} on {chain}",
+                policy.min_cltv_expiry_delta(),
+                policy.max_cltv_expiry_delta()
+            );
+            assert!(description.contains(&range), "{description} lacks {range}");
+        }
     }
 
     #[test]
