@@ -196,3 +196,105 @@ fn sixty_four_clients_are_all_answered_while_payments_flow() -> Result<()> {
     ensure!(net.ids[ALICE] != net.ids[BOB]);
     Ok(())
 }
+
+/// Bob's disk fills up while a payment goes through him: he pauses his channels instead of
+/// acknowledging state he could not write, says why (in his log, and in the error of a call that
+/// needs the disk), keeps answering read-only calls, and finishes the payment once the disk has
+/// room again. No channel is closed and every msat is where it should be.
+#[test]
+fn a_full_disk_pauses_the_channels_and_they_resume_when_space_returns() -> Result<()> {
+    let Some(net) = ThreeNodes::start(TestChain::Bitcoin, "full_disk", [&[], &[], &[]])? else {
+        return Ok(());
+    };
+    let [alice, bob, carol] = &net.nodes;
+    net.wait_for_gossip()?;
+    let flag = bob.datadir().join("disk-is-full");
+    let flag_env = flag.to_string_lossy().into_owned();
+    bob.stop()?;
+    bob.restart_with_env(&[("XLN_DEV_FULL_DISK_FLAG", flag_env.as_str())])?;
+    for (node, channel_id) in [(alice, &net.channels[0].0), (carol, &net.channels[1].0)] {
+        node.wait_cli(
+            &["listchannels"],
+            "usable again",
+            Duration::from_secs(120),
+            |list| (channel(list, channel_id)?["is_usable"] == true).then_some(()),
+        )?;
+    }
+    let sums_before = net.channel_sums()?;
+
+    std::fs::write(&flag, b"")?;
+    // A call that must write says why it cannot.
+    let (code, message) = bob.cli_error(&["invoice", "1000", "while the disk is full"])?;
+    ensure!(
+        code == 1 && message.contains("701") && message.contains("no space left"),
+        "bob's invoice on a full disk: {code}: {message}"
+    );
+    let amount_msat = net.capacity_sat * 10;
+    let payer = {
+        let datadir = alice.datadir().to_owned();
+        let carol_id = net.ids[CAROL].clone();
+        std::thread::spawn(move || -> Result<Value> {
+            let (_, cli) = xln_binaries()?;
+            let output = std::process::Command::new(cli)
+                .arg(format!("--datadir={}", datadir.display()))
+                .args([
+                    "keysend",
+                    &carol_id,
+                    &amount_msat.to_string(),
+                    "timeout_secs=600",
+                ])
+                .output()?;
+            Ok(serde_json::from_slice(&output.stdout)?)
+        })
+    };
+    // The payment cannot get through bob while he cannot write; his read-only calls answer.
+    std::thread::sleep(Duration::from_secs(15));
+    ensure!(
+        !payer.is_finished(),
+        "the payment ended while bob's disk was full"
+    );
+    let bob_channels = bob.cli(&["listchannels"])?;
+    for (channel_id, _) in &net.channels {
+        ensure!(
+            channel(&bob_channels, channel_id).is_some_and(|c| c["state"] != "closing"),
+            "a channel of bob's is closing: {bob_channels}"
+        );
+    }
+    let log = std::fs::read_to_string(bob.datadir().join("stderr.log"))?;
+    ensure!(
+        log.contains("the affected channels are paused until the store accepts it"),
+        "bob's log does not say why his channels are paused:\n{}",
+        bob.log_tail()
+    );
+
+    // Room again: the payment goes through, nothing was closed, nothing lost.
+    std::fs::remove_file(&flag)?;
+    let sent = payer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the payer's thread panicked"))??;
+    ensure!(sent["status"] == "succeeded", "{sent}");
+    for (node, channel_id) in [(alice, &net.channels[0].0), (carol, &net.channels[1].0)] {
+        let list = node.cli(&["listchannels"])?;
+        ensure!(
+            channel(&list, channel_id).is_some_and(|c| c["is_usable"] == true),
+            "{list}"
+        );
+    }
+    xln_tests::steps::settled(bob, &net.channels[0].0)?;
+    xln_tests::steps::settled(bob, &net.channels[1].0)?;
+    let sums_after = net.channel_sums()?;
+    // Each channel's two balances add up to the msat to what they did before.
+    ensure!(
+        sums_after == sums_before,
+        "channel sums before {sums_before:?}, after {sums_after:?}"
+    );
+    let (_, log_now) = (
+        0,
+        std::fs::read_to_string(bob.datadir().join("stderr.log"))?,
+    );
+    ensure!(
+        log_now.contains("again"),
+        "bob's log does not say the store works again"
+    );
+    Ok(())
+}
