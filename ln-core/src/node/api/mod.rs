@@ -17,7 +17,8 @@ pub use channels::{format_short_channel_id, ChannelInfo, CloseType, ClosedChanne
 pub use graph::{GraphChannel, GraphNode};
 pub use onchain::{Funds, WalletOutputInfo};
 pub use payments::{
-    CreatedInvoice, DecodedInvoice, DEFAULT_INVOICE_EXPIRY_SECS, DEFAULT_PAYMENT_TIMEOUT,
+    CreatedInvoice, DecodedInvoice, InvoiceRequest, DEFAULT_INVOICE_EXPIRY_SECS,
+    DEFAULT_PAYMENT_TIMEOUT, MAX_FINAL_CLTV_EXPIRY_DELTA,
 };
 pub use peers::PeerInfo;
 pub(crate) use peers::{connect_peer, known_peer_address, resolve_socket_address};
