@@ -1,5 +1,6 @@
-//! The node's own payment, invoice and forward history, kept in their own store namespaces
-//! (`payments`, `invoices`, `forwards`) and updated by the event handler.
+//! The node's own payment, invoice, forward and intercepted-HTLC history, kept in their own store
+//! namespaces (`payments`, `invoices`, `forwards`, `intercepted_htlcs`) and updated by the event
+//! handler.
 //!
 //! Records are JSON so an operator can read a dump of the store, and so fields can be added
 //! without a migration (unknown fields default).
@@ -9,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::intercepts::InterceptedHtlcRecord;
 use super::Error;
 use crate::store::{Namespace, SledStore};
 
@@ -159,11 +161,12 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The three record namespaces.
+/// The record namespaces.
 pub(crate) struct Records {
     payments: Namespace,
     invoices: Namespace,
     forwards: Namespace,
+    intercepted_htlcs: Namespace,
     forward_sequence: AtomicU64,
 }
 
@@ -178,6 +181,7 @@ impl Records {
             payments: store.namespace("payments")?,
             invoices: store.namespace("invoices")?,
             forwards,
+            intercepted_htlcs: store.namespace("intercepted_htlcs")?,
             forward_sequence: AtomicU64::new(next),
         })
     }
@@ -219,6 +223,25 @@ impl Records {
 
     pub(crate) fn forwards(&self) -> Result<Vec<ForwardRecord>, Error> {
         all_json(&self.forwards)
+    }
+
+    /// The intercepted HTLC with LDK's intercept id `intercept_id` (hex).
+    pub(crate) fn intercepted_htlc(
+        &self,
+        intercept_id: &str,
+    ) -> Result<Option<InterceptedHtlcRecord>, Error> {
+        get_json(&self.intercepted_htlcs, intercept_id)
+    }
+
+    pub(crate) fn put_intercepted_htlc(&self, record: &InterceptedHtlcRecord) -> Result<(), Error> {
+        put_json(&self.intercepted_htlcs, &record.intercept_id, record)
+    }
+
+    /// Every intercepted HTLC, oldest first.
+    pub(crate) fn intercepted_htlcs(&self) -> Result<Vec<InterceptedHtlcRecord>, Error> {
+        let mut all: Vec<InterceptedHtlcRecord> = all_json(&self.intercepted_htlcs)?;
+        all.sort_by_key(|record| record.received_at);
+        Ok(all)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod channels;
 mod graph;
+mod intercepts;
 mod onchain;
 mod payments;
 mod peers;
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 
 pub use channels::{format_short_channel_id, ChannelInfo, CloseType, ClosedChannel, OpenedChannel};
 pub use graph::{GraphChannel, GraphNode};
+pub use intercepts::{parse_route_hint, InterceptScid, NextHop, Resolution};
 pub use onchain::{Funds, WalletOutputInfo};
 pub use payments::{
     CreatedInvoice, DecodedInvoice, InvoiceRequest, DEFAULT_INVOICE_EXPIRY_SECS,

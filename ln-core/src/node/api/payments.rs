@@ -43,7 +43,7 @@ pub struct InvoiceRequest {
     /// For a hold invoice: the payment hash whose preimage the operator holds.
     pub payment_hash: Option<[u8; 32]>,
     /// A route hint to put in besides those of our own channels, e.g. through an LSP's
-    /// intercept SCID.
+    /// intercept SCID ([`super::parse_route_hint`]).
     pub route_hint: Option<RouteHint>,
     /// Blocks the HTLC must have left when it reaches us (default: the channel policy's, or
     /// about a day for a hold invoice). A client of an LSP that opens its channel just in time
