@@ -67,6 +67,11 @@ pub struct Flags {
     /// channels opened from now on (LDK Node uses 10) [default: 100]
     #[arg(long, env = "XLN_MAX_INBOUND_HTLC_IN_FLIGHT_PERCENT")]
     pub max_inbound_htlc_in_flight_percent: Option<u8>,
+    /// Seconds an intercepted HTLC (see intercept_scid) may wait for resolvehtlc before it is
+    /// failed back; 0: no time limit (LDK still fails it 39 blocks before its CLTV expiry)
+    /// [default: 120]
+    #[arg(long, env = "XLN_INTERCEPT_TIMEOUT_SECS")]
+    pub intercept_timeout_secs: Option<u64>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -91,7 +96,12 @@ struct FileConfig {
     alias: Option<String>,
     log_level: Option<String>,
     max_inbound_htlc_in_flight_percent: Option<u8>,
+    intercept_timeout_secs: Option<u64>,
 }
+
+/// The longest time limit on intercepted HTLCs, seconds: a week. Longer holds lock the payer's
+/// funds for longer than any LSP or gateway decision takes.
+const MAX_INTERCEPT_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// How xlnd authenticates to the chain node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +135,8 @@ pub struct Config {
     pub log_level: String,
     /// How much of a channel a peer may have in HTLCs in flight towards us, percent.
     pub max_inbound_htlc_in_flight_percent: u8,
+    /// How long an intercepted HTLC may wait for `resolvehtlc`; none: no time limit.
+    pub intercept_timeout: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -207,6 +219,17 @@ impl Config {
                 "max-inbound-htlc-in-flight-percent is {max_inbound_htlc_in_flight_percent}; it must be 1 to 100"
             );
         }
+        let intercept_timeout_secs = flags
+            .intercept_timeout_secs
+            .or(file.intercept_timeout_secs)
+            .unwrap_or(ln_core::node::DEFAULT_INTERCEPT_TIMEOUT.as_secs());
+        if intercept_timeout_secs > MAX_INTERCEPT_TIMEOUT_SECS {
+            bail!(
+                "intercept-timeout-secs is {intercept_timeout_secs}; it must be at most {MAX_INTERCEPT_TIMEOUT_SECS} (a week), or 0 for no time limit"
+            );
+        }
+        let intercept_timeout = (intercept_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(intercept_timeout_secs));
         Ok(Self {
             datadir,
             params,
@@ -218,6 +241,7 @@ impl Config {
             alias,
             log_level,
             max_inbound_htlc_in_flight_percent,
+            intercept_timeout,
         })
     }
 }
@@ -338,6 +362,29 @@ mod tests {
         let config = Config::resolve(f)?;
         assert_eq!(config.alias, "from-flag");
         assert_eq!(config.rpc_listen, "127.0.0.1:1234".parse()?);
+        Ok(())
+    }
+
+    #[test]
+    fn intercept_timeout_defaults_to_120_s_and_zero_turns_it_off() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Config::resolve(flags(dir.path()))?;
+        assert_eq!(
+            config.intercept_timeout,
+            Some(std::time::Duration::from_secs(120))
+        );
+        std::fs::write(dir.path().join("xln.toml"), "intercept_timeout_secs = 0\n")?;
+        assert_eq!(Config::resolve(flags(dir.path()))?.intercept_timeout, None);
+        let mut f = flags(dir.path());
+        f.intercept_timeout_secs = Some(30);
+        assert_eq!(
+            Config::resolve(f)?.intercept_timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let mut f = flags(dir.path());
+        f.intercept_timeout_secs = Some(MAX_INTERCEPT_TIMEOUT_SECS + 1);
+        let error = Config::resolve(f).err().map(|e| format!("{e:#}"));
+        assert!(error.unwrap_or_default().contains("intercept-timeout-secs"));
         Ok(())
     }
 

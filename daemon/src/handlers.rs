@@ -4,13 +4,16 @@
 mod forwarding;
 mod messages;
 
+mod intercepts;
+
 use std::time::Duration;
 
 use bitcoin::Amount;
 use jsonrpsee::types::ErrorObjectOwned;
 use ln_core::node::journal::Stream;
 use ln_core::node::{
-    format_short_channel_id, Error, InvoiceRecord, Node, PaymentRecord, EVENTS_PER_READ,
+    format_short_channel_id, Error, InvoiceRecord, InvoiceRequest, Node, PaymentRecord,
+    EVENTS_PER_READ,
 };
 use ln_core::wallet::SendAmount;
 use serde_json::{json, Value};
@@ -208,8 +211,22 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
                 Some(hash) => Some(parse_hash("payment_hash", &hash)?),
                 None => None,
             };
+            let route_hint = match args.str("route_hint")? {
+                Some(text) => Some(ln_core::node::parse_route_hint(&text).map_err(rpc_error)?),
+                None => None,
+            };
+            let min_final_cltv_expiry_delta = args
+                .uint("min_final_cltv_expiry_delta", u64::from(u16::MAX))?
+                .map(|delta| delta as u16);
             let created = node
-                .create_invoice(amount, &description, expiry, hash)
+                .create_invoice_with(InvoiceRequest {
+                    amount_msat: amount,
+                    description,
+                    expiry_secs: expiry,
+                    payment_hash: hash,
+                    route_hint,
+                    min_final_cltv_expiry_delta,
+                })
                 .map_err(rpc_error)?;
             Ok(json!({
                 "bolt11": created.bolt11,
@@ -321,6 +338,9 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
             Ok(json!({ "payments": payments.iter().map(payment_json).collect::<Vec<_>>() }))
         }
         "listforwards" => forwarding::listforwards(node, &args),
+        "intercept_scid" => Ok(intercepts::intercept_scid(node)),
+        "listinterceptedhtlcs" => intercepts::list_intercepted_htlcs(node, &args),
+        "resolvehtlc" => intercepts::resolve_htlc(node, &args).await,
         "listbroadcasts" => Ok(json!({
             "broadcasts": node.recent_broadcasts().iter().map(broadcast_json).collect::<Vec<_>>()
         })),

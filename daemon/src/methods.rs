@@ -90,7 +90,9 @@ pub const METHODS: &[MethodSpec] = &[
         req("amount_msat", "integer|any", "amount in millisatoshis, or \"any\""),
         req("description", "string", "description shown to the payer"),
         opt("expiry_secs", "integer", "seconds until it expires (default 3600)"),
-        opt("payment_hash", "string", "hex payment hash for a hold invoice")], result: "bolt11, payment_hash, expires_at" },
+        opt("payment_hash", "string", "hex payment hash for a hold invoice"),
+        opt("route_hint", "string", "a route hint to add, as intercept_scid's route_hint: node_id:short_channel_id:fee_base_msat:fee_proportional_millionths:cltv_expiry_delta (an LSP's intercept SCID)"),
+        opt("min_final_cltv_expiry_delta", "integer", "blocks the payment must have left when it reaches us (default: the chain's policy, 48 on Bitcoin; about a day for a hold invoice); for a channel opened just in time add the LSP's confirmation_blocks plus 2")], result: "bolt11, payment_hash, expires_at" },
     MethodSpec { name: "settleinvoice", description: "Settle a held hold-invoice payment with its preimage.", params: &[
         req("preimage", "string", "hex preimage of the invoice's payment hash")], result: "{}" },
     MethodSpec { name: "cancelinvoice", description: "Cancel an unpaid or held invoice; held payments are failed back.", params: &[
@@ -105,8 +107,8 @@ pub const METHODS: &[MethodSpec] = &[
         opt("lastpay_index", "integer", "the pay_index of the last paid invoice handled (default 0: the first invoice ever paid)"),
         opt("timeout_secs", "integer", "give up after this many seconds (default: wait until one is paid)")],
         result: "the invoice, as in listinvoices, with pay_index" },
-    MethodSpec { name: "listevents", description: "Stored events of one stream (invoices, payments, htlcs, channels, peers, blocks) after an index: what subscribe_<stream> sends over WebSocket, for clients that poll.", params: &[
-        req("stream", "string", "invoices, payments, htlcs, channels, peers or blocks"),
+    MethodSpec { name: "listevents", description: "Stored events of one stream (invoices, payments, htlcs, channels, peers, blocks, intercepted_htlcs) after an index: what subscribe_<stream> sends over WebSocket, for clients that poll.", params: &[
+        req("stream", "string", "invoices, payments, htlcs, channels, peers, blocks or intercepted_htlcs"),
         opt("since_index", "integer", "only events with an index above this (default 0)"),
         opt("limit", "integer", "at most this many events (default and maximum 1000)")],
         result: "events [index, stream, type, timestamp, data], last_index (of the stream now)" },
@@ -133,6 +135,20 @@ pub const METHODS: &[MethodSpec] = &[
         opt("since", "integer", "only forwards resolved at or after this Unix time, seconds"),
         opt("until", "integer", "only forwards resolved before this Unix time, seconds")],
         result: "forwards [in_channel_id, out_channel_id, in_msat, out_msat, fee_msat, claimed_on_chain, resolved_at, status (settled/failed), failure_reason], count, total_fee_msat, total_out_msat" },
+    MethodSpec { name: "intercept_scid", description: "A fresh intercept short channel id for a client's invoice route hint (LSPs, gateways): HTLCs sent to it are held until resolvehtlc, and failed back after intercept_timeout_secs.", params: &[],
+        result: "short_channel_id (BLOCKxTXxOUT), node_id, fee_base_msat, fee_proportional_millionths, cltv_expiry_delta (blocks), confirmation_blocks (blocks a channel this node opens needs), route_hint (for invoice's route_hint)" },
+    MethodSpec { name: "listinterceptedhtlcs", description: "HTLCs held for an intercept SCID, oldest first, pending or resolved.", params: &[
+        opt("status", "string", "only pending, forwarded or failed ones")],
+        result: "intercepted_htlcs [intercept_id, requested_next_hop_scid, payment_hash, inbound_amount_msat, expected_outbound_amount_msat, incoming_channel_id, incoming_cltv_expiry (block height), received_at, status (pending/forwarded/failed), timeout_at (pending only), resolved_at, outgoing_channel_id, outbound_amount_msat, failure_reason]" },
+    MethodSpec { name: "resolvehtlc", description: "Forward or fail a pending intercepted HTLC (settle with a preimage is not possible with LDK 0.2.7: use a hold invoice).", params: &[
+        req("id", "string", "intercept_id from listinterceptedhtlcs (64 hex characters)"),
+        req("action", "string", "forward, fail or settle"),
+        opt("channel_id", "string", "forward: the channel to forward over"),
+        opt("peer_id", "string", "forward: the peer to forward to, over its usable channel that can carry the most"),
+        opt("amount_msat", "integer", "forward: amount to send on, msat (default expected_outbound_amount_msat; at most inbound_amount_msat)"),
+        opt("reason", "string", "fail: why, kept in the record (the payer only sees unknown_next_peer)"),
+        opt("preimage", "string", "settle: hex preimage (always refused, error 102)")],
+        result: "the HTLC, as in listinterceptedhtlcs" },
     MethodSpec { name: "listbroadcasts", description: "The node's last 256 transaction broadcasts (funding, closes, claims, sweeps, withdrawals, rebroadcasts included), oldest first, with the chain node's answer.", params: &[],
         result: "broadcasts [sequence, txid, outcome (accepted|rejected|not_sent), reason, tx_hex]" },
     MethodSpec { name: "decode", description: "Decode a BOLT11 invoice of this node's chain.", params: &[

@@ -38,6 +38,7 @@ pub fn subscriptions() -> Vec<(Stream, MethodSpec)> {
                 Stream::Channels => ("subscribe_channels", "Channel events: pending, ready, closing, closed (with reason); data: channel_id, peer_id and what the event adds."),
                 Stream::Peers => ("subscribe_peers", "Peer events: connected, disconnected; data: peer_id, address."),
                 Stream::Blocks => ("subscribe_blocks", "Chain tip events: connected, or reorg when blocks were disconnected; data: height, block_hash, blocks_connected, blocks_disconnected."),
+                Stream::InterceptedHtlcs => ("subscribe_intercepted_htlcs", "HTLCs held for an intercept SCID: intercepted (answer with resolvehtlc), forwarded, failed (with failure_reason); data is the HTLC as in listinterceptedhtlcs."),
             };
             let spec = MethodSpec {
                 name,
@@ -59,6 +60,7 @@ fn names(stream: Stream) -> (&'static str, &'static str) {
         Stream::Channels => ("channels_event", "unsubscribe_channels"),
         Stream::Peers => ("peers_event", "unsubscribe_peers"),
         Stream::Blocks => ("blocks_event", "unsubscribe_blocks"),
+        Stream::InterceptedHtlcs => ("intercepted_htlcs_event", "unsubscribe_intercepted_htlcs"),
     }
 }
 

@@ -38,19 +38,24 @@ pub enum Stream {
     Channels,
     /// Peers: `connected`, `disconnected`.
     Peers,
-    /// The chain tip: `connected` for each new best block the node processed.
+    /// The chain tip: `connected` for each new best block the node processed, `reorg` when
+    /// blocks were disconnected on the way to it.
     Blocks,
+    /// HTLCs held for an intercept SCID: `intercepted`, then `forwarded` or `failed`; data is
+    /// the HTLC as in `listinterceptedhtlcs`.
+    InterceptedHtlcs,
 }
 
 impl Stream {
     /// Every stream.
-    pub const ALL: [Stream; 6] = [
+    pub const ALL: [Stream; 7] = [
         Stream::Invoices,
         Stream::Payments,
         Stream::Htlcs,
         Stream::Channels,
         Stream::Peers,
         Stream::Blocks,
+        Stream::InterceptedHtlcs,
     ];
 
     /// The stream's name, as in `subscribe_<name>`.
@@ -62,6 +67,7 @@ impl Stream {
             Stream::Channels => "channels",
             Stream::Peers => "peers",
             Stream::Blocks => "blocks",
+            Stream::InterceptedHtlcs => "intercepted_htlcs",
         }
     }
 
@@ -74,6 +80,7 @@ impl Stream {
             Stream::Channels => 4,
             Stream::Peers => 5,
             Stream::Blocks => 6,
+            Stream::InterceptedHtlcs => 7,
         }
     }
 
@@ -137,7 +144,7 @@ struct StreamState {
 /// The journal: one store namespace holding every stream.
 pub struct Journal {
     tree: Namespace,
-    streams: [StreamState; 6],
+    streams: [StreamState; 7],
 }
 
 /// Keys of events: `[tag] ++ index (big-endian)`. Keys of dedup marks: `[0xff, tag] ++ key`.
@@ -185,6 +192,7 @@ impl Journal {
                 state(Stream::Channels)?,
                 state(Stream::Peers)?,
                 state(Stream::Blocks)?,
+                state(Stream::InterceptedHtlcs)?,
             ],
             tree,
         })
