@@ -82,7 +82,7 @@ Then talk to it with: xln-cli --datadir <datadir> getinfo";
 /// The same settings as read from `xln.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+pub(crate) struct FileConfig {
     chain: Option<String>,
     network: Option<String>,
     node_rpc_url: Option<String>,
@@ -155,6 +155,12 @@ impl Config {
                 .join(format!("{chain_name}-{network_name}")),
         };
         let file = read_file_config(&datadir.join("xln.toml"))?;
+        Self::from_sources(flags, datadir, file)
+    }
+
+    /// [`Config::resolve`] with the file already read: flags (and environment) over `file` over
+    /// defaults, for the data directory `datadir`.
+    pub(crate) fn from_sources(flags: Flags, datadir: PathBuf, file: FileConfig) -> Result<Self> {
         let pick = |flag: Option<String>, file: Option<String>| flag.or(file);
         let chain_name = pick(flags.chain, file.chain).unwrap_or_else(|| "bitcoin".to_owned());
         let network_name =
@@ -270,11 +276,16 @@ fn home_dir() -> Result<PathBuf> {
 fn read_file_config(path: &Path) -> Result<FileConfig> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+            parse_file_config(&text).with_context(|| format!("config file {}", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The settings of an `xln.toml`'s text; unknown keys are errors.
+pub(crate) fn parse_file_config(text: &str) -> Result<FileConfig, toml::de::Error> {
+    toml::from_str(text)
 }
 
 /// Where the chain node's cookie is by default: bitcoind's default data directory.

@@ -7,6 +7,8 @@
 
 mod chain_wait;
 mod config;
+#[cfg(test)]
+mod fuzz;
 mod handlers;
 mod methods;
 mod rpc;

@@ -309,7 +309,7 @@ fn decode_verified(
 }
 
 /// `hrp` and `data` signed with `secret` over sha256(hrp || data), bech32-encoded.
-fn write_signed(
+pub(crate) fn write_signed(
     hrp: &str,
     data: Vec<Fe32>,
     secret: &SecretKey,
