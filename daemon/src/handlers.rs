@@ -340,7 +340,7 @@ pub async fn dispatch(name: &str, args: Args, ctx: &Context) -> Result<Value, Er
         "listforwards" => forwarding::listforwards(node, &args),
         "intercept_scid" => Ok(intercepts::intercept_scid(node)),
         "listinterceptedhtlcs" => intercepts::list_intercepted_htlcs(node, &args),
-        "resolvehtlc" => intercepts::resolve_htlc(node, &args).await,
+        "resolvehtlc" | "resolve_htlc" => intercepts::resolve_htlc(node, &args).await,
         "listbroadcasts" => Ok(json!({
             "broadcasts": node.recent_broadcasts().iter().map(broadcast_json).collect::<Vec<_>>()
         })),

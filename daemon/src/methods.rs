@@ -149,6 +149,15 @@ pub const METHODS: &[MethodSpec] = &[
         opt("reason", "string", "fail: why, kept in the record (the payer only sees unknown_next_peer)"),
         opt("preimage", "string", "settle: hex preimage (always refused, error 102)")],
         result: "the HTLC, as in listinterceptedhtlcs" },
+    MethodSpec { name: "resolve_htlc", description: "The same as resolvehtlc (the name issue-style clients use): forward or fail a pending intercepted HTLC (settle with a preimage is not possible with LDK 0.2.7: use a hold invoice).", params: &[
+        req("id", "string", "intercept_id from listinterceptedhtlcs (64 hex characters)"),
+        req("action", "string", "forward, fail or settle"),
+        opt("channel_id", "string", "forward: the channel to forward over"),
+        opt("peer_id", "string", "forward: the peer to forward to, over its usable channel that can carry the most"),
+        opt("amount_msat", "integer", "forward: amount to send on, msat (default expected_outbound_amount_msat; at most inbound_amount_msat)"),
+        opt("reason", "string", "fail: why, kept in the record (the payer only sees unknown_next_peer)"),
+        opt("preimage", "string", "settle: hex preimage (always refused, error 102)")],
+        result: "the HTLC, as in listinterceptedhtlcs" },
     MethodSpec { name: "listbroadcasts", description: "The node's last 256 transaction broadcasts (funding, closes, claims, sweeps, withdrawals, rebroadcasts included), oldest first, with the chain node's answer.", params: &[],
         result: "broadcasts [sequence, txid, outcome (accepted|rejected|not_sent), reason, tx_hex]" },
     MethodSpec { name: "decode", description: "Decode a BOLT11 invoice of this node's chain.", params: &[
