@@ -166,6 +166,26 @@ fn abort_on_json(error: serde_json::Error) -> ConflictableTransactionError<()> {
     ConflictableTransactionError::Abort(())
 }
 
+/// Inserts event `index` of `stream` into the journal tree of a transaction.
+fn insert_event(
+    journal: &TransactionalTree,
+    stream: Stream,
+    index: u64,
+    kind: &str,
+    data: &serde_json::Value,
+) -> Result<(), ConflictableTransactionError<()>> {
+    let event = JournalEvent {
+        index,
+        stream,
+        kind: kind.to_owned(),
+        timestamp: unix_now(),
+        data: data.clone(),
+    };
+    let value = serde_json::to_vec(&event).map_err(abort_on_json)?;
+    journal.insert(&event_key(stream, index), value)?;
+    Ok(())
+}
+
 impl Journal {
     /// Opens the journal in `store`, continuing each stream after its last stored event.
     pub(crate) fn open(store: &SledStore) -> Result<Self, StoreError> {
@@ -246,16 +266,8 @@ impl Journal {
             if journal.get(&mark)?.is_some() {
                 return Ok(None);
             }
-            let event = JournalEvent {
-                index,
-                stream,
-                kind: kind.to_owned(),
-                timestamp: unix_now(),
-                data: data.clone(),
-            };
             journal.insert(mark.as_slice(), &index.to_be_bytes())?;
-            let value = serde_json::to_vec(&event).map_err(abort_on_json)?;
-            journal.insert(&event_key(stream, index), value)?;
+            insert_event(journal, stream, index, kind, &data)?;
             Ok(Some(index))
         })
     }
@@ -268,15 +280,7 @@ impl Journal {
         data: serde_json::Value,
     ) -> Result<u64, StoreError> {
         let written = self.write(stream, |index, journal| {
-            let event = JournalEvent {
-                index,
-                stream,
-                kind: kind.to_owned(),
-                timestamp: unix_now(),
-                data: data.clone(),
-            };
-            let value = serde_json::to_vec(&event).map_err(abort_on_json)?;
-            journal.insert(&event_key(stream, index), value)?;
+            insert_event(journal, stream, index, kind, &data)?;
             Ok(Some(index))
         })?;
         Ok(written.unwrap_or_default())
@@ -313,15 +317,7 @@ impl Journal {
                 Change::Event(kind) => kind,
             };
             records.insert(key, value.as_slice())?;
-            let event = JournalEvent {
-                index,
-                stream,
-                kind: kind.to_owned(),
-                timestamp: unix_now(),
-                data: data.clone(),
-            };
-            let event = serde_json::to_vec(&event).map_err(abort_on_json)?;
-            journal.insert(&event_key(stream, index), event)?;
+            insert_event(journal, stream, index, kind, &data)?;
             Ok(Some(index))
         })?;
         if written.is_some() {
