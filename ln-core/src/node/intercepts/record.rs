@@ -186,7 +186,8 @@ impl InterceptedHtlcRecord {
         true
     }
 
-    /// When the time limit `timeout_secs` runs out for it, Unix seconds.
+    /// When the time limit `timeout_secs` runs out for it, Unix seconds; the HTLC is failed back
+    /// once the clock is past this second, never before.
     pub fn deadline(&self, timeout_secs: u64) -> u64 {
         self.received_at.saturating_add(timeout_secs)
     }

@@ -264,10 +264,14 @@ impl NodeInner {
     }
 
     /// The time limit, if the pending record `id` has outlived it at `now`.
+    ///
+    /// Strictly past the deadline: arrival and `now` are whole seconds, so `now == deadline`
+    /// can be up to a second before the limit has really run out, and an LSP must never see an
+    /// HTLC failed back before the time it was promised.
     fn expired(&self, pending: &Pending, id: &str, now: u64) -> Option<Duration> {
         let timeout = self.intercepts.timeout?;
         let record = pending.records.get(id)?;
-        (now >= record.deadline(timeout.as_secs())).then_some(timeout)
+        (now > record.deadline(timeout.as_secs())).then_some(timeout)
     }
 
     /// Fails back the pending HTLC `id` (which LDK holds) that nobody answered within `timeout`.
