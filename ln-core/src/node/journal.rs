@@ -13,14 +13,14 @@
 //! whose key is already present is not written again.
 
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use tokio::sync::watch;
 
 use super::records::unix_now;
-use crate::store::{Namespace, SledStore, StoreError};
+use crate::store::{lock_outside_the_runtime, Namespace, SledStore, StoreError};
 
 /// One stream of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -222,6 +222,12 @@ impl Journal {
         &self.streams[stream.position()]
     }
 
+    /// The stream's next index, locked until its write is durable: writers hold it across a
+    /// flush, so it is waited for off the runtime's worker threads.
+    fn lock_next(&self, stream: Stream) -> MutexGuard<'_, u64> {
+        lock_outside_the_runtime(&self.state(stream).next)
+    }
+
     /// The index of the last event of `stream` (0 if none).
     pub fn last_index(&self, stream: Stream) -> u64 {
         *self.state(stream).last_written.borrow()
@@ -304,7 +310,7 @@ impl Journal {
             context: format!("a {} record could not be encoded: {e}", stream.name()),
         })?;
         let state = self.state(stream);
-        let mut next = state.next.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.lock_next(stream);
         let index = *next;
         let written = records.transaction_with(&self.tree, |records, journal| {
             let previous = records.get(key)?;
@@ -336,7 +342,7 @@ impl Journal {
         write: impl Fn(u64, &TransactionalTree) -> Result<Option<u64>, ConflictableTransactionError<()>>,
     ) -> Result<Option<u64>, StoreError> {
         let state = self.state(stream);
-        let mut next = state.next.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.lock_next(stream);
         let index = *next;
         let written = self.tree.transaction(|journal| write(index, journal))?;
         if written.is_some() {

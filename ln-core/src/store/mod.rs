@@ -137,6 +137,23 @@ pub fn outside_the_runtime<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Locks `mutex`, a lock that its holders keep across a flush: when it is taken, the wait (the
+/// disk's time) happens [`outside_the_runtime`]. Waiting for it on a worker thread would take
+/// that thread from every other task, and two such waiters stop a 2-core node's RPC server and
+/// peers until the disk is done. A poisoned lock is taken as it is: its data is only ever left
+/// in a state its next holder checks.
+pub fn lock_outside_the_runtime<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => outside_the_runtime(|| {
+            mutex
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }),
+    }
+}
+
 impl SledStore {
     /// Opens (creating if needed) the database in the directory `path`.
     ///

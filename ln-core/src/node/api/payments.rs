@@ -543,10 +543,7 @@ impl InvoicePayment {
     /// number, since LDK remembers failed ids for a while.
     fn begin(self, inner: &NodeInner) -> Result<Started, Error> {
         let hash = hex(&self.invoice.payment_hash);
-        let _one_at_a_time = inner
-            .payment_starts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = crate::store::lock_outside_the_runtime(&inner.payment_starts);
         let number = match inner.records.payment(&hash)? {
             Some(existing) if existing.status != PaymentStatus::Failed => {
                 if existing.bolt11.as_deref() != Some(self.bolt11.as_str())

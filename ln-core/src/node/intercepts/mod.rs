@@ -73,10 +73,8 @@ impl Intercepts {
         }
     }
 
-    /// The pending records, locked.
+    /// The pending records, locked (held across store writes, so waited for off the runtime).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Pending> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::store::lock_outside_the_runtime(&self.pending)
     }
 }
