@@ -8,7 +8,6 @@
 mod chain_wait;
 mod config;
 mod handlers;
-mod methods;
 mod rpc;
 mod subscriptions;
 

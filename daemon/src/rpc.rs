@@ -15,7 +15,6 @@ use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, 
 use tower::{Layer, Service};
 
 use crate::handlers::{self, Context as HandlerContext};
-use crate::methods::{named, Args, METHODS};
 
 /// User name of cookie authentication.
 pub const COOKIE_USER: &str = "__cookie__";
@@ -159,30 +158,7 @@ pub async fn start(
         .with_context(|| format!("binding the JSON-RPC server to {address}"))?;
     let bound = server.local_addr().context("the RPC server's address")?;
     let mut module = RpcModule::new(context);
-    for method in METHODS {
-        let name = method.name;
-        module
-            .register_async_method(name, move |params, ctx, _| async move {
-                let args = named(method, &params)?;
-                let started = std::time::Instant::now();
-                let result = handlers::dispatch(name, Args(args), &ctx).await;
-                match &result {
-                    Ok(_) => tracing::debug!(
-                        method = name,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "rpc ok"
-                    ),
-                    Err(e) => tracing::info!(
-                        method = name,
-                        code = e.code(),
-                        message = e.message(),
-                        "rpc error"
-                    ),
-                }
-                result
-            })
-            .with_context(|| format!("registering {name}"))?;
-    }
+    handlers::register_all(&mut module)?;
     crate::subscriptions::register(&mut module)?;
     Ok((bound, server.start(module)))
 }

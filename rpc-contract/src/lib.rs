@@ -34,9 +34,9 @@ pub trait Method {
     /// explains it and names its errors.
     const DESCRIPTION: &'static str;
     /// Its params, in positional order of their fields.
-    type Params: DeserializeOwned + Serialize + JsonSchema;
+    type Params: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
     /// Its result.
-    type Result: DeserializeOwned + Serialize + JsonSchema;
+    type Result: DeserializeOwned + Serialize + JsonSchema + Clone + Send + 'static;
 }
 
 /// The params of a method that takes none.

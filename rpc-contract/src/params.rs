@@ -24,9 +24,10 @@ impl ParamError {
         }
     }
 
-    /// The error's `data` object: `{"param": …}` (null when no single parameter is at fault).
+    /// The error's `data` object: `{"kind": "invalid_parameter", "param": …}` (`param` null when
+    /// no single parameter is at fault).
     pub fn data(&self) -> Value {
-        serde_json::json!({ "param": self.param })
+        serde_json::json!({ "kind": "invalid_parameter", "param": self.param })
     }
 }
 
