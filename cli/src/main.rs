@@ -196,10 +196,13 @@ async fn run(cli: &Cli, home: Option<&Path>, stdout: &mut impl Write) -> Result<
     writeln!(stdout, "{}", text.trim_end()).map_err(Failure::Output)
 }
 
-/// The event streams `xln-cli subscribe` knows.
-const STREAMS: [&str; 6] = [
-    "invoices", "payments", "htlcs", "channels", "peers", "blocks",
-];
+/// The event streams `xln-cli subscribe` knows: those of the contract's subscriptions.
+fn streams() -> Vec<&'static str> {
+    rpc_contract::events::SUBSCRIPTIONS
+        .iter()
+        .filter_map(|s| s.subscribe.strip_prefix("subscribe_"))
+        .collect()
+}
 
 /// `xln-cli subscribe <stream> [since_index]`: prints each event as one line of JSON, as it
 /// comes, until the daemon stops or the user interrupts.
@@ -211,7 +214,7 @@ async fn subscribe(
     let usage = || {
         format!(
             "usage: xln-cli subscribe <stream> [since_index]; streams: {}",
-            STREAMS.join(", ")
+            streams().join(", ")
         )
     };
     let params_failure = |message: String| Failure::Params {
@@ -224,7 +227,7 @@ async fn subscribe(
         _ => return Err(params_failure(usage())),
     };
     let stream = stream.strip_prefix("stream=").unwrap_or(stream);
-    if !STREAMS.contains(&stream) {
+    if !streams().contains(&stream) {
         return Err(params_failure(format!(
             "unknown stream {stream:?}; {}",
             usage()
