@@ -347,7 +347,7 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
         list["forwards"].as_array()?.first().cloned()
     })?;
     assert_eq!(forward["fee_msat"].as_u64(), Some(fee_msat));
-    assert_eq!(forward["out_amount_msat"].as_u64(), Some(40_000_000));
+    assert_eq!(forward["out_msat"].as_u64(), Some(40_000_000));
     settled(&alice, &ab)?;
 
     // Alice force-closes her channel to bob; both get their balances back after to_self_delay.

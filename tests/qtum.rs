@@ -225,7 +225,7 @@ fn three_qtum_nodes_pay_forward_hold_survive_kill_9_and_close_both_ways() -> Res
     })?;
     ensure!(forward["fee_msat"].as_u64() == Some(fee_msat), "{forward}");
     ensure!(
-        forward["out_amount_msat"].as_u64() == Some(3_000_000_000),
+        forward["out_msat"].as_u64() == Some(3_000_000_000),
         "{forward}"
     );
     settled(&alice, &ab)?;

@@ -269,6 +269,20 @@ mod tests {
         )
     }
 
+    fn setchannel() -> MethodHelp {
+        method(
+            "setchannel",
+            vec![
+                param("id", "string", true),
+                param("fee_base_msat", "integer", false),
+                param("fee_proportional_millionths", "integer", false),
+                param("cltv_expiry_delta", "integer", false),
+                param("htlc_minimum_msat", "integer", false),
+                param("htlc_maximum_msat", "integer", false),
+            ],
+        )
+    }
+
     fn words(list: &[&str]) -> Vec<String> {
         list.iter().map(|word| (*word).to_owned()).collect()
     }
@@ -311,6 +325,38 @@ mod tests {
             Ok(object(
                 json!({"bolt11": "lnbcrt1abc", "timeout_secs": 60, "max_fee_msat": 1000})
             ))
+        );
+    }
+
+    #[test]
+    fn setchannel_takes_all_with_key_value_fields_or_positional_numbers() {
+        let named = named_params(&setchannel(), &words(&["all", "fee_base_msat=1000"]));
+        assert_eq!(
+            named,
+            Ok(object(json!({"id": "all", "fee_base_msat": 1000})))
+        );
+        let positional = named_params(&setchannel(), &words(&["103x1x0", "1000", "250", "80"]));
+        assert_eq!(
+            positional,
+            Ok(object(json!({
+                "id": "103x1x0", "fee_base_msat": 1000,
+                "fee_proportional_millionths": 250, "cltv_expiry_delta": 80
+            })))
+        );
+        let mixed = named_params(
+            &setchannel(),
+            &words(&["all", "1000", "cltv_expiry_delta=80"]),
+        );
+        assert_eq!(
+            mixed,
+            Ok(object(
+                json!({"id": "all", "fee_base_msat": 1000, "cltv_expiry_delta": 80})
+            ))
+        );
+        let typo = named_params(&setchannel(), &words(&["all", "fee_ppm=10"]));
+        assert!(
+            matches!(typo, Err(ParamsError::UnknownKey { ref key, .. }) if key == "fee_ppm"),
+            "{typo:?}"
         );
     }
 

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{ChannelRef, Msat, NodeId, Sat};
+use crate::types::{ChannelRef, ChannelSelector, Index, Msat, NodeId, Sat, Uint};
 use crate::{method, NoParams};
 
 method!(
@@ -134,6 +134,12 @@ pub struct Channel {
     pub peer_max_htlc_value_in_flight_msat: Option<u64>,
     /// Our HTLCs in flight on it; each takes one of the peer's HTLC slots.
     pub outbound_htlcs_in_flight: u64,
+    /// What we charge per payment (HTLC) we forward out over it, msat. LDK's default is 1000; `setchannel` changes it.
+    pub fee_base_msat: Option<u32>,
+    /// What we charge per million msat forwarded out over it (ppm). LDK's default is 0.
+    pub fee_proportional_millionths: Option<u32>,
+    /// The blocks we ask between the expiry of an HTLC we receive and the one we forward over it: 72 on Bitcoin, 145 on Qtum by default.
+    pub cltv_expiry_delta: Option<u16>,
 }
 
 method!(
@@ -184,4 +190,83 @@ pub struct CloseResult {
     pub channel_id: String,
     /// The closing or commitment transaction the chain node accepted; `null` if it was not published within the wait.
     pub txid: Option<String>,
+}
+
+method!(
+    /// `setchannel`.
+    SetChannel = "setchannel", SetChannelParams => SetChannelResult,
+    "Set the forwarding policy (fees, CLTV delta) of one channel, of every channel with a peer, or of all channels; only the fields given change. Checked before anything changes, kept across restarts and announced in a new channel_update.
+
+What this node charges to forward a payment out over a channel (a base fee per payment plus a part
+per million of the amount), and the CLTV delta it asks for. Core Lightning's `setchannel` and LND's
+`updatechanpolicy` do the same. With no field given, `setchannel` changes nothing and shows the
+current policy.
+
+Everything is checked before anything changes: a refused call changes no channel. The new
+policy is kept by LDK with the channel state (it survives restarts), applies at once to new
+forwards (LDK still accepts the previous fee and delta for about five minutes, for payers that have
+not heard of the change yet), and is announced in a new `channel_update` for a public channel (sent
+to the peer alone for a private one), so other nodes' routes use it once gossip reaches them
+(`listgraphchannels` on another node shows it). When `id` names channels with several peers, each
+peer's channels change in one step; should a channel close between the check and the change, the
+channels of the peers before it keep their new policy and the error names the peer.
+
+The CLTV delta range comes from the chain: LDK refuses less than 48 blocks, two thirds of its
+default of 72, which leaves time to get a claim confirmed on chain. On a chain with faster blocks
+the default delta is longer in blocks (145 on Qtum, about 77 minutes) and the least allowed stays
+two thirds of it (97 blocks on Qtum), never less than LDK's 48. The largest leaves room, within
+the 1008 blocks of total CLTV an LDK payer accepts for a route, for the final delta of a payee on
+this chain (48 on Bitcoin, 145 on Qtum).
+
+Examples: `xln-cli setchannel all fee_base_msat=1000 fee_proportional_millionths=100`,
+`xln-cli setchannel 103x1x0 0 250` (base 0, 250 ppm), `xln-cli setchannel <peer id> cltv_expiry_delta=80`.
+
+Errors: -32602 (a value out of range, `htlc_minimum_msat` or `htlc_maximum_msat` given, the
+channel is closing; the message says which and that nothing was changed), 100 (no channel matches
+`id`, or LDK no longer has one of them)."
+);
+
+/// The params of `setchannel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SetChannelParams {
+    /// Channel id, short channel id (BLOCKxTXxOUT), peer id (all its channels) or "all" (every channel that is not closing).
+    pub id: ChannelSelector,
+    /// Fee per forwarded HTLC, msat (0 to 4294967295).
+    pub fee_base_msat: Option<Uint<{ u32::MAX as u64 }>>,
+    /// Fee per million msat forwarded, ppm (0 to 4294967295): 1000 is 0.1 %.
+    pub fee_proportional_millionths: Option<Uint<{ u32::MAX as u64 }>>,
+    /// Blocks between an incoming HTLC's expiry and the forwarded one's; 48 to 960 on Bitcoin, 97 to 863 on Qtum.
+    pub cltv_expiry_delta: Option<Uint<{ u16::MAX as u64 }>>,
+    /// Refused: LDK fixes the smallest HTLC when a channel opens.
+    pub htlc_minimum_msat: Option<Index>,
+    /// Refused: LDK announces 90% of the capacity or the peer's in-flight limit, whichever is smaller.
+    pub htlc_maximum_msat: Option<Index>,
+}
+
+/// The result of `setchannel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SetChannelResult {
+    /// Each channel changed, with its policy now.
+    pub channels: Vec<ChannelPolicy>,
+}
+
+/// The forwarding policy of one of our channels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelPolicy {
+    /// Channel id.
+    pub channel_id: String,
+    /// `BLOCKxTXxOUT`; `null` until confirmed.
+    pub short_channel_id: Option<String>,
+    /// The peer's node id.
+    pub peer_id: String,
+    /// Fee per forwarded HTLC, msat, as set.
+    pub fee_base_msat: u32,
+    /// Fee per million msat forwarded, as set.
+    pub fee_proportional_millionths: u32,
+    /// CLTV delta, blocks, as set.
+    pub cltv_expiry_delta: u16,
+    /// The smallest HTLC the peer accepts on it, as we announce it (fixed at open; `null` until known).
+    pub htlc_minimum_msat: Option<u64>,
+    /// The largest HTLC our last `channel_update` of it announced; `null` for a channel not in our gossip graph (private, or not announced yet).
+    pub htlc_maximum_msat: Option<u64>,
 }

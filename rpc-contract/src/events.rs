@@ -16,6 +16,9 @@ method!(
     WaitAnyInvoice = "waitanyinvoice", WaitAnyInvoiceParams => PaidInvoice,
     "Wait for the next invoice paid after lastpay_index (Core Lightning's semantics): returns at once if one was paid since, so a program that remembers the last pay_index it handled misses none, even across restarts.
 
+Returns the invoice, with the fields of one `listinvoices` entry, and its `pay_index`. See
+[events.md](events.md).
+
 Errors: -32602, 101 (none paid when the time ran out), 701."
 );
 
@@ -42,6 +45,8 @@ method!(
     /// `listevents`.
     ListEvents = "listevents", ListEventsParams => ListEventsResult,
     "Stored events of one stream (invoices, payments, htlcs, channels, peers, blocks) after an index: what subscribe_<stream> sends over WebSocket, for clients that poll.
+
+See [events.md](events.md).
 
 Errors: -32602 (unknown stream), 701."
 );

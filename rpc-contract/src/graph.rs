@@ -40,6 +40,10 @@ method!(
     ListGraphChannels = "listgraphchannels", NoParams => ListGraphChannelsResult,
     "Public channels known from gossip.
 
+Sorted by short channel id. Our own channels are here too once announced, with what we announced:
+after a `setchannel` the new policy shows here, on our node at once and on other nodes when the
+gossip reaches them.
+
 Errors: none of its own."
 );
 
@@ -65,4 +69,25 @@ pub struct GraphChannel {
     pub node1_to_node2_enabled: bool,
     /// Enabled in the direction from node2 to node1.
     pub node2_to_node1_enabled: bool,
+    /// What node1 last announced for forwarding towards node2; `null` until its `channel_update` arrived.
+    pub node1_to_node2: Option<ChannelDirection>,
+    /// What node2 last announced for forwarding towards node1; `null` until its `channel_update` arrived.
+    pub node2_to_node1: Option<ChannelDirection>,
+}
+
+/// One direction of a gossiped channel, as its sending end announced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelDirection {
+    /// Fee per forwarded HTLC, msat.
+    pub fee_base_msat: u32,
+    /// Fee per million msat forwarded.
+    pub fee_proportional_millionths: u32,
+    /// CLTV delta, blocks.
+    pub cltv_expiry_delta: u16,
+    /// Smallest HTLC forwarded.
+    pub htlc_minimum_msat: u64,
+    /// Largest HTLC forwarded.
+    pub htlc_maximum_msat: u64,
+    /// The update's timestamp.
+    pub last_update: u32,
 }

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::types::NodeId;
 use crate::{method, Empty, NoParams};
 
 method!(
@@ -137,3 +138,70 @@ method!(
 The answer goes out, then xlnd stops the RPC server, disconnects peers, saves its state, deletes
 `rpc.cookie` and `rpc.url`, and exits with status 0."
 );
+
+method!(
+    /// `signmessage`.
+    SignMessage = "signmessage", SignMessageParams => SignMessageResult,
+    "Sign a message with the node key, in the zbase32 format LND and Core Lightning use.
+
+`zbase32(header ‖ r ‖ s)` of an ECDSA signature over
+`SHA256(SHA256(\"Lightning Signed Message:\" ‖ message))`, the header byte being 31 plus the recovery
+id. Anyone can check it with `checkmessage`, `lncli verifymessage` or Core Lightning's
+`checkmessage`, and learn this node's id from it.
+
+Errors: -32602 (message too long)."
+);
+
+/// The params of `signmessage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignMessageParams {
+    /// The message (its UTF-8 bytes are signed), at most 65535 bytes.
+    pub message: String,
+}
+
+/// The result of `signmessage`, with Core Lightning's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignMessageResult {
+    /// The signature to give out, zbase32.
+    pub zbase: String,
+    /// `r ‖ s`, 128 hex characters.
+    pub signature: String,
+    /// The recovery id, 2 hex characters, `00` to `03`.
+    pub recid: String,
+}
+
+method!(
+    /// `checkmessage`.
+    CheckMessage = "checkmessage", CheckMessageParams => CheckMessageResult,
+    "Check a zbase32 message signature: against pubkey, or without it, that the signer is a node of our gossip graph.
+
+The signer's key is recovered from the signature. With `pubkey`, `verified` is true if it is that
+key. Without, `verified` is true only if the signer is a node of our gossip graph (as
+`listnodes` shows): a signature by a key anyone can make proves nothing, while a node of the
+graph has public channels. This is Core Lightning's rule, after LND's (which also asks for a node
+of its graph), with one difference: Core Lightning answers a signer outside its graph with error
+1301, xln with `verified: false` and the key.
+
+Errors: -32602 (`zbase` is not zbase32, or not 65 bytes, or its header byte is not 31 to 34;
+`pubkey` is not a node id; message too long)."
+);
+
+/// The params of `checkmessage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckMessageParams {
+    /// The message signed.
+    pub message: String,
+    /// The zbase32 signature.
+    pub zbase: String,
+    /// The node id that should have signed it.
+    pub pubkey: Option<NodeId>,
+}
+
+/// The result of `checkmessage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckMessageResult {
+    /// The key that signed, recovered from the signature; `null` if the signature recovers no key.
+    pub pubkey: Option<String>,
+    /// Signed by `pubkey`, or (without it) by a node of our gossip graph.
+    pub verified: bool,
+}

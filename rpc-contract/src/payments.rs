@@ -3,8 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Destination, Hash32, Msat, NodeId, Uint, MAX_WAIT_SECS};
-use crate::{method, NoParams};
+use crate::method;
+use crate::types::{Destination, Hash32, Index, Msat, NodeId, Uint, MAX_WAIT_SECS};
 
 method!(
     /// `pay`.
@@ -197,19 +197,37 @@ pub struct RouteHop {
 
 method!(
     /// `listforwards`.
-    ListForwards = "listforwards", NoParams => ListForwardsResult,
-    "Payments this node forwarded (and failed back) and the fees it earned.
+    ListForwards = "listforwards", ListForwardsParams => ListForwardsResult,
+    "Payments this node forwarded (and failed back), the fees it earned, and their totals.
 
-Oldest first.
+Oldest first. Like Core Lightning's `listforwards` with its `status` filter, and LND's
+`fwdinghistory` with its time window.
 
-Errors: 701."
+Errors: -32602 (`status` is neither `settled` nor `failed`; `since` is not before `until`), 701."
 );
+
+/// The params of `listforwards`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ListForwardsParams {
+    /// Only "settled" or only "failed" forwards.
+    pub status: Option<ForwardStatus>,
+    /// Only forwards resolved at or after this Unix time, seconds.
+    pub since: Option<Index>,
+    /// Only forwards resolved before this Unix time, seconds: since=T until=T+86400 is one day.
+    pub until: Option<Index>,
+}
 
 /// The result of `listforwards`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ListForwardsResult {
-    /// The forwards, oldest first.
+    /// The forwards selected, oldest first.
     pub forwards: Vec<Forward>,
+    /// How many.
+    pub count: u64,
+    /// Fees earned by the settled ones among them.
+    pub total_fee_msat: u64,
+    /// What the settled ones forwarded out.
+    pub total_out_msat: u64,
 }
 
 /// How a forward ended.
@@ -229,13 +247,17 @@ pub struct Forward {
     pub in_channel_id: Option<String>,
     /// Channel it went out on; `null` when there was none (no such channel).
     pub out_channel_id: Option<String>,
-    /// Amount forwarded; `null` for a failed forward.
+    /// Amount that came in: `out_msat` plus `fee_msat`; `null` for a failed forward.
+    pub in_msat: Option<u64>,
+    /// Amount forwarded out; `null` for a failed forward.
+    pub out_msat: Option<u64>,
+    /// The same as `out_msat` (the name earlier versions used; kept for programs written against them).
     pub out_amount_msat: Option<u64>,
-    /// Fee earned; `null` for a failed forward.
+    /// Fee earned; `null` for a failed forward, and for a payment whose incoming channel was force-closed while it was in flight (LDK learns the fee only when its on-chain claim is done).
     pub fee_msat: Option<u64>,
     /// Settled on chain rather than in the channel.
     pub claimed_on_chain: bool,
-    /// When it was resolved.
+    /// When it was resolved (the node's clock).
     pub resolved_at: u64,
     /// `settled`, or `failed` (we failed it back to the previous hop).
     pub status: ForwardStatus,

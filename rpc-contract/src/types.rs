@@ -423,6 +423,45 @@ string_param!(
     json_schema!({"type": "string", "pattern": "^([0-9a-fA-F]{64}|[0-9a-fA-F]{66}|[0-9]+x[0-9]+x[0-9]+|[0-9]+)$"})
 );
 
+/// `setchannel`'s channels: every channel, or the ones a [`ChannelRef`] names (a peer id names
+/// all channels with that peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelSelector {
+    /// `"all"`: every channel that is not closing.
+    All,
+    /// The channel(s) named.
+    Named(ChannelRef),
+}
+
+impl fmt::Display for ChannelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelSelector::All => f.write_str("all"),
+            ChannelSelector::Named(reference) => reference.fmt(f),
+        }
+    }
+}
+
+impl std::str::FromStr for ChannelSelector {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "all" {
+            return Ok(ChannelSelector::All);
+        }
+        text.parse().map(ChannelSelector::Named).map_err(|_| {
+            format!(
+                "must be a channel id, a short channel id (BLOCKxTXxOUT), a peer's node id or \"all\", not {text:?}"
+            )
+        })
+    }
+}
+
+string_param!(
+    ChannelSelector,
+    "ChannelSelector",
+    json_schema!({"type": "string", "pattern": "^(all|[0-9a-fA-F]{64}|[0-9a-fA-F]{66}|[0-9]+x[0-9]+x[0-9]+|[0-9]+)$"})
+);
+
 /// `getroute`'s destination: a node id (a keysend) or a BOLT11 invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {

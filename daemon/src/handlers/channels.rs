@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use ln_core::node::{format_short_channel_id, ChannelInfo};
+use ln_core::node::{ChannelForwardingPolicy, ForwardingPolicyUpdate};
 use rpc_contract::channels::{
-    Channel, ChannelState, CloseParams, CloseResult, CloseType, FundChannelParams,
-    FundChannelResult, ListChannelsResult,
+    Channel, ChannelPolicy, ChannelState, CloseParams, CloseResult, CloseType, FundChannelParams,
+    FundChannelResult, ListChannelsResult, SetChannelParams, SetChannelResult,
 };
 use rpc_contract::NoParams;
 
@@ -78,6 +79,9 @@ fn channel(c: &ChannelInfo) -> Channel {
         next_outbound_htlc_limit_reason: next.cause.clone(),
         peer_max_htlc_value_in_flight_msat: next.peer_in_flight_cap_msat,
         outbound_htlcs_in_flight: next.htlcs_in_flight as u64,
+        fee_base_msat: c.fee_base_msat,
+        fee_proportional_millionths: c.fee_proportional_millionths,
+        cltv_expiry_delta: c.cltv_expiry_delta,
     }
 }
 
@@ -97,4 +101,41 @@ pub async fn close(ctx: Arc<Context>, params: CloseParams) -> RpcResult<CloseRes
         channel_id: closed.channel_id,
         txid: closed.txid.map(|txid| txid.to_string()),
     })
+}
+
+/// `setchannel`: the node checks every value against the chain's policy before changing any.
+pub async fn setchannel(
+    ctx: Arc<Context>,
+    params: SetChannelParams,
+) -> RpcResult<SetChannelResult> {
+    let narrow = |value: Option<u64>| value.and_then(|v| u32::try_from(v).ok());
+    let update = ForwardingPolicyUpdate {
+        fee_base_msat: narrow(params.fee_base_msat.map(|v| v.get())),
+        fee_proportional_millionths: narrow(params.fee_proportional_millionths.map(|v| v.get())),
+        cltv_expiry_delta: params
+            .cltv_expiry_delta
+            .and_then(|v| u16::try_from(v.get()).ok()),
+        htlc_minimum_msat: params.htlc_minimum_msat.map(|v| v.get()),
+        htlc_maximum_msat: params.htlc_maximum_msat.map(|v| v.get()),
+    };
+    let policies = ctx
+        .node
+        .set_forwarding_policy(&params.id.to_string(), &update)
+        .map_err(node_error)?;
+    Ok(SetChannelResult {
+        channels: policies.iter().map(channel_policy).collect(),
+    })
+}
+
+fn channel_policy(policy: &ChannelForwardingPolicy) -> ChannelPolicy {
+    ChannelPolicy {
+        channel_id: policy.channel_id.clone(),
+        short_channel_id: policy.short_channel_id.map(format_short_channel_id),
+        peer_id: policy.peer_id.to_string(),
+        fee_base_msat: policy.fee_base_msat,
+        fee_proportional_millionths: policy.fee_proportional_millionths,
+        cltv_expiry_delta: policy.cltv_expiry_delta,
+        htlc_minimum_msat: policy.htlc_minimum_msat,
+        htlc_maximum_msat: policy.htlc_maximum_msat,
+    }
 }

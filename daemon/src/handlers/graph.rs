@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use ln_core::node::format_short_channel_id;
-use rpc_contract::graph::{GraphChannel, GraphNode, ListGraphChannelsResult, ListNodesResult};
+use ln_core::node::{format_short_channel_id, DirectionPolicy};
+use rpc_contract::graph::{
+    ChannelDirection, GraphChannel, GraphNode, ListGraphChannelsResult, ListNodesResult,
+};
 use rpc_contract::NoParams;
 
 use super::{Context, RpcResult};
@@ -43,7 +45,21 @@ pub async fn listgraphchannels(
                 capacity_sat: c.capacity_sat,
                 node1_to_node2_enabled: c.one_to_two_enabled,
                 node2_to_node1_enabled: c.two_to_one_enabled,
+                node1_to_node2: c.one_to_two.as_ref().map(direction),
+                node2_to_node1: c.two_to_one.as_ref().map(direction),
             })
             .collect(),
     })
+}
+
+/// One direction of a gossiped channel, as its sending end announced it.
+fn direction(policy: &DirectionPolicy) -> ChannelDirection {
+    ChannelDirection {
+        fee_base_msat: policy.fee_base_msat,
+        fee_proportional_millionths: policy.fee_proportional_millionths,
+        cltv_expiry_delta: policy.cltv_expiry_delta,
+        htlc_minimum_msat: policy.htlc_minimum_msat,
+        htlc_maximum_msat: policy.htlc_maximum_msat,
+        last_update: policy.last_update,
+    }
 }

@@ -156,6 +156,8 @@ pub fn register_all(module: &mut RpcModule<Context>) -> Result<()> {
     register::<Help, _, _>(module, node::help)?;
     register::<Discover, _, _>(module, node::discover)?;
     register::<Stop, _, _>(module, node::stop)?;
+    register::<SignMessage, _, _>(module, node::signmessage)?;
+    register::<CheckMessage, _, _>(module, node::checkmessage)?;
 
     register::<NewAddr, _, _>(module, onchain::newaddr)?;
     register::<ListFunds, _, _>(module, onchain::listfunds)?;
@@ -169,6 +171,7 @@ pub fn register_all(module: &mut RpcModule<Context>) -> Result<()> {
     register::<FundChannel, _, _>(module, channels::fundchannel)?;
     register::<ListChannels, _, _>(module, channels::listchannels)?;
     register::<Close, _, _>(module, channels::close)?;
+    register::<SetChannel, _, _>(module, channels::setchannel)?;
 
     register::<InvoiceMethod, _, _>(module, invoices::invoice)?;
     register::<SettleInvoice, _, _>(module, invoices::settleinvoice)?;
@@ -402,6 +405,94 @@ mod tests {
                 error.code()
             );
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod forwarding_tests {
+    use rpc_contract::channels::SetChannel;
+    use rpc_contract::payments::{ForwardStatus, ListForwards};
+    use rpc_contract::types::ChannelSelector;
+
+    use super::*;
+
+    fn parse<M: Method>(json: &str) -> Result<M::Params, ErrorObjectOwned> {
+        parse_params::<M>(&Params::new(Some(json))).map_err(params_error)
+    }
+
+    #[test]
+    fn setchannel_help_gives_each_chains_cltv_range() {
+        let description = method_doc::<SetChannel>()
+            .param("cltv_expiry_delta")
+            .map(|p| p.description.clone())
+            .unwrap_or_default();
+        for (chain, params) in [
+            ("Bitcoin", ln_core::ChainParams::bitcoin_mainnet()),
+            ("Qtum", ln_core::ChainParams::qtum_mainnet()),
+        ] {
+            let policy = ln_core::node::ChannelPolicy::for_chain(&params);
+            let range = format!(
+                "{} to {} on {chain}",
+                policy.min_cltv_expiry_delta(),
+                policy.max_cltv_expiry_delta()
+            );
+            assert!(description.contains(&range), "{description} lacks {range}");
+        }
+    }
+
+    #[test]
+    fn setchannel_params_are_range_checked_before_the_node_sees_them(
+    ) -> Result<(), ErrorObjectOwned> {
+        let parsed = parse::<SetChannel>(
+            r#"{"id": "all", "fee_base_msat": 1000, "cltv_expiry_delta": "80"}"#,
+        )?;
+        assert_eq!(parsed.id, ChannelSelector::All);
+        assert_eq!(parsed.fee_base_msat.map(|v| v.get()), Some(1000));
+        assert_eq!(parsed.cltv_expiry_delta.map(|v| v.get()), Some(80));
+        let positional = parse::<SetChannel>(r#"["103x1x0", 0, 250]"#)?;
+        assert_eq!(
+            positional.fee_proportional_millionths.map(|v| v.get()),
+            Some(250)
+        );
+        for (bad, param) in [
+            (
+                r#"{"id": "all", "fee_base_msat": 4294967296}"#,
+                "fee_base_msat",
+            ),
+            (
+                r#"{"id": "all", "fee_proportional_millionths": -1}"#,
+                "fee_proportional_millionths",
+            ),
+            (
+                r#"{"id": "all", "cltv_expiry_delta": 65536}"#,
+                "cltv_expiry_delta",
+            ),
+            (
+                r#"{"id": "all", "htlc_minimum_msat": "lots"}"#,
+                "htlc_minimum_msat",
+            ),
+            (r#"{"id": "everything"}"#, "id"),
+        ] {
+            let error = parse::<SetChannel>(bad).err();
+            let data: Value = error
+                .as_ref()
+                .and_then(|e| e.data())
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .unwrap_or(Value::Null);
+            assert_eq!(error.map(|e| e.code()), Some(-32602), "{bad}");
+            assert_eq!(data["param"], param, "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn listforwards_status_must_be_settled_or_failed() -> Result<(), ErrorObjectOwned> {
+        let filter = parse::<ListForwards>(r#"{"status": "failed", "since": 5}"#)?;
+        assert_eq!(filter.status, Some(ForwardStatus::Failed));
+        assert_eq!(filter.since.map(|v| v.get()), Some(5));
+        let error = parse::<ListForwards>(r#"{"status": "offered"}"#).err();
+        assert_eq!(error.map(|e| e.code()), Some(-32602));
         Ok(())
     }
 }

@@ -2,12 +2,16 @@
 
 use std::sync::Arc;
 
+use bitcoin::hex::DisplayHex;
 use jsonrpsee::types::ErrorObjectOwned;
-use rpc_contract::node::{GetInfoResult, HelpParams, HelpResult, MethodHelp};
+use rpc_contract::node::{
+    CheckMessageParams, CheckMessageResult, GetInfoResult, HelpParams, HelpResult, MethodHelp,
+    SignMessageParams, SignMessageResult,
+};
 use rpc_contract::{Empty, NoParams};
 use serde_json::{json, Value};
 
-use super::{Context, RpcResult};
+use super::{node_error, public_key, Context, RpcResult};
 
 /// `getinfo`.
 pub async fn getinfo(ctx: Arc<Context>, _: NoParams) -> RpcResult<GetInfoResult> {
@@ -57,4 +61,39 @@ pub async fn discover(_: Arc<Context>, _: NoParams) -> RpcResult<Value> {
 pub async fn stop(ctx: Arc<Context>, _: NoParams) -> RpcResult<Empty> {
     ctx.shutdown.send_replace(true);
     Ok(Empty {})
+}
+
+/// `signmessage`.
+pub async fn signmessage(
+    ctx: Arc<Context>,
+    params: SignMessageParams,
+) -> RpcResult<SignMessageResult> {
+    let signed = ctx
+        .node
+        .sign_message(&params.message)
+        .map_err(super::node_error_about("message"))?;
+    Ok(SignMessageResult {
+        zbase: signed.zbase,
+        signature: signed.signature.to_lower_hex_string(),
+        recid: [signed.recid].to_lower_hex_string(),
+    })
+}
+
+/// `checkmessage`.
+pub async fn checkmessage(
+    ctx: Arc<Context>,
+    params: CheckMessageParams,
+) -> RpcResult<CheckMessageResult> {
+    let pubkey = match params.pubkey {
+        Some(node_id) => Some(public_key("pubkey", node_id)?),
+        None => None,
+    };
+    let check = ctx
+        .node
+        .check_message(&params.message, &params.zbase, pubkey)
+        .map_err(node_error)?;
+    Ok(CheckMessageResult {
+        pubkey: check.pubkey.map(|key| key.to_string()),
+        verified: check.verified,
+    })
 }

@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ln_core::node::{
-    ForwardStatus as NodeForwardStatus, PaymentRecord, PaymentStatus as NodeStatus,
+    ForwardFilter, ForwardRecord, ForwardStatus as NodeForwardStatus, PaymentRecord,
+    PaymentStatus as NodeStatus,
 };
 use rpc_contract::payments::{
-    Forward, ForwardStatus, GetRouteParams, GetRouteResult, KeysendParams, ListForwardsResult,
-    ListPaymentsParams, ListPaymentsResult, PayParams, Payment, PaymentStatus, RouteHop,
+    Forward, ForwardStatus, GetRouteParams, GetRouteResult, KeysendParams, ListForwardsParams,
+    ListForwardsResult, ListPaymentsParams, ListPaymentsResult, PayParams, Payment, PaymentStatus,
+    RouteHop,
 };
 use rpc_contract::types::Destination;
-use rpc_contract::NoParams;
 
 use super::{invalid_param, node_error, node_error_about, public_key, Context, RpcResult};
 
@@ -104,26 +105,43 @@ pub async fn getroute(ctx: Arc<Context>, params: GetRouteParams) -> RpcResult<Ge
 }
 
 /// `listforwards`.
-pub async fn listforwards(ctx: Arc<Context>, _: NoParams) -> RpcResult<ListForwardsResult> {
-    let forwards = ctx.node.list_forwards().map_err(node_error)?;
+pub async fn listforwards(
+    ctx: Arc<Context>,
+    params: ListForwardsParams,
+) -> RpcResult<ListForwardsResult> {
+    let filter = ForwardFilter {
+        status: params.status.map(|status| match status {
+            ForwardStatus::Settled => NodeForwardStatus::Settled,
+            ForwardStatus::Failed => NodeForwardStatus::Failed,
+        }),
+        since: params.since.map(|t| t.get()),
+        until: params.until.map(|t| t.get()),
+    };
+    let history = ctx.node.forward_history(&filter).map_err(node_error)?;
     Ok(ListForwardsResult {
-        forwards: forwards
-            .iter()
-            .map(|f| Forward {
-                in_channel_id: f.in_channel_id.clone(),
-                out_channel_id: f.out_channel_id.clone(),
-                out_amount_msat: f.out_amount_msat,
-                fee_msat: f.fee_msat,
-                claimed_on_chain: f.claimed_on_chain,
-                resolved_at: f.resolved_at,
-                status: match f.status {
-                    NodeForwardStatus::Settled => ForwardStatus::Settled,
-                    NodeForwardStatus::Failed => ForwardStatus::Failed,
-                },
-                failure_reason: f.failure_reason.clone(),
-            })
-            .collect(),
+        count: history.forwards.len() as u64,
+        forwards: history.forwards.iter().map(forward_of).collect(),
+        total_fee_msat: history.total_fee_msat,
+        total_out_msat: history.total_out_msat,
     })
+}
+
+fn forward_of(record: &ForwardRecord) -> Forward {
+    Forward {
+        in_channel_id: record.in_channel_id.clone(),
+        out_channel_id: record.out_channel_id.clone(),
+        in_msat: record.in_msat(),
+        out_msat: record.out_amount_msat,
+        out_amount_msat: record.out_amount_msat,
+        fee_msat: record.fee_msat,
+        claimed_on_chain: record.claimed_on_chain,
+        resolved_at: record.resolved_at,
+        status: match record.status {
+            NodeForwardStatus::Settled => ForwardStatus::Settled,
+            NodeForwardStatus::Failed => ForwardStatus::Failed,
+        },
+        failure_reason: record.failure_reason.clone(),
+    }
 }
 
 /// The contract's payment from the node's record.

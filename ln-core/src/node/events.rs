@@ -308,6 +308,9 @@ impl NodeInner {
                 ..
             } => {
                 let record = ForwardRecord {
+                    in_amount_msat: outbound_amount_forwarded_msat
+                        .zip(total_fee_earned_msat)
+                        .map(|(out, fee)| out.saturating_add(fee)),
                     in_channel_id: prev_channel_id.map(|c| c.to_string()),
                     out_channel_id: next_channel_id.map(|c| c.to_string()),
                     out_amount_msat: outbound_amount_forwarded_msat,
@@ -321,7 +324,7 @@ impl NodeInner {
                     tracing::error!(%error, "recording a forward failed");
                     return Err(ReplayEvent());
                 }
-                tracing::info!(fee_msat = ?total_fee_earned_msat, amount_msat = ?outbound_amount_forwarded_msat, "payment forwarded");
+                tracing::info!(in_channel_id = ?record.in_channel_id, out_channel_id = ?record.out_channel_id, fee_msat = ?total_fee_earned_msat, amount_msat = ?outbound_amount_forwarded_msat, "payment forwarded");
             }
             Event::HTLCHandlingFailed {
                 prev_channel_id,
@@ -372,6 +375,7 @@ impl NodeInner {
                 let record = ForwardRecord {
                     in_channel_id: Some(prev_channel_id.to_string()),
                     out_channel_id,
+                    in_amount_msat: None,
                     out_amount_msat: None,
                     fee_msat: None,
                     claimed_on_chain: false,

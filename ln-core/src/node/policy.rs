@@ -9,7 +9,9 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, ScriptBuf, WScriptHash};
+use lightning::ln::channelmanager::MIN_CLTV_EXPIRY_DELTA;
 use lightning::ln::msgs::ChannelParameters;
+use lightning::routing::router::DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA;
 use lightning::types::features::ChannelTypeFeatures;
 use lightning::util::config::{ChannelConfigOverrides, ChannelHandshakeConfigUpdate, UserConfig};
 
@@ -200,6 +202,33 @@ impl ChannelPolicy {
     pub fn min_payment(&self) -> Amount {
         Amount::from_sat(self.htlc_minimum_msat.div_ceil(1000))
     }
+
+    /// The smallest forwarding CLTV delta an operator may set (`setchannel`), blocks.
+    ///
+    /// LDK refuses less than 48 blocks ([`MIN_CLTV_EXPIRY_DELTA`]), two thirds of its default of
+    /// 72: eight hours on Bitcoin to get an HTLC claim confirmed, or to come back online for it.
+    /// Where blocks come faster the chain's default delta is longer in blocks (see
+    /// [`Self::for_chain`]), and the minimum stays two thirds of it, so that it is not a shorter
+    /// time than the default's proportion allows: LDK's 48 on Bitcoin, 97 on Qtum.
+    pub fn min_cltv_expiry_delta(&self) -> u16 {
+        let ldk_default = UserConfig::default()
+            .channel_config
+            .cltv_expiry_delta
+            .max(1);
+        let scaled = u32::from(self.cltv_expiry_delta) * u32::from(MIN_CLTV_EXPIRY_DELTA);
+        let scaled = u16::try_from(scaled.div_ceil(u32::from(ldk_default))).unwrap_or(u16::MAX);
+        scaled.max(MIN_CLTV_EXPIRY_DELTA)
+    }
+
+    /// The largest forwarding CLTV delta an operator may set, blocks: what leaves room, within
+    /// the 1008 blocks of total CLTV an LDK payer accepts for a whole route
+    /// ([`DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA`]), for the final delta of a payee on this chain.
+    /// A larger delta would make this node's channels unusable to such payers.
+    pub fn max_cltv_expiry_delta(&self) -> u16 {
+        let room = DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA
+            .saturating_sub(u32::from(self.min_final_cltv_expiry_delta));
+        u16::try_from(room).unwrap_or(u16::MAX)
+    }
 }
 
 fn round_up(value: u64, step: u64) -> u64 {
@@ -223,6 +252,8 @@ mod tests {
             assert_eq!(policy.to_self_delay, 144);
             assert_eq!(policy.minimum_depth, 6);
             assert_eq!(policy.reserve_proportional_millionths(1_000_000), 10_000);
+            assert_eq!(policy.min_cltv_expiry_delta(), MIN_CLTV_EXPIRY_DELTA);
+            assert_eq!(policy.max_cltv_expiry_delta(), 960);
         }
     }
 
@@ -249,6 +280,9 @@ mod tests {
             assert_eq!(policy.minimum_depth, 29);
             assert_eq!(policy.cltv_expiry_delta, 145);
             assert_eq!(policy.min_final_cltv_expiry_delta, 145);
+            // Two thirds of the default, as LDK's 48 is of its 72: about 52 minutes.
+            assert_eq!(policy.min_cltv_expiry_delta(), 97);
+            assert_eq!(policy.max_cltv_expiry_delta(), 1008 - 145);
             assert_eq!(policy.min_funding_sat, 1_000_000);
             assert_eq!(policy.max_funding_sat, 10_000_000_000);
             // The smallest HTLC still leaves a standard output after its second-stage transaction

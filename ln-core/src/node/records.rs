@@ -126,6 +126,10 @@ pub struct ForwardRecord {
     pub in_channel_id: Option<String>,
     /// Outgoing channel id, hex.
     pub out_channel_id: Option<String>,
+    /// Amount that came in, msat: the amount forwarded out plus the fee (none in records written
+    /// before it was kept; see [`ForwardRecord::in_msat`]).
+    #[serde(default)]
+    pub in_amount_msat: Option<u64>,
     /// Amount forwarded out, msat.
     pub out_amount_msat: Option<u64>,
     /// Fee earned, msat.
@@ -140,6 +144,18 @@ pub struct ForwardRecord {
     /// Why it failed, for a failed forward.
     #[serde(default)]
     pub failure_reason: Option<String>,
+}
+
+impl ForwardRecord {
+    /// The amount that came in, msat, where known: as recorded, or for an older record the
+    /// amount forwarded out plus the fee.
+    pub fn in_msat(&self) -> Option<u64> {
+        self.in_amount_msat.or_else(|| {
+            self.out_amount_msat
+                .zip(self.fee_msat)
+                .map(|(out, fee)| out.saturating_add(fee))
+        })
+    }
 }
 
 /// How a forward ended.
@@ -355,4 +371,28 @@ fn all_json<T: for<'de> Deserialize<'de>>(ns: &Namespace) -> Result<Vec<T>, Erro
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forward_recorded_before_in_amounts_were_kept_still_reads_with_its_in_amount() {
+        let old = r#"{"in_channel_id":"aa","out_channel_id":"bb","out_amount_msat":40000000,
+            "fee_msat":1040,"claimed_on_chain":false,"resolved_at":1700000000,"status":"settled",
+            "failure_reason":null}"#;
+        let record: Result<ForwardRecord, _> = serde_json::from_str(old);
+        let record = record.map_err(|e| e.to_string());
+        assert_eq!(record.as_ref().map(|r| r.in_amount_msat), Ok(None));
+        assert_eq!(record.map(|r| r.in_msat()), Ok(Some(40_001_040)));
+        // The oldest records have no status (only settled forwards were recorded then).
+        let oldest = r#"{"in_channel_id":"aa","out_channel_id":null,"out_amount_msat":null,
+            "fee_msat":null,"claimed_on_chain":false,"resolved_at":1}"#;
+        let oldest: Result<ForwardRecord, _> = serde_json::from_str(oldest);
+        assert_eq!(
+            oldest.map(|r| (r.in_msat(), r.status)).ok(),
+            Some((None, ForwardStatus::Settled))
+        );
+    }
 }

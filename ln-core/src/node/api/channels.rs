@@ -62,6 +62,12 @@ pub struct ChannelInfo {
     pub outbound_htlc_minimum_msat: Option<u64>,
     /// What the next HTLC we send on it can carry, and what limits that.
     pub next_outbound_htlc: super::HtlcLimit,
+    /// Fee we charge per HTLC forwarded out over it, msat (none before LDK has its config).
+    pub fee_base_msat: Option<u32>,
+    /// Fee we charge per million msat forwarded out over it.
+    pub fee_proportional_millionths: Option<u32>,
+    /// CLTV delta we ask for forwarding out over it, blocks.
+    pub cltv_expiry_delta: Option<u16>,
 }
 
 /// The result of `open_channel`.
@@ -388,6 +394,11 @@ fn channel_info(c: &ChannelDetails) -> ChannelInfo {
         inbound_htlc_minimum_msat: c.inbound_htlc_minimum_msat,
         outbound_htlc_minimum_msat: c.counterparty.outbound_htlc_minimum_msat,
         next_outbound_htlc: super::routes::htlc_limit(c),
+        fee_base_msat: c.config.map(|config| config.forwarding_fee_base_msat),
+        fee_proportional_millionths: c
+            .config
+            .map(|config| config.forwarding_fee_proportional_millionths),
+        cltv_expiry_delta: c.config.map(|config| config.cltv_expiry_delta),
     }
 }
 

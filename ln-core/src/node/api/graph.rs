@@ -1,4 +1,7 @@
-//! Read access to the gossip graph: known nodes and public channels.
+//! Read access to the gossip graph: known nodes and public channels, with the forwarding
+//! policy each end announced for its direction.
+
+use lightning::routing::gossip::ChannelUpdateInfo;
 
 use crate::node::Node;
 
@@ -32,6 +35,40 @@ pub struct GraphChannel {
     pub one_to_two_enabled: bool,
     /// Direction two→one is enabled and announced.
     pub two_to_one_enabled: bool,
+    /// What node one announced for forwarding to node two (none until its `channel_update`).
+    pub one_to_two: Option<DirectionPolicy>,
+    /// What node two announced for forwarding to node one.
+    pub two_to_one: Option<DirectionPolicy>,
+}
+
+/// One direction of a public channel as its sending end last announced it (`channel_update`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectionPolicy {
+    /// Fee per HTLC forwarded, msat.
+    pub fee_base_msat: u32,
+    /// Fee per million msat forwarded.
+    pub fee_proportional_millionths: u32,
+    /// CLTV delta, blocks.
+    pub cltv_expiry_delta: u16,
+    /// Smallest HTLC, msat.
+    pub htlc_minimum_msat: u64,
+    /// Largest HTLC, msat.
+    pub htlc_maximum_msat: u64,
+    /// The update's timestamp.
+    pub last_update: u32,
+}
+
+impl From<&ChannelUpdateInfo> for DirectionPolicy {
+    fn from(update: &ChannelUpdateInfo) -> Self {
+        Self {
+            fee_base_msat: update.fees.base_msat,
+            fee_proportional_millionths: update.fees.proportional_millionths,
+            cltv_expiry_delta: update.cltv_expiry_delta,
+            htlc_minimum_msat: update.htlc_minimum_msat,
+            htlc_maximum_msat: update.htlc_maximum_msat,
+            last_update: update.last_update,
+        }
+    }
 }
 
 impl GraphChannel {
@@ -84,6 +121,8 @@ impl Node {
                 capacity_sat: info.capacity_sats,
                 one_to_two_enabled: info.one_to_two.as_ref().is_some_and(|d| d.enabled),
                 two_to_one_enabled: info.two_to_one.as_ref().is_some_and(|d| d.enabled),
+                one_to_two: info.one_to_two.as_ref().map(DirectionPolicy::from),
+                two_to_one: info.two_to_one.as_ref().map(DirectionPolicy::from),
             })
             .collect();
         channels.sort_by_key(|c| c.short_channel_id);
@@ -104,6 +143,8 @@ mod tests {
             capacity_sat: Some(1_000_000),
             one_to_two_enabled: false,
             two_to_one_enabled: true,
+            one_to_two: None,
+            two_to_one: None,
         };
         assert!(!channel.enabled_from("02aa"));
         assert!(channel.enabled_from("03bb"));

@@ -2,8 +2,10 @@
 //! on-chain wallet, gossip graph). The daemon maps these calls one to one onto JSON-RPC methods.
 
 mod channels;
+mod forwarding;
 mod graph;
 mod journal;
+mod messages;
 mod onchain;
 mod payments;
 mod peers;
@@ -15,8 +17,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use channels::{format_short_channel_id, ChannelInfo, CloseType, ClosedChannel, OpenedChannel};
-pub use graph::{GraphChannel, GraphNode};
+pub use forwarding::{
+    ChannelForwardingPolicy, ForwardFilter, ForwardHistory, ForwardingPolicyUpdate,
+};
+pub use graph::{DirectionPolicy, GraphChannel, GraphNode};
 pub use journal::{PaidInvoice, EVENTS_PER_READ};
+pub use messages::{recover_signer, sign_message, MessageCheck, SignedMessage, MAX_MESSAGE_BYTES};
 pub use onchain::{Funds, WalletOutputInfo};
 pub use payments::{
     CreatedInvoice, DecodedInvoice, DEFAULT_INVOICE_EXPIRY_SECS, DEFAULT_PAYMENT_TIMEOUT,

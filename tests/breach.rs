@@ -1,0 +1,171 @@
+//! A cheater loses everything: alice keeps a copy of her datadir, pays bob, and later restores the
+//! copy and force-closes with the old (revoked) commitment while bob is offline. Bob comes back
+//! just before alice's `to_self_delay` runs out, and his justice transaction takes alice's whole
+//! side of the channel. On a real regtest bitcoind and on the shared qtumd.
+
+use std::process::Command;
+
+use anyhow::{ensure, Context, Result};
+use ln_core::node::ChannelPolicy;
+use serde_json::Value;
+use xln_tests::steps::{
+    channel, confirmed_sat, invoice, mine, mine_until, pay, relayed, settled, swept,
+};
+use xln_tests::three_nodes::{TestChain, ThreeNodes, ALICE, BOB};
+
+/// Blocks left of alice's `to_self_delay` when bob comes back: enough for bob to catch up,
+/// broadcast and confirm his justice transaction.
+const MARGIN_BLOCKS: u32 = 12;
+
+fn local_sat(list: &Value, channel_id: &str) -> Result<u64> {
+    Ok(
+        channel(list, channel_id).context("the channel")?["local_balance_msat"]
+            .as_u64()
+            .context("local_balance_msat")?
+            / 1000,
+    )
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status()?;
+    ensure!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+    Ok(())
+}
+
+fn a_revoked_commitment_loses_the_cheaters_whole_balance(
+    chain: TestChain,
+    test: &str,
+) -> Result<()> {
+    let Some(net) = ThreeNodes::start(chain, test, [&[], &[], &[]])? else {
+        return Ok(());
+    };
+    let [alice, bob, carol] = &net.nodes;
+    let ab = net.channels[0].0.clone();
+    let capacity_sat = net.capacity_sat;
+    let policy = ChannelPolicy::for_chain(&net.params);
+
+    // State 1: alice has paid bob a tenth. Alice copies her datadir (stopped, so the copy is
+    // consistent, as an operator's backup would be).
+    pay(
+        alice,
+        &invoice(bob, capacity_sat * 100, "before the backup")?,
+    )?;
+    settled(alice, &ab)?;
+    alice.stop()?;
+    let backup = tempfile::tempdir()?;
+    let backup_dir = backup.path().join("alice");
+    copy_dir(alice.datadir(), &backup_dir)?;
+    alice.restart()?;
+    let old_alice_sat = local_sat(&alice.cli(&["listchannels"])?, &ab)?;
+
+    // State 2: alice pays bob three tenths more; the backup's commitment is now revoked.
+    alice.wait_cli(
+        &["listchannels"],
+        "the channel usable again",
+        xln_tests::steps::WAIT,
+        |list| (channel(list, &ab)?["is_usable"] == true).then_some(()),
+    )?;
+    pay(
+        alice,
+        &invoice(bob, capacity_sat * 300, "after the backup")?,
+    )?;
+    settled(alice, &ab)?;
+    let fair_bob_sat = local_sat(&bob.cli(&["listchannels"])?, &ab)?;
+    let bob_onchain_before = confirmed_sat(bob)?;
+
+    // Bob goes offline. Alice restores the backup and publishes the revoked commitment.
+    bob.stop()?;
+    alice.stop()?;
+    std::fs::remove_dir_all(alice.datadir())?;
+    copy_dir(&backup_dir, alice.datadir())?;
+    alice.restart()?;
+    let restored = local_sat(&alice.cli(&["listchannels"])?, &ab)?;
+    ensure!(
+        restored == old_alice_sat,
+        "the backup shows {restored} sat, not {old_alice_sat}"
+    );
+    let alice_onchain_before = confirmed_sat(alice)?;
+    let closed = alice.cli(&["close", &ab, "force=true"])?;
+    let commitment = closed["txid"]
+        .as_str()
+        .context("the revoked commitment's txid")?;
+    mine(&net.chain_node, 1, &[alice, carol])?;
+    let tip = net.chain_node.cli(&["getbestblockhash"])?;
+    let block = net.chain_node.cli_json(&["getblock", tip.trim(), "1"])?;
+    ensure!(
+        block["tx"]
+            .as_array()
+            .is_some_and(|txs| txs.iter().any(|t| t == commitment)),
+        "the revoked commitment {commitment} did not confirm: {block}"
+    );
+    alice.stop()?;
+
+    // Bob stays away for all of alice's to_self_delay but the margin.
+    let away = u32::from(policy.to_self_delay) - 1 - MARGIN_BLOCKS;
+    tracing::info!(away, "bob is offline while blocks are mined");
+    mine(&net.chain_node, away, &[carol])?;
+    bob.restart()?;
+    let tip = xln_tests::steps::height(&net.chain_node)?;
+    bob.wait_cli(
+        &["getinfo"],
+        "bob caught up",
+        std::time::Duration::from_secs(900),
+        |info| (info["block_height"].as_u64() == Some(tip)).then_some(()),
+    )?;
+
+    // Bob's justice transaction takes alice's old balance; bob ends with the whole channel
+    // less fees, far more than his fair share.
+    mine_until(
+        &net.chain_node,
+        &[bob, carol],
+        1,
+        MARGIN_BLOCKS + 20,
+        "bob's justice",
+        || {
+            let funds = bob.cli(&["listfunds"])?;
+            tracing::info!(%funds, "bob's funds");
+            Ok(swept(&funds, &ab))
+        },
+    )?;
+    let gained = confirmed_sat(bob)? - bob_onchain_before;
+    // Fees: the commitment's (paid from alice's side), the justice transaction's and the sweep of
+    // bob's own output; a percent of the channel covers them on both chains.
+    let fees_allowed = capacity_sat / 100;
+    ensure!(
+        gained + fees_allowed >= capacity_sat && gained > fair_bob_sat + old_alice_sat / 2,
+        "bob got {gained} sat back from a {capacity_sat}-sat channel (his fair share {fair_bob_sat}, \
+         alice's revoked balance {old_alice_sat})"
+    );
+    let checked = relayed(&net.chain_node, bob)?;
+    tracing::info!(gained, fair_bob_sat, old_alice_sat, checked, "justice done");
+
+    // Alice gets nothing of the channel back, also once her to_self_delay is over: the output
+    // she would sweep is bob's now. (Her node still lists it as a pending sweep: LDK's monitor
+    // of the revoked commitment does not know the output was taken. That is the cheater's
+    // problem, and it shows only on the cheater's node.)
+    alice.restart()?;
+    mine(&net.chain_node, MARGIN_BLOCKS + 6, &[alice, bob, carol])?;
+    let alice_onchain_after = confirmed_sat(alice)?;
+    ensure!(
+        alice_onchain_after <= alice_onchain_before,
+        "alice got {} sat back from the channel she cheated in",
+        alice_onchain_after - alice_onchain_before
+    );
+    ensure!(net.ids[ALICE] != net.ids[BOB]);
+    Ok(())
+}
+
+#[test]
+fn a_revoked_commitment_loses_the_cheaters_whole_balance_on_bitcoin() -> Result<()> {
+    a_revoked_commitment_loses_the_cheaters_whole_balance(TestChain::Bitcoin, "breach_bitcoin")
+}
+
+#[test]
+fn a_revoked_commitment_loses_the_cheaters_whole_balance_on_qtum() -> Result<()> {
+    a_revoked_commitment_loses_the_cheaters_whole_balance(TestChain::Qtum, "breach_qtum")
+}
