@@ -70,7 +70,12 @@ async fn run(flags: Flags) -> Result<()> {
         .alias(config.alias.clone())
         .max_inbound_htlc_in_flight_percent(config.max_inbound_htlc_in_flight_percent)
         .crash_point(dev_crash_point()?)
-        .slow_disk(dev_slow_disk()?);
+        .slow_disk(dev_slow_disk()?)
+        .full_disk_flag(
+            std::env::var_os("XLN_DEV_FULL_DISK_FLAG")
+                .filter(|flag| !flag.is_empty())
+                .map(std::path::PathBuf::from),
+        );
     let params = config.params.clone();
     let url = config.node_rpc_url.as_str();
     let source: Arc<dyn ChainSource> = match params.chain {
@@ -189,6 +194,9 @@ fn dev_crash_point() -> anyhow::Result<Option<CrashPoint>> {
         _ => Ok(None),
     }
 }
+
+// The test-only full disk: `XLN_DEV_FULL_DISK_FLAG=<file>` makes every store flush fail as on a
+// full disk while that file exists (tests/faults.rs). Unset in normal operation.
 
 /// The test-only slow disk: `XLN_DEV_STORE_WRITE_DELAY_MS=<ms>` makes every store flush wait
 /// that long, one at a time (tests/daemon.rs checks that read-only calls are still answered).

@@ -240,6 +240,21 @@ impl Xlnd {
         })
     }
 
+    /// Its resident memory now (VmRSS of the running process, from /proc), KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        let pid = self
+            .process()
+            .as_ref()
+            .map(Child::id)
+            .with_context(|| format!("xlnd {} is not running", self.name))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("no VmRSS for xlnd {} (pid {pid})", self.name))
+    }
+
     /// Its data directory.
     pub fn datadir(&self) -> &Path {
         &self.datadir

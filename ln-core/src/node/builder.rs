@@ -114,6 +114,7 @@ pub struct NodeBuilder {
     store: Option<SledStore>,
     crash_point: Option<CrashPoint>,
     slow_disk: Option<Duration>,
+    full_disk_flag: Option<PathBuf>,
     max_inbound_htlc_in_flight_percent: u8,
 }
 
@@ -132,6 +133,7 @@ impl NodeBuilder {
             store: None,
             crash_point: None,
             slow_disk: None,
+            full_disk_flag: None,
             max_inbound_htlc_in_flight_percent: 100,
         }
     }
@@ -149,6 +151,13 @@ impl NodeBuilder {
     /// operation. Takes effect when the store is opened.
     pub fn slow_disk(mut self, delay: Option<Duration>) -> Self {
         self.slow_disk = delay;
+        self
+    }
+
+    /// Makes every store flush fail, as on a full disk, while the file `flag` exists: for tests
+    /// of disk trouble. Never set it in normal operation. Takes effect when the store is opened.
+    pub fn full_disk_flag(mut self, flag: Option<PathBuf>) -> Self {
+        self.full_disk_flag = flag;
         self
     }
 
@@ -201,6 +210,9 @@ impl NodeBuilder {
         let mut store = SledStore::open(&self.data_dir.join("store"))?;
         if let Some(delay) = self.slow_disk {
             store = store.with_slow_disk(delay);
+        }
+        if let Some(flag) = self.full_disk_flag.clone() {
+            store = store.with_full_disk_flag(flag);
         }
         self.store = Some(store.clone());
         Ok(store)

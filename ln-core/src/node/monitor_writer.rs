@@ -176,7 +176,31 @@ impl MonitorWriter {
         }
     }
 
-    /// Serializes the `ChannelManager` now and makes it durable. The one way the node writes it.
+    /// Serializes the `ChannelManager` now and makes it durable, retrying a failed write until
+    /// it lands or the node stops: what LDK's background processor writes through.
+    pub fn persist_manager_until_written(&self) -> Result<(), io::Error> {
+        match self.shared.ldk.get().and_then(|ldk| ldk.manager.upgrade()) {
+            Some(manager) => {
+                if self.shared.retry("write the channel manager", || {
+                    self.shared.write_manager(&manager)
+                }) {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::Other,
+                        "the channel manager could not be written and the node is stopping",
+                    ))
+                }
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::Other,
+                "the channel manager is not attached yet",
+            )),
+        }
+    }
+
+    /// Serializes the `ChannelManager` now and makes it durable (one attempt). Every write of
+    /// the manager goes through here.
     pub fn persist_manager(&self) -> Result<(), io::Error> {
         match self.shared.ldk.get().and_then(|ldk| ldk.manager.upgrade()) {
             Some(manager) => self.shared.write_manager(&manager),
@@ -480,7 +504,12 @@ impl KVStoreSync for LdkStore {
         {
             // The writer thread may be writing the manager: waiting for it is waiting for the
             // disk, which must not hold up the runtime the background processor runs on.
-            return crate::store::outside_the_runtime(|| self.writer.persist_manager());
+            // A failed write is retried until it lands (LDK's background processor stops for
+            // good on an error here): meanwhile events wait, and nothing of the manager's new
+            // state is acknowledged.
+            return crate::store::outside_the_runtime(|| {
+                self.writer.persist_manager_until_written()
+            });
         }
         self.store.write(primary, secondary, key, value)
     }

@@ -184,6 +184,9 @@ pub(crate) struct Records {
     forwards: Namespace,
     forward_sequence: AtomicU64,
     journal: Arc<Journal>,
+    /// No unpaid invoice expires before this (Unix seconds): the expiry check reads the
+    /// invoices only once one may have expired. 0: not known yet.
+    next_expiry: AtomicU64,
 }
 
 impl InvoiceStatus {
@@ -222,6 +225,7 @@ impl Records {
             invoices: store.namespace("invoices")?,
             forwards,
             forward_sequence: AtomicU64::new(next),
+            next_expiry: AtomicU64::new(0),
             journal: Arc::new(Journal::open(store)?),
         })
     }
@@ -270,6 +274,10 @@ impl Records {
 
     /// Stores `record`; a new invoice or a new status is an `invoices` event.
     pub(crate) fn put_invoice(&self, record: &InvoiceRecord) -> Result<(), Error> {
+        if record.status == InvoiceStatus::Unpaid {
+            self.next_expiry
+                .fetch_min(record.expires_at, Ordering::SeqCst);
+        }
         let kind_of = |stored: Option<&[u8]>| {
             let stored = stored.and_then(|s| serde_json::from_slice::<InvoiceRecord>(s).ok());
             match stored {
@@ -295,8 +303,36 @@ impl Records {
 
     /// Stores every unpaid invoice past its expiry as expired (an `expired` event each).
     pub(crate) fn expire_invoices(&self, now: u64) -> Result<(), Error> {
+        let next = self.next_expiry.load(Ordering::SeqCst);
+        if next != 0 && now < next {
+            return Ok(());
+        }
+        // An invoice stored during the scan lowers the mark below what the scan finds, and
+        // the mark it leaves is the smaller of the two.
+        self.next_expiry.store(u64::MAX, Ordering::SeqCst);
+        match self.expire_unpaid(now) {
+            Ok(earliest) => {
+                self.next_expiry.fetch_min(earliest, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(error) => {
+                // Scan again next time.
+                self.next_expiry.store(0, Ordering::SeqCst);
+                Err(error)
+            }
+        }
+    }
+
+    /// Stores every unpaid invoice expired at `now` as expired; returns when the next one
+    /// expires (`u64::MAX` if none is unpaid).
+    fn expire_unpaid(&self, now: u64) -> Result<u64, Error> {
+        let mut earliest = u64::MAX;
         for mut invoice in self.invoices()? {
-            if invoice.status != InvoiceStatus::Unpaid || now < invoice.expires_at {
+            if invoice.status != InvoiceStatus::Unpaid {
+                continue;
+            }
+            if now < invoice.expires_at {
+                earliest = earliest.min(invoice.expires_at);
                 continue;
             }
             invoice.status = InvoiceStatus::Expired;
@@ -318,7 +354,7 @@ impl Records {
                 still_unpaid,
             )?;
         }
-        Ok(())
+        Ok(earliest)
     }
 
     pub(crate) fn add_forward(&self, record: &ForwardRecord) -> Result<(), Error> {
@@ -394,5 +430,63 @@ mod tests {
             oldest.map(|r| (r.in_msat(), r.status)).ok(),
             Some((None, ForwardStatus::Settled))
         );
+    }
+
+    fn unpaid(hash: &str, expires_at: u64) -> InvoiceRecord {
+        InvoiceRecord {
+            payment_hash: hash.to_owned(),
+            bolt11: None,
+            description: String::new(),
+            status: InvoiceStatus::Unpaid,
+            amount_msat: Some(1000),
+            amount_received_msat: None,
+            is_hold: false,
+            created_at: 1,
+            expires_at,
+            paid_at: None,
+            claim_deadline_height: None,
+        }
+    }
+
+    #[test]
+    fn invoices_expire_once_each_with_an_event_and_paid_ones_never() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SledStore::open(dir.path()).expect("store");
+        let records = Records::open(&store).expect("records");
+        records.put_invoice(&unpaid("early", 100)).expect("put");
+        records.put_invoice(&unpaid("late", 200)).expect("put");
+        let mut paid = unpaid("paid", 50);
+        paid.status = InvoiceStatus::Paid;
+        records.put_invoice(&paid).expect("put");
+        let kinds = |records: &Records| -> Vec<(String, String)> {
+            let events = records
+                .journal()
+                .read(Stream::Invoices, 0, 100)
+                .expect("read");
+            events
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.kind,
+                        e.data["payment_hash"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        };
+        records.expire_invoices(99).expect("nothing expired yet");
+        assert_eq!(kinds(&records).len(), 3);
+        records.expire_invoices(150).expect("early expires");
+        records.expire_invoices(160).expect("nothing more");
+        records.expire_invoices(250).expect("late expires");
+        records.expire_invoices(300).expect("nothing more");
+        let events = kinds(&records);
+        let expired: Vec<&str> = events
+            .iter()
+            .filter(|(kind, _)| kind == "expired")
+            .map(|(_, hash)| hash.as_str())
+            .collect();
+        assert_eq!(expired, vec!["early", "late"]);
+        let stored = records.invoice("paid").expect("read").map(|i| i.status);
+        assert_eq!(stored, Some(InvoiceStatus::Paid));
     }
 }

@@ -81,6 +81,8 @@ pub struct SledStore {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Durability {
     slow_disk: Option<Arc<SlowDisk>>,
+    /// While this file exists, every flush fails as on a full disk (fault injection).
+    full_disk_flag: Option<Arc<PathBuf>>,
 }
 
 /// A disk whose every flush takes `delay`, one flush at a time (as a saturated disk does).
@@ -95,6 +97,17 @@ impl Durability {
     /// [`outside_the_runtime`].
     pub(crate) fn flush<T>(&self, flush: impl FnOnce() -> sled::Result<T>) -> sled::Result<T> {
         outside_the_runtime(|| {
+            if let Some(flag) = &self.full_disk_flag {
+                if flag.exists() {
+                    return Err(sled::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::StorageFull,
+                        format!(
+                            "no space left on device (fault injection: {} exists)",
+                            flag.display()
+                        ),
+                    )));
+                }
+            }
             if let Some(slow) = &self.slow_disk {
                 let _one_at_a_time = slow
                     .one_at_a_time
@@ -145,6 +158,16 @@ impl SledStore {
         })
     }
 
+    /// Makes every later flush of this store (and its clones and namespaces) fail, as on a full
+    /// disk, while the file `flag` exists: for tests that the node pauses its channels, says
+    /// why, acknowledges nothing it could not write, and resumes when the disk has room again.
+    /// Never used in normal operation.
+    pub fn with_full_disk_flag(mut self, flag: PathBuf) -> Self {
+        tracing::warn!(flag = %flag.display(), "fault injection: store flushes fail while this file exists");
+        self.durability.full_disk_flag = Some(Arc::new(flag));
+        self
+    }
+
     /// Makes every later flush of this store (and its clones and namespaces) wait `delay`
     /// first, one flush at a time: a slow disk, for tests that the node keeps answering while
     /// its disk is slow. Never used in normal operation.
@@ -154,6 +177,7 @@ impl SledStore {
             "fault injection: every store flush is delayed"
         );
         self.durability = Durability {
+            full_disk_flag: self.durability.full_disk_flag.clone(),
             slow_disk: Some(Arc::new(SlowDisk {
                 delay,
                 one_at_a_time: Mutex::new(()),

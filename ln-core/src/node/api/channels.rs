@@ -227,8 +227,41 @@ impl Node {
             .channel_manager
             .list_channels()
             .iter()
-            .map(channel_info)
+            .map(|c| {
+                let mut info = channel_info(c);
+                info.local_balance_msat = self.local_balance_msat(c);
+                info
+            })
             .collect()
+    }
+
+    /// Our balance in the channel, less outbound HTLCs in flight (and, for the funder, the
+    /// commitment fee): LDK's outbound capacity plus our reserve. Below the reserve LDK's
+    /// outbound capacity is 0 whatever the balance, so there it is read from the channel
+    /// monitor's current commitment (to the satoshi).
+    fn local_balance_msat(&self, c: &ChannelDetails) -> u64 {
+        let reserve_msat = c.unspendable_punishment_reserve.unwrap_or(0) * 1000;
+        if c.outbound_capacity_msat > 0 || reserve_msat == 0 {
+            return c.outbound_capacity_msat + reserve_msat;
+        }
+        let Ok(monitor) = self.inner.chain_monitor.get_monitor(c.channel_id) else {
+            return 0;
+        };
+        let below_reserve_sat = monitor
+            .get_claimable_balances()
+            .into_iter()
+            .find_map(|balance| match balance {
+                lightning::chain::channelmonitor::Balance::ClaimableOnChannelClose {
+                    balance_candidates,
+                    confirmed_balance_candidate_index,
+                    ..
+                } => balance_candidates
+                    .get(confirmed_balance_candidate_index)
+                    .map(|candidate| candidate.amount_satoshis),
+                _ => None,
+            })
+            .unwrap_or(0);
+        (below_reserve_sat * 1000).min(reserve_msat)
     }
 
     /// Closes a channel named by channel id, short channel id (`BLOCKxTXxOUT`) or peer id (if it
