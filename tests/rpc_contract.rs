@@ -391,6 +391,41 @@ fn every_method_answers_by_name_and_by_position_within_its_published_schema() ->
         &[],
     )?;
 
+    // Interception: alice's intercept SCID goes into an invoice of bob's; no HTLC is held, so
+    // resolving an unknown one is error 100 under either name.
+    let (scid, _) = both_ways(a, c, run, "intercept_scid", json!({}), json!([]), &[])?;
+    let route_hint = result_of(&scid, "intercept_scid")?["route_hint"]
+        .as_str()
+        .context("route_hint")?
+        .to_owned();
+    let hinted = call(
+        &bob,
+        "invoice",
+        json!({"amount_msat": 1000, "description": "via an LSP", "route_hint": route_hint,
+               "min_final_cltv_expiry_delta": 200}),
+    )?;
+    c.check("invoice", &result_of(&hinted, "invoice with a route hint")?)?;
+    both_ways(
+        a,
+        c,
+        run,
+        "listinterceptedhtlcs",
+        json!({"status": "pending"}),
+        json!([]),
+        &[],
+    )?;
+    for name in ["resolvehtlc", "resolve_htlc"] {
+        both_ways(
+            a,
+            c,
+            run,
+            name,
+            json!({"id": unknown, "action": "fail", "reason": "no client"}),
+            json!([unknown, "fail"]),
+            &[100],
+        )?;
+    }
+
     // Signed messages: alice signs, and checks her own signature each way.
     let (signed, _) = both_ways(
         a,

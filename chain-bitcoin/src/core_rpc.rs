@@ -7,8 +7,6 @@
 pub mod parse;
 pub mod responses;
 
-use std::str::FromStr;
-
 use bitcoin::consensus::encode;
 use bitcoin::{BlockHash, FeeRate, OutPoint, Transaction, TxOut, Txid};
 use lightning::chain::chaininterface::ConfirmationTarget;
@@ -22,7 +20,8 @@ use crate::rpc::{
     BitcoindAuth, CallError, RpcClient, RPC_INVALID_PARAMETER, RPC_VERIFY_ALREADY_IN_CHAIN,
 };
 use parse::{
-    expect_block, feerate_from_coins_per_kvb, invalid, not_found_or, parse_hash, tx_out_from,
+    chain_info_from, expect_block, feerate_from_coins_per_kvb, invalid, not_found_or, parse_hash,
+    tip_from, tx_out_from, txid_at,
 };
 use responses::{BlockTxids, BlockchainInfo, SmartFeeEstimate, TxOutInfo};
 
@@ -140,24 +139,12 @@ impl CoreNode {
             .call(method, vec![])
             .await
             .map_err(|e| e.into_chain_error(method))?;
-        Ok(NodeChainInfo {
-            best_block_hash: parse_hash(method, &info.bestblockhash)?,
-            chain: info.chain,
-            blocks: info.blocks,
-            headers: info.headers,
-            initial_block_download: info.initialblockdownload,
-            verification_progress: info.verificationprogress,
-        })
+        chain_info_from(info)
     }
 
     /// [`ChainSource::best_tip`](ln_core::ChainSource::best_tip).
     pub async fn best_tip(&self) -> Result<BlockRef, ChainSourceError> {
-        let info = self.chain_info().await?;
-        let height = u32::try_from(info.blocks).map_err(|e| invalid("getblockchaininfo", e))?;
-        Ok(BlockRef {
-            height,
-            hash: info.best_block_hash,
-        })
+        tip_from(&self.chain_info().await?)
     }
 
     /// [`ChainSource::block_hash_at_height`](ln_core::ChainSource::block_hash_at_height).
@@ -303,11 +290,9 @@ impl CoreNode {
             .call(method, vec![json!(block_hash.to_string()), json!(1)])
             .await
             .map_err(|e| e.into_chain_error(method))?;
-        let index = usize::try_from(transaction_index).ok();
-        let Some(txid_hex) = index.and_then(|i| block.tx.get(i)) else {
+        let Some(txid) = txid_at(&block, transaction_index)? else {
             return Ok(ShortChannelIdOutput::NotFound);
         };
-        let txid = Txid::from_str(txid_hex).map_err(|e| invalid(method, e))?;
         let outpoint = OutPoint {
             txid,
             vout: u32::from(output_index),
@@ -317,7 +302,8 @@ impl CoreNode {
             None => {
                 // gettxout cannot tell "spent" from "never existed"; the block can.
                 let full_block: B = self.block(&block_hash).await?;
-                let exists = index
+                let exists = usize::try_from(transaction_index)
+                    .ok()
                     .and_then(|i| full_block.transactions().get(i))
                     .is_some_and(|tx| tx.output.len() > usize::from(output_index));
                 Ok(if exists {

@@ -10,6 +10,8 @@
 //! [`core_rpc`] holds what Bitcoin Core and its forks answer alike; `chain-qtum` builds on it.
 
 pub mod core_rpc;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 mod rpc;
 mod source;
 

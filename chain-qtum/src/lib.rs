@@ -10,6 +10,8 @@
 //! that says what to fix. Only the fields we use are read from each RPC answer.
 
 pub mod block;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 mod responses;
 mod source;
 pub mod synthetic;

@@ -166,7 +166,7 @@ impl CoreBlock for QtumBlock {
     }
 }
 
-fn real_block_from(info: &BlockHeaderInfo) -> Result<RealBlock, ChainSourceError> {
+pub(crate) fn real_block_from(info: &BlockHeaderInfo) -> Result<RealBlock, ChainSourceError> {
     let method = "getblockheader";
     let prev_hash = match &info.previousblockhash {
         Some(hex) => parse_hash(method, hex)?,

@@ -86,7 +86,8 @@ struct Cli {
     )]
     rpc_password: Option<String>,
     /// The method to call, e.g. getinfo, pay, invoice; `help` lists them all; `subscribe <stream>
-    /// [since_index]` prints a stream of events (invoices, payments, htlcs, channels, peers, blocks)
+    /// [since_index]` prints a stream of events (invoices, payments, htlcs, channels, peers, blocks,
+    /// intercepted_htlcs)
     #[arg(value_name = "METHOD")]
     method: String,
     /// The method's parameters: by position, or as name=value

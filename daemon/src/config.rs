@@ -67,6 +67,11 @@ pub struct Flags {
     /// channels opened from now on (LDK Node uses 10) [default: 100]
     #[arg(long, env = "XLN_MAX_INBOUND_HTLC_IN_FLIGHT_PERCENT")]
     pub max_inbound_htlc_in_flight_percent: Option<u8>,
+    /// Seconds an intercepted HTLC (see intercept_scid) may wait for resolvehtlc before it is
+    /// failed back; 0: no time limit (LDK still fails it 39 blocks before its CLTV expiry)
+    /// [default: 120]
+    #[arg(long, env = "XLN_INTERCEPT_TIMEOUT_SECS")]
+    pub intercept_timeout_secs: Option<u64>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -77,7 +82,7 @@ Then talk to it with: xln-cli --datadir <datadir> getinfo";
 /// The same settings as read from `xln.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+pub(crate) struct FileConfig {
     chain: Option<String>,
     network: Option<String>,
     node_rpc_url: Option<String>,
@@ -91,7 +96,12 @@ struct FileConfig {
     alias: Option<String>,
     log_level: Option<String>,
     max_inbound_htlc_in_flight_percent: Option<u8>,
+    intercept_timeout_secs: Option<u64>,
 }
+
+/// The longest time limit on intercepted HTLCs, seconds: a week. Longer holds lock the payer's
+/// funds for longer than any LSP or gateway decision takes.
+const MAX_INTERCEPT_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// How xlnd authenticates to the chain node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +135,8 @@ pub struct Config {
     pub log_level: String,
     /// How much of a channel a peer may have in HTLCs in flight towards us, percent.
     pub max_inbound_htlc_in_flight_percent: u8,
+    /// How long an intercepted HTLC may wait for `resolvehtlc`; none: no time limit.
+    pub intercept_timeout: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -143,6 +155,12 @@ impl Config {
                 .join(format!("{chain_name}-{network_name}")),
         };
         let file = read_file_config(&datadir.join("xln.toml"))?;
+        Self::from_sources(flags, datadir, file)
+    }
+
+    /// [`Config::resolve`] with the file already read: flags (and environment) over `file` over
+    /// defaults, for the data directory `datadir`.
+    pub(crate) fn from_sources(flags: Flags, datadir: PathBuf, file: FileConfig) -> Result<Self> {
         let pick = |flag: Option<String>, file: Option<String>| flag.or(file);
         let chain_name = pick(flags.chain, file.chain).unwrap_or_else(|| "bitcoin".to_owned());
         let network_name =
@@ -207,6 +225,17 @@ impl Config {
                 "max-inbound-htlc-in-flight-percent is {max_inbound_htlc_in_flight_percent}; it must be 1 to 100"
             );
         }
+        let intercept_timeout_secs = flags
+            .intercept_timeout_secs
+            .or(file.intercept_timeout_secs)
+            .unwrap_or(ln_core::node::DEFAULT_INTERCEPT_TIMEOUT.as_secs());
+        if intercept_timeout_secs > MAX_INTERCEPT_TIMEOUT_SECS {
+            bail!(
+                "intercept-timeout-secs is {intercept_timeout_secs}; it must be at most {MAX_INTERCEPT_TIMEOUT_SECS} (a week), or 0 for no time limit"
+            );
+        }
+        let intercept_timeout = (intercept_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(intercept_timeout_secs));
         Ok(Self {
             datadir,
             params,
@@ -218,6 +247,7 @@ impl Config {
             alias,
             log_level,
             max_inbound_htlc_in_flight_percent,
+            intercept_timeout,
         })
     }
 }
@@ -246,11 +276,16 @@ fn home_dir() -> Result<PathBuf> {
 fn read_file_config(path: &Path) -> Result<FileConfig> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+            parse_file_config(&text).with_context(|| format!("config file {}", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The settings of an `xln.toml`'s text; unknown keys are errors.
+pub(crate) fn parse_file_config(text: &str) -> Result<FileConfig, toml::de::Error> {
+    toml::from_str(text)
 }
 
 /// Where the chain node's cookie is by default: bitcoind's default data directory.
@@ -338,6 +373,29 @@ mod tests {
         let config = Config::resolve(f)?;
         assert_eq!(config.alias, "from-flag");
         assert_eq!(config.rpc_listen, "127.0.0.1:1234".parse()?);
+        Ok(())
+    }
+
+    #[test]
+    fn intercept_timeout_defaults_to_120_s_and_zero_turns_it_off() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Config::resolve(flags(dir.path()))?;
+        assert_eq!(
+            config.intercept_timeout,
+            Some(std::time::Duration::from_secs(120))
+        );
+        std::fs::write(dir.path().join("xln.toml"), "intercept_timeout_secs = 0\n")?;
+        assert_eq!(Config::resolve(flags(dir.path()))?.intercept_timeout, None);
+        let mut f = flags(dir.path());
+        f.intercept_timeout_secs = Some(30);
+        assert_eq!(
+            Config::resolve(f)?.intercept_timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let mut f = flags(dir.path());
+        f.intercept_timeout_secs = Some(MAX_INTERCEPT_TIMEOUT_SECS + 1);
+        let error = Config::resolve(f).err().map(|e| format!("{e:#}"));
+        assert!(error.unwrap_or_default().contains("intercept-timeout-secs"));
         Ok(())
     }
 

@@ -7,6 +7,8 @@
 
 mod chain_wait;
 mod config;
+#[cfg(test)]
+mod fuzz;
 mod handlers;
 mod rpc;
 mod subscriptions;
@@ -69,6 +71,7 @@ async fn run(flags: Flags) -> Result<()> {
         .listen_on(vec![config.listen])
         .alias(config.alias.clone())
         .max_inbound_htlc_in_flight_percent(config.max_inbound_htlc_in_flight_percent)
+        .intercept_timeout(config.intercept_timeout)
         .crash_point(dev_crash_point()?)
         .slow_disk(dev_slow_disk()?)
         .full_disk_flag(

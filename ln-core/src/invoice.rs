@@ -23,8 +23,8 @@ use lightning::routing::router::{Payee, PaymentParameters};
 use lightning::types::features::Bolt11InvoiceFeatures;
 use lightning::types::payment::PaymentSecret;
 use lightning_invoice::{
-    Bolt11Bech32, Bolt11Invoice, RawBolt11Invoice, RawHrp, RouteHint, TaggedField,
-    DEFAULT_EXPIRY_TIME, DEFAULT_MIN_FINAL_CLTV_EXPIRY_DELTA,
+    Bolt11Bech32, Bolt11Invoice, PrivateRoute, RawBolt11Invoice, RawHrp, RawTaggedField, RouteHint,
+    TaggedField, DEFAULT_EXPIRY_TIME, DEFAULT_MIN_FINAL_CLTV_EXPIRY_DELTA,
 };
 
 use crate::chain::ChainParams;
@@ -155,15 +155,36 @@ pub fn encode(
     invoice: &Bolt11Invoice,
     node_secret: &SecretKey,
 ) -> Result<String, InvoiceCodecError> {
+    encode_with_route_hints(params, invoice, &[], node_secret)
+}
+
+/// [`encode`], with `route_hints` added as private routes (`r` fields) after the invoice's own:
+/// LDK builds invoices with hints of our own channels only, and a client of an LSP needs one
+/// through the LSP's intercept SCID.
+pub fn encode_with_route_hints(
+    params: &ChainParams,
+    invoice: &Bolt11Invoice,
+    route_hints: &[RouteHint],
+    node_secret: &SecretKey,
+) -> Result<String, InvoiceCodecError> {
     let secp = Secp256k1::signing_only();
     let signer = PublicKey::from_secret_key(&secp, node_secret);
     let payee = invoice.get_payee_pub_key();
     if payee != signer {
         return Err(InvoiceCodecError::SignerIsNotPayee { payee });
     }
-    let (raw, _, _) = invoice.clone().into_signed_raw().into_parts();
-    if format!("ln{}", raw.hrp.currency) == params.bolt11_prefix {
+    let (mut raw, _, _) = invoice.clone().into_signed_raw().into_parts();
+    if route_hints.is_empty() && format!("ln{}", raw.hrp.currency) == params.bolt11_prefix {
         return Ok(invoice.to_string());
+    }
+    for hint in route_hints {
+        let route = PrivateRoute::new(hint.clone())
+            .map_err(|e| InvoiceCodecError::Encode(format!("route hint: {e}")))?;
+        raw.data
+            .tagged_fields
+            .push(RawTaggedField::KnownSemantics(TaggedField::PrivateRoute(
+                route,
+            )));
     }
     let (_, data) = raw.to_raw();
     write_signed(&chain_hrp(params, &raw.hrp), data, node_secret)
@@ -288,7 +309,7 @@ fn decode_verified(
 }
 
 /// `hrp` and `data` signed with `secret` over sha256(hrp || data), bech32-encoded.
-fn write_signed(
+pub(crate) fn write_signed(
     hrp: &str,
     data: Vec<Fe32>,
     secret: &SecretKey,

@@ -6,6 +6,8 @@
 //! its node's RPC. The Lightning logic built on top never asks which chain it is on.
 
 pub mod chain;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 pub mod gossip_verifier;
 pub mod invoice;
 pub mod ldk_adapters;

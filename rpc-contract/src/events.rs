@@ -44,7 +44,7 @@ pub struct PaidInvoice {
 method!(
     /// `listevents`.
     ListEvents = "listevents", ListEventsParams => ListEventsResult,
-    "Stored events of one stream (invoices, payments, htlcs, channels, peers, blocks) after an index: what subscribe_<stream> sends over WebSocket, for clients that poll.
+    "Stored events of one stream (invoices, payments, htlcs, channels, peers, blocks, intercepted_htlcs) after an index: what subscribe_<stream> sends over WebSocket, for clients that poll.
 
 See [events.md](events.md).
 
@@ -67,12 +67,14 @@ pub enum EventStream {
     Peers,
     /// The chain tip: `connected`, `reorg`.
     Blocks,
+    /// HTLCs held for an intercept SCID: `intercepted`, `forwarded`, `failed`; `data` is the HTLC.
+    InterceptedHtlcs,
 }
 
 /// The params of `listevents`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ListEventsParams {
-    /// invoices, payments, htlcs, channels, peers or blocks.
+    /// invoices, payments, htlcs, channels, peers, blocks or intercepted_htlcs.
     pub stream: EventStream,
     /// Only events with an index above this (default 0).
     pub since_index: Option<Index>,
@@ -125,7 +127,7 @@ pub const SINCE_INDEX_DESCRIPTION: &str = "send the stored events with an index 
     (0: all of them); left out: only events from now on";
 
 /// Every subscription, one per stream.
-pub const SUBSCRIPTIONS: [Subscription; 6] = [
+pub const SUBSCRIPTIONS: [Subscription; 7] = [
     Subscription {
         stream: EventStream::Invoices,
         subscribe: "subscribe_invoices",
@@ -167,6 +169,13 @@ pub const SUBSCRIPTIONS: [Subscription; 6] = [
         unsubscribe: "unsubscribe_blocks",
         notification: "blocks_event",
         description: "Chain tip events: connected, or reorg when blocks were disconnected; data: height, block_hash, blocks_connected, blocks_disconnected.",
+    },
+    Subscription {
+        stream: EventStream::InterceptedHtlcs,
+        subscribe: "subscribe_intercepted_htlcs",
+        unsubscribe: "unsubscribe_intercepted_htlcs",
+        notification: "intercepted_htlcs_event",
+        description: "HTLCs held for an intercept SCID: intercepted (answer with resolvehtlc), forwarded, failed (with failure_reason); data is the HTLC as in listinterceptedhtlcs.",
     },
 ];
 

@@ -17,7 +17,8 @@ for a final CLTV delta of one day of blocks (144 on Bitcoin), and LDK fails the 
 deadline passes, the invoice becomes `canceled`.
 
 Errors: -32602 (amount 0 or not an integer; description too long; `expiry_secs` 0; bad
-`payment_hash`; an invoice with this payment hash exists already), 503 (amount below the chain's
+`payment_hash`; an invoice with this payment hash exists already; a malformed `route_hint` or one
+that starts at this node; `min_final_cltv_expiry_delta` out of range), 503 (amount below the chain's
 smallest HTLC; 1 msat on Bitcoin), 403 (LDK could not create it), 701."
 );
 
@@ -32,6 +33,10 @@ pub struct InvoiceParams {
     pub expiry_secs: Option<Uint<{ u32::MAX as u64 }>>,
     /// Hex payment hash (the SHA-256 of a preimage only you know) for a hold invoice.
     pub payment_hash: Option<Hash32>,
+    /// A route hint to add to those of our own channels, as `intercept_scid` gives it: `node_id:short_channel_id:fee_base_msat:fee_proportional_millionths:cltv_expiry_delta` (the short channel id as `BLOCKxTXxOUT` or a number). For a client of an LSP: see lsp.md.
+    pub route_hint: Option<String>,
+    /// Blocks the payment's HTLC must still have before its expiry when it reaches us, from the policy's (48 on Bitcoin, 145 on Qtum; the default, or about a day for a hold invoice) to 800. The invoice says 3 more, as LDK writes it. A client whose LSP opens its channel just in time adds the LSP's `confirmation_blocks` plus 2.
+    pub min_final_cltv_expiry_delta: Option<Uint<{ u16::MAX as u64 }>>,
 }
 
 /// The result of `invoice`.

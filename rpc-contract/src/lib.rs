@@ -11,6 +11,7 @@ pub mod channels;
 pub mod describe;
 pub mod events;
 pub mod graph;
+pub mod intercepts;
 pub mod invoices;
 pub mod node;
 pub mod onchain;
@@ -70,7 +71,7 @@ pub(crate) use method;
 #[macro_export]
 macro_rules! for_each_method {
     ($visit:ident $(, $arg:expr)*) => {{
-        use $crate::{channels::*, events::*, graph::*, invoices::*, node::*, onchain::*, payments::*, peers::*};
+        use $crate::{channels::*, events::*, graph::*, intercepts::*, invoices::*, node::*, onchain::*, payments::*, peers::*};
         vec![
             $visit::<GetInfo>($($arg),*),
             $visit::<NewAddr>($($arg),*),
@@ -97,6 +98,10 @@ macro_rules! for_each_method {
             $visit::<ListPayments>($($arg),*),
             $visit::<GetRoute>($($arg),*),
             $visit::<ListForwards>($($arg),*),
+            $visit::<InterceptScid>($($arg),*),
+            $visit::<ListInterceptedHtlcs>($($arg),*),
+            $visit::<ResolveHtlc>($($arg),*),
+            $visit::<ResolveHtlcAlias>($($arg),*),
             $visit::<ListNodes>($($arg),*),
             $visit::<ListGraphChannels>($($arg),*),
             $visit::<SignMessage>($($arg),*),

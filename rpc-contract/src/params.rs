@@ -168,3 +168,45 @@ pub fn parse<P: DeserializeOwned>(
         }
     })
 }
+
+/// Checks `params_json` (the `params` member of a call; `None` when absent) as the params of
+/// method `name`, as xlnd does before it calls the handler, and returns them as the method's
+/// params struct would send them by name. For callers that hold a method's name rather than its
+/// type: the fuzz targets, and clients that want to check a call before they send it.
+pub fn check_call(name: &str, params_json: Option<&str>) -> Result<Value, ParamError> {
+    let params = match params_json {
+        None => None,
+        Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| ParamError {
+            param: None,
+            message: format!("params are not JSON: {e}"),
+        })?),
+    };
+    crate::for_each_method!(check_one, name, &params)
+        .into_iter()
+        .flatten()
+        .next()
+        .unwrap_or_else(|| {
+            Err(ParamError {
+                param: None,
+                message: format!("no method {name:?}"),
+            })
+        })
+}
+
+/// [`check_call`] for method `M`, if `name` is its name.
+fn check_one<M: crate::Method>(
+    name: &str,
+    params: &Option<Value>,
+) -> Option<Result<Value, ParamError>> {
+    if M::NAME != name {
+        return None;
+    }
+    let method = crate::describe::method_doc::<M>();
+    let checked = parse::<M::Params>(method, params.clone()).and_then(|typed| {
+        serde_json::to_value(typed).map_err(|e| ParamError {
+            param: None,
+            message: format!("the params could not be written back: {e}"),
+        })
+    });
+    Some(checked)
+}

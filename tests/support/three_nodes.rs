@@ -46,7 +46,21 @@ pub struct ThreeNodes {
 
 /// The nodes' data directories: deleted at the end, or kept (and named) with
 /// `XLN_KEEP_TEST_DIRS=1`, to read the nodes' logs after a failure.
-struct NodesDir(Option<tempfile::TempDir>);
+pub struct NodesDir(Option<tempfile::TempDir>);
+
+impl NodesDir {
+    /// Takes over `dir`.
+    pub fn new(dir: tempfile::TempDir) -> Self {
+        Self(Some(dir))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        self.0
+            .as_ref()
+            .map_or(std::path::Path::new(""), |dir| dir.path())
+    }
+}
 
 impl Drop for NodesDir {
     fn drop(&mut self) {
@@ -109,7 +123,7 @@ impl ThreeNodes {
             capacity_sat,
             params,
             chain_node,
-            _dir: NodesDir(Some(dir)),
+            _dir: NodesDir::new(dir),
         }))
     }
 

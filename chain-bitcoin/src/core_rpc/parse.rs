@@ -3,10 +3,11 @@
 
 use std::str::FromStr;
 
-use bitcoin::{Amount, BlockHash, FeeRate, ScriptBuf, TxOut};
-use ln_core::ChainSourceError;
+use bitcoin::{Amount, BlockHash, FeeRate, ScriptBuf, TxOut, Txid};
+use ln_core::{BlockRef, ChainSourceError};
 
-use super::responses::TxOutInfo;
+use super::responses::{BlockTxids, BlockchainInfo, TxOutInfo};
+use super::NodeChainInfo;
 use crate::rpc::{CallError, RPC_INVALID_ADDRESS_OR_KEY};
 
 /// A block hash in the hex the node writes.
@@ -52,6 +53,37 @@ pub fn expect_block(
             format!("asked for block {asked}, got {answered}"),
         ))
     }
+}
+
+/// A `getblockchaininfo` answer as [`NodeChainInfo`].
+pub fn chain_info_from(info: BlockchainInfo) -> Result<NodeChainInfo, ChainSourceError> {
+    Ok(NodeChainInfo {
+        best_block_hash: parse_hash("getblockchaininfo", &info.bestblockhash)?,
+        chain: info.chain,
+        blocks: info.blocks,
+        headers: info.headers,
+        initial_block_download: info.initialblockdownload,
+        verification_progress: info.verificationprogress,
+    })
+}
+
+/// The node's best block, from its [`NodeChainInfo`]; a height beyond `u32` is an invalid answer.
+pub fn tip_from(info: &NodeChainInfo) -> Result<BlockRef, ChainSourceError> {
+    let height = u32::try_from(info.blocks).map_err(|e| invalid("getblockchaininfo", e))?;
+    Ok(BlockRef {
+        height,
+        hash: info.best_block_hash,
+    })
+}
+
+/// The txid at `index` of a `getblock <hash> 1` answer; `None` if the block has fewer.
+pub fn txid_at(block: &BlockTxids, index: u32) -> Result<Option<Txid>, ChainSourceError> {
+    let Some(hex) = usize::try_from(index).ok().and_then(|i| block.tx.get(i)) else {
+        return Ok(None);
+    };
+    Txid::from_str(hex)
+        .map(Some)
+        .map_err(|e| invalid("getblock", e))
 }
 
 /// A `gettxout` answer as the output it describes.

@@ -64,6 +64,7 @@ pub fn journal_stream(stream: EventStream) -> Stream {
         EventStream::Channels => Stream::Channels,
         EventStream::Peers => Stream::Peers,
         EventStream::Blocks => Stream::Blocks,
+        EventStream::InterceptedHtlcs => Stream::InterceptedHtlcs,
     }
 }
 
@@ -75,6 +76,7 @@ fn contract_stream(stream: Stream) -> EventStream {
         Stream::Channels => EventStream::Channels,
         Stream::Peers => EventStream::Peers,
         Stream::Blocks => EventStream::Blocks,
+        Stream::InterceptedHtlcs => EventStream::InterceptedHtlcs,
     }
 }
 

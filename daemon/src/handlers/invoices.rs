@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ln_core::node::{InvoiceRecord, InvoiceStatus as NodeStatus};
+use ln_core::node::{
+    parse_route_hint, InvoiceRecord, InvoiceRequest, InvoiceStatus as NodeStatus,
+};
 use rpc_contract::invoices::{
     CancelInvoiceParams, DecodeParams, DecodeResult, Invoice, InvoiceParams, InvoiceResult,
     InvoiceStatus, ListInvoicesParams, ListInvoicesResult, SettleInvoiceParams, WaitInvoiceParams,
@@ -20,14 +22,23 @@ pub async fn invoice(ctx: Arc<Context>, params: InvoiceParams) -> RpcResult<Invo
     let expiry_secs = params
         .expiry_secs
         .map(|secs| u32::try_from(secs.get()).unwrap_or(u32::MAX));
+    let route_hint = match &params.route_hint {
+        Some(text) => Some(parse_route_hint(text).map_err(node_error_about("route_hint"))?),
+        None => None,
+    };
+    let min_final_cltv_expiry_delta = params
+        .min_final_cltv_expiry_delta
+        .map(|delta| u16::try_from(delta.get()).unwrap_or(u16::MAX));
     let created = ctx
         .node
-        .create_invoice(
-            params.amount_msat.msat(),
-            &params.description,
+        .create_invoice_with(InvoiceRequest {
+            amount_msat: params.amount_msat.msat(),
+            description: params.description,
             expiry_secs,
-            params.payment_hash.map(|hash| hash.0),
-        )
+            payment_hash: params.payment_hash.map(|hash| hash.0),
+            route_hint,
+            min_final_cltv_expiry_delta,
+        })
         .map_err(node_error)?;
     Ok(InvoiceResult {
         bolt11: created.bolt11,

@@ -5,6 +5,7 @@
 mod channels;
 pub mod events;
 mod graph;
+mod intercepts;
 mod invoices;
 mod node;
 mod onchain;
@@ -46,6 +47,7 @@ pub fn node_error(error: Error) -> ErrorObjectOwned {
         Error::InsufficientFunds(_) => json!({"kind": "insufficient_funds"}),
         Error::ChannelOpenFailed(_) => json!({"kind": "channel_open_failed"}),
         Error::ChannelCloseFailed(_) => json!({"kind": "channel_close_failed"}),
+        Error::ChannelNotUsable(_) => json!({"kind": "channel_not_usable"}),
         Error::InvalidInvoice(_) => json!({"kind": "invalid_invoice"}),
         Error::InvoiceWrongChain { expected, found } => {
             json!({"kind": "invoice_wrong_chain", "expected": expected, "found": found})
@@ -58,6 +60,7 @@ pub fn node_error(error: Error) -> ErrorObjectOwned {
         Error::DuplicatePayment(_) => json!({"kind": "duplicate_payment"}),
         Error::RouteNotFound(_) => json!({"kind": "route_not_found"}),
         Error::PaymentFailed(_) => json!({"kind": "payment_failed"}),
+        Error::HtlcNotPending(_) => json!({"kind": "htlc_not_pending"}),
         Error::AmountBelowHtlcMinimum {
             amount_msat,
             minimum_msat,
@@ -71,6 +74,7 @@ pub fn node_error(error: Error) -> ErrorObjectOwned {
         Error::Store(_) => json!({"kind": "store"}),
         Error::ShuttingDown => json!({"kind": "shutting_down"}),
         Error::Timeout(_) => json!({"kind": "timeout"}),
+        Error::Unsupported(_) => json!({"kind": "unsupported"}),
     };
     ErrorObjectOwned::owned(error.code(), error.to_string(), Some(data))
 }
@@ -149,7 +153,7 @@ where
 
 /// Registers every method of the contract on `module`, and checks that none is left out.
 pub fn register_all(module: &mut RpcModule<Context>) -> Result<()> {
-    use rpc_contract::{channels::*, events::*, graph::*, invoices::*, node::*};
+    use rpc_contract::{channels::*, events::*, graph::*, intercepts::*, invoices::*, node::*};
     use rpc_contract::{onchain::*, payments::*, peers::*};
 
     register::<GetInfo, _, _>(module, node::getinfo)?;
@@ -188,6 +192,11 @@ pub fn register_all(module: &mut RpcModule<Context>) -> Result<()> {
     register::<ListPayments, _, _>(module, payments::listpayments)?;
     register::<GetRoute, _, _>(module, payments::getroute)?;
     register::<ListForwards, _, _>(module, payments::listforwards)?;
+
+    register::<InterceptScid, _, _>(module, intercepts::intercept_scid)?;
+    register::<ListInterceptedHtlcs, _, _>(module, intercepts::listinterceptedhtlcs)?;
+    register::<ResolveHtlc, _, _>(module, intercepts::resolvehtlc)?;
+    register::<ResolveHtlcAlias, _, _>(module, intercepts::resolvehtlc)?;
 
     register::<ListNodes, _, _>(module, graph::listnodes)?;
     register::<ListGraphChannels, _, _>(module, graph::listgraphchannels)?;
@@ -344,7 +353,7 @@ mod tests {
         assert_eq!(param_of(&missing).as_deref(), Some("description"));
         assert_eq!(
             missing.message(),
-            "missing param description; usage: invoice amount_msat description [expiry_secs] [payment_hash]"
+            "missing param description; usage: invoice amount_msat description [expiry_secs] [payment_hash] [route_hint] [min_final_cltv_expiry_delta]"
         );
         let unknown =
             parse::<InvoiceMethod>(r#"{"amount_msat": 1, "description": "x", "colour": 1}"#).err();

@@ -207,6 +207,44 @@ fn reencoding_for_another_bitcoin_network_is_accepted_by_lightning_invoice() -> 
 }
 
 #[test]
+fn added_route_hints_follow_the_invoices_own_and_verify_on_every_chain() -> TestResult {
+    let key = test_key()?;
+    let invoice = ldk_invoice(Currency::Regtest, Some(1_000_000), &key)?;
+    let lsp_key = SecretKey::from_slice(&[0x09; 32])?;
+    let lsp_hint = RouteHint(vec![RouteHintHop {
+        src_node_id: public_key(&lsp_key),
+        short_channel_id: 0x0000_0f00_0002_0000,
+        fees: RoutingFees {
+            base_msat: 0,
+            proportional_millionths: 0,
+        },
+        cltv_expiry_delta: 72,
+        htlc_minimum_msat: None,
+        htlc_maximum_msat: None,
+    }]);
+    for params in [ChainParams::bitcoin_regtest(), ChainParams::qtum_regtest()] {
+        let text =
+            encode_with_route_hints(&params, &invoice, std::slice::from_ref(&lsp_hint), &key)?;
+        let parsed = parse(&params, &text)?;
+        assert_eq!(parsed.route_hints, vec![route_hint()?, lsp_hint.clone()]);
+        assert_eq!(parsed.payee, public_key(&key));
+        assert_eq!(parsed.payment_hash, PAYMENT_HASH);
+        assert_eq!(parsed.payment_secret, Some(PAYMENT_SECRET));
+        assert_eq!(parsed.min_final_cltv_expiry_delta, 144);
+    }
+    // lightning-invoice's own verifier accepts the re-signed Bitcoin invoice.
+    let bitcoin = encode_with_route_hints(
+        &ChainParams::bitcoin_regtest(),
+        &invoice,
+        std::slice::from_ref(&lsp_hint),
+        &key,
+    )?;
+    let stock = Bolt11Invoice::from_str(&bitcoin).map_err(|e| format!("{e:?}"))?;
+    assert_eq!(stock.route_hints(), vec![route_hint()?, lsp_hint]);
+    Ok(())
+}
+
+#[test]
 fn any_amount_invoice_has_no_amount() -> TestResult {
     let key = test_key()?;
     let invoice = ldk_invoice(Currency::Regtest, None, &key)?;

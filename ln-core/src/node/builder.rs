@@ -116,6 +116,7 @@ pub struct NodeBuilder {
     slow_disk: Option<Duration>,
     full_disk_flag: Option<PathBuf>,
     max_inbound_htlc_in_flight_percent: u8,
+    intercept_timeout: Option<Duration>,
 }
 
 impl NodeBuilder {
@@ -135,7 +136,17 @@ impl NodeBuilder {
             slow_disk: None,
             full_disk_flag: None,
             max_inbound_htlc_in_flight_percent: 100,
+            intercept_timeout: Some(super::DEFAULT_INTERCEPT_TIMEOUT),
         }
+    }
+
+    /// How long an intercepted HTLC may wait for a decision before it is failed back (default
+    /// [`DEFAULT_INTERCEPT_TIMEOUT`](super::DEFAULT_INTERCEPT_TIMEOUT), 120 s). `None`: no time
+    /// limit, only LDK's own fail-back 39 blocks before the CLTV expiry of the HTLC it would
+    /// send on.
+    pub fn intercept_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.intercept_timeout = timeout;
+        self
     }
 
     /// How much of a channel a peer may have in HTLCs in flight towards us, in percent (1 to
@@ -490,6 +501,7 @@ impl NodeBuilder {
             bump_handler,
             logger,
             notifications: Notifications::default(),
+            intercepts: super::intercepts::Intercepts::new(self.intercept_timeout),
             payment_starts: std::sync::Mutex::new(()),
             stop_sender,
             tasks: std::sync::Mutex::new(Vec::new()),

@@ -26,6 +26,10 @@ pub enum Error {
     /// Closing a channel failed.
     #[error("channel close failed: {0}")]
     ChannelCloseFailed(String),
+    /// The channel exists but cannot carry this HTLC now (not ready, peer offline, too little
+    /// outbound capacity).
+    #[error("channel not usable: {0}")]
+    ChannelNotUsable(String),
     /// The invoice could not be parsed or is not a valid BOLT11 invoice.
     #[error("invalid invoice: {0}")]
     InvalidInvoice(String),
@@ -58,6 +62,9 @@ pub enum Error {
     /// The payment failed.
     #[error("payment failed: {0}")]
     PaymentFailed(String),
+    /// The intercepted HTLC was already forwarded or failed back; nothing was changed.
+    #[error("not pending: {0}")]
+    HtlcNotPending(String),
     /// The amount is below the smallest HTLC the chain's channel policy allows.
     #[error(
         "amount {amount_msat} msat is below the minimum HTLC of {minimum_msat} msat on this chain"
@@ -83,6 +90,10 @@ pub enum Error {
     /// The call timed out; it may still complete (check again with the matching list call).
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The node cannot do this at all (a limit of LDK or of xln); the message says what to do
+    /// instead.
+    #[error("not supported: {0}")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -96,11 +107,13 @@ impl Error {
             Error::InvalidParameter(_) => -32602,
             Error::NotFound(_) => 100,
             Error::Timeout(_) => 101,
+            Error::Unsupported(_) => 102,
             Error::PeerNotConnected(_) => 200,
             Error::ConnectionFailed(_) => 201,
             Error::InsufficientFunds(_) => 300,
             Error::ChannelOpenFailed(_) => 301,
             Error::ChannelCloseFailed(_) => 302,
+            Error::ChannelNotUsable(_) => 303,
             Error::InvalidInvoice(_) => 400,
             Error::InvoiceWrongChain { .. } => 401,
             Error::InvoiceExpired { .. } => 402,
@@ -110,6 +123,7 @@ impl Error {
             Error::RouteNotFound(_) => 501,
             Error::PaymentFailed(_) => 502,
             Error::AmountBelowHtlcMinimum { .. } => 503,
+            Error::HtlcNotPending(_) => 504,
             Error::Wallet(_) => 600,
             Error::ChainSource(_) => 700,
             Error::Store(_) => 701,
@@ -146,11 +160,13 @@ mod tests {
             Error::InvalidParameter(String::new()),
             Error::NotFound(String::new()),
             Error::Timeout(String::new()),
+            Error::Unsupported(String::new()),
             Error::PeerNotConnected(String::new()),
             Error::ConnectionFailed(String::new()),
             Error::InsufficientFunds(String::new()),
             Error::ChannelOpenFailed(String::new()),
             Error::ChannelCloseFailed(String::new()),
+            Error::ChannelNotUsable(String::new()),
             Error::InvalidInvoice(String::new()),
             Error::InvoiceWrongChain {
                 expected: String::new(),
@@ -162,6 +178,7 @@ mod tests {
             Error::DuplicatePayment(String::new()),
             Error::RouteNotFound(String::new()),
             Error::PaymentFailed(String::new()),
+            Error::HtlcNotPending(String::new()),
             Error::AmountBelowHtlcMinimum {
                 amount_msat: 0,
                 minimum_msat: 0,

@@ -16,6 +16,7 @@ use lightning::events::{
 use lightning::ln::channelmanager::RecentPaymentDetails;
 use lightning::sign::EntropySource;
 
+use super::intercepts::Intercepted;
 use super::records::{
     unix_now, ForwardRecord, ForwardStatus, InvoiceRecord, InvoiceStatus, PaymentRecord,
     PaymentStatus,
@@ -372,6 +373,14 @@ impl NodeInner {
                     }
                     None => why,
                 };
+                let reason = match failure_type {
+                    HTLCHandlingFailureType::InvalidForward {
+                        requested_forward_scid,
+                    } if self.on_intercept_failed_back(requested_forward_scid, &reason)? => {
+                        format!("intercepted HTLC failed back ({reason})")
+                    }
+                    _ => reason,
+                };
                 let record = ForwardRecord {
                     in_channel_id: Some(prev_channel_id.to_string()),
                     out_channel_id,
@@ -388,9 +397,20 @@ impl NodeInner {
                     return Err(ReplayEvent());
                 }
             }
-            Event::HTLCIntercepted { intercept_id, .. } => {
-                // We never ask for interception; fail anything that shows up anyway.
-                let _ = self.channel_manager.fail_intercepted_htlc(intercept_id);
+            Event::HTLCIntercepted {
+                intercept_id,
+                requested_next_hop_scid,
+                payment_hash,
+                inbound_amount_msat,
+                expected_outbound_amount_msat,
+            } => {
+                return self.record_intercepted_htlc(Intercepted {
+                    intercept_id,
+                    requested_next_hop_scid,
+                    payment_hash,
+                    inbound_amount_msat,
+                    expected_outbound_amount_msat,
+                });
             }
             Event::SpendableOutputs {
                 outputs,

@@ -38,19 +38,24 @@ pub enum Stream {
     Channels,
     /// Peers: `connected`, `disconnected`.
     Peers,
-    /// The chain tip: `connected` for each new best block the node processed.
+    /// The chain tip: `connected` for each new best block the node processed, `reorg` when
+    /// blocks were disconnected on the way to it.
     Blocks,
+    /// HTLCs held for an intercept SCID: `intercepted`, then `forwarded` or `failed`; data is
+    /// the HTLC as in `listinterceptedhtlcs`.
+    InterceptedHtlcs,
 }
 
 impl Stream {
     /// Every stream.
-    pub const ALL: [Stream; 6] = [
+    pub const ALL: [Stream; 7] = [
         Stream::Invoices,
         Stream::Payments,
         Stream::Htlcs,
         Stream::Channels,
         Stream::Peers,
         Stream::Blocks,
+        Stream::InterceptedHtlcs,
     ];
 
     /// The stream's name, as in `subscribe_<name>`.
@@ -62,6 +67,7 @@ impl Stream {
             Stream::Channels => "channels",
             Stream::Peers => "peers",
             Stream::Blocks => "blocks",
+            Stream::InterceptedHtlcs => "intercepted_htlcs",
         }
     }
 
@@ -74,6 +80,7 @@ impl Stream {
             Stream::Channels => 4,
             Stream::Peers => 5,
             Stream::Blocks => 6,
+            Stream::InterceptedHtlcs => 7,
         }
     }
 
@@ -137,7 +144,7 @@ struct StreamState {
 /// The journal: one store namespace holding every stream.
 pub struct Journal {
     tree: Namespace,
-    streams: [StreamState; 6],
+    streams: [StreamState; 7],
 }
 
 /// Keys of events: `[tag] ++ index (big-endian)`. Keys of dedup marks: `[0xff, tag] ++ key`.
@@ -157,6 +164,26 @@ fn mark_key(stream: Stream, key: &str) -> Vec<u8> {
 fn abort_on_json(error: serde_json::Error) -> ConflictableTransactionError<()> {
     tracing::error!(%error, "an event could not be encoded");
     ConflictableTransactionError::Abort(())
+}
+
+/// Inserts event `index` of `stream` into the journal tree of a transaction.
+fn insert_event(
+    journal: &TransactionalTree,
+    stream: Stream,
+    index: u64,
+    kind: &str,
+    data: &serde_json::Value,
+) -> Result<(), ConflictableTransactionError<()>> {
+    let event = JournalEvent {
+        index,
+        stream,
+        kind: kind.to_owned(),
+        timestamp: unix_now(),
+        data: data.clone(),
+    };
+    let value = serde_json::to_vec(&event).map_err(abort_on_json)?;
+    journal.insert(&event_key(stream, index), value)?;
+    Ok(())
 }
 
 impl Journal {
@@ -185,6 +212,7 @@ impl Journal {
                 state(Stream::Channels)?,
                 state(Stream::Peers)?,
                 state(Stream::Blocks)?,
+                state(Stream::InterceptedHtlcs)?,
             ],
             tree,
         })
@@ -238,16 +266,8 @@ impl Journal {
             if journal.get(&mark)?.is_some() {
                 return Ok(None);
             }
-            let event = JournalEvent {
-                index,
-                stream,
-                kind: kind.to_owned(),
-                timestamp: unix_now(),
-                data: data.clone(),
-            };
             journal.insert(mark.as_slice(), &index.to_be_bytes())?;
-            let value = serde_json::to_vec(&event).map_err(abort_on_json)?;
-            journal.insert(&event_key(stream, index), value)?;
+            insert_event(journal, stream, index, kind, &data)?;
             Ok(Some(index))
         })
     }
@@ -260,15 +280,7 @@ impl Journal {
         data: serde_json::Value,
     ) -> Result<u64, StoreError> {
         let written = self.write(stream, |index, journal| {
-            let event = JournalEvent {
-                index,
-                stream,
-                kind: kind.to_owned(),
-                timestamp: unix_now(),
-                data: data.clone(),
-            };
-            let value = serde_json::to_vec(&event).map_err(abort_on_json)?;
-            journal.insert(&event_key(stream, index), value)?;
+            insert_event(journal, stream, index, kind, &data)?;
             Ok(Some(index))
         })?;
         Ok(written.unwrap_or_default())
@@ -305,15 +317,7 @@ impl Journal {
                 Change::Event(kind) => kind,
             };
             records.insert(key, value.as_slice())?;
-            let event = JournalEvent {
-                index,
-                stream,
-                kind: kind.to_owned(),
-                timestamp: unix_now(),
-                data: data.clone(),
-            };
-            let event = serde_json::to_vec(&event).map_err(abort_on_json)?;
-            journal.insert(&event_key(stream, index), event)?;
+            insert_event(journal, stream, index, kind, &data)?;
             Ok(Some(index))
         })?;
         if written.is_some() {

@@ -5,6 +5,7 @@ mod api;
 mod builder;
 mod error;
 mod events;
+pub mod intercepts;
 pub mod journal;
 pub mod keys;
 pub mod monitor_writer;
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 pub use api::*;
 pub use builder::{BuildError, NodeBuilder};
 pub use error::Error;
+pub use intercepts::{InterceptStatus, InterceptedHtlcRecord, DEFAULT_INTERCEPT_TIMEOUT};
 pub use policy::ChannelPolicy;
 pub use records::{
     ForwardRecord, ForwardStatus, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus,
@@ -106,6 +108,8 @@ pub(crate) struct NodeInner {
     pub(crate) bump_handler: Arc<BumpHandler>,
     pub(crate) logger: Logger,
     pub(crate) notifications: Notifications,
+    /// Intercepted HTLCs waiting for a decision, and the time limit on them.
+    pub(crate) intercepts: intercepts::Intercepts,
     /// Held while a `pay` call decides whether to send or to join a payment in flight.
     pub(crate) payment_starts: Mutex<()>,
     pub(crate) stop_sender: watch::Sender<bool>,
@@ -134,7 +138,9 @@ impl Node {
     fn start(&self, listeners: Vec<tokio::net::TcpListener>) {
         let inner = &self.inner;
         inner.end_payments_lost_in_a_crash();
+        inner.load_intercepts();
         inner.spawn(chain_loop(Arc::clone(inner)));
+        inner.spawn(intercepts::intercept_loop(Arc::clone(inner)));
         inner.spawn(background_processor(Arc::clone(inner)));
         for listener in listeners {
             inner.spawn(accept_loop(Arc::clone(inner), listener));

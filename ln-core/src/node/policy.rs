@@ -104,6 +104,8 @@ impl ChannelPolicy {
         // Inbound channels are checked against this policy (and anchor channels need it).
         let mut config = UserConfig {
             manually_accept_inbound_channels: true,
+            // HTLCs to our intercept SCIDs (and only those) wait for `resolvehtlc`.
+            accept_intercept_htlcs: true,
             ..UserConfig::default()
         };
         let handshake = &mut config.channel_handshake_config;

@@ -1,5 +1,6 @@
-//! The node's own payment, invoice and forward history, kept in their own store namespaces
-//! (`payments`, `invoices`, `forwards`) and updated by the event handler.
+//! The node's own payment, invoice, forward and intercepted-HTLC history, kept in their own store
+//! namespaces (`payments`, `invoices`, `forwards`, `intercepted_htlcs`) and updated by the event
+//! handler.
 //!
 //! Records are JSON so an operator can read a dump of the store, and so fields can be added
 //! without a migration (unknown fields default).
@@ -10,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::intercepts::InterceptedHtlcRecord;
 use super::journal::{Change, Journal, Stream};
 use super::Error;
 use crate::store::{Namespace, SledStore};
@@ -182,6 +184,7 @@ pub(crate) struct Records {
     payments: Namespace,
     invoices: Namespace,
     forwards: Namespace,
+    intercepted_htlcs: Namespace,
     forward_sequence: AtomicU64,
     journal: Arc<Journal>,
     /// No unpaid invoice expires before this (Unix seconds): the expiry check reads the
@@ -224,6 +227,7 @@ impl Records {
             payments: store.namespace("payments")?,
             invoices: store.namespace("invoices")?,
             forwards,
+            intercepted_htlcs: store.namespace("intercepted_htlcs")?,
             forward_sequence: AtomicU64::new(next),
             next_expiry: AtomicU64::new(0),
             journal: Arc::new(Journal::open(store)?),
@@ -375,6 +379,43 @@ impl Records {
 
     pub(crate) fn forwards(&self) -> Result<Vec<ForwardRecord>, Error> {
         all_json(&self.forwards)
+    }
+
+    /// The intercepted HTLC with LDK's intercept id `intercept_id` (hex).
+    pub(crate) fn intercepted_htlc(
+        &self,
+        intercept_id: &str,
+    ) -> Result<Option<InterceptedHtlcRecord>, Error> {
+        get_json(&self.intercepted_htlcs, intercept_id)
+    }
+
+    /// Stores `record`; a new intercepted HTLC (`intercepted`) or a new status (`forwarded`,
+    /// `failed`, or `pending` again after a restart) is an `intercepted_htlcs` event.
+    pub(crate) fn put_intercepted_htlc(&self, record: &InterceptedHtlcRecord) -> Result<(), Error> {
+        let change = |stored: Option<&[u8]>| {
+            let stored =
+                stored.and_then(|s| serde_json::from_slice::<InterceptedHtlcRecord>(s).ok());
+            match stored {
+                None => Change::Event("intercepted"),
+                Some(stored) if stored.status == record.status => Change::Quiet,
+                Some(_) => Change::Event(record.status.as_str()),
+            }
+        };
+        self.journal.write_record(
+            &self.intercepted_htlcs,
+            record.intercept_id.as_bytes(),
+            record,
+            Stream::InterceptedHtlcs,
+            change,
+        )?;
+        Ok(())
+    }
+
+    /// Every intercepted HTLC, oldest first.
+    pub(crate) fn intercepted_htlcs(&self) -> Result<Vec<InterceptedHtlcRecord>, Error> {
+        let mut all: Vec<InterceptedHtlcRecord> = all_json(&self.intercepted_htlcs)?;
+        all.sort_by_key(|record| record.received_at);
+        Ok(all)
     }
 }
 

@@ -21,6 +21,9 @@ use lightning::util::persist::{
     KVStoreSync, KVSTORE_NAMESPACE_KEY_ALPHABET, KVSTORE_NAMESPACE_KEY_MAX_LEN,
 };
 
+/// How long [`SledStore::open`] waits for a lock that a just-dropped handle still holds.
+const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
 /// Why the store could not be opened or used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -141,16 +144,27 @@ impl SledStore {
     /// with [`StoreError::Locked`] until every handle of the first (clones, [`Namespace`]s) is
     /// dropped, whether the first open was in another process or in this one.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|source| {
-            if is_lock_error(&source) {
-                StoreError::Locked { path: path.into() }
-            } else {
-                StoreError::Open {
-                    path: path.into(),
-                    source,
+        // sled releases its lock from its flusher thread a moment after the last handle is
+        // dropped: a store reopened at once in the same process (a node restarted in place)
+        // may find it still held, so a held lock is retried for a short while.
+        let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => break db,
+                Err(source) if is_lock_error(&source) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked { path: path.into() });
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.into(),
+                        source,
+                    })
                 }
             }
-        })?;
+        };
         tracing::info!(path = %path.display(), "opened store");
         Ok(Self {
             db,

@@ -4,6 +4,7 @@
 mod channels;
 mod forwarding;
 mod graph;
+mod intercepts;
 mod journal;
 mod messages;
 mod onchain;
@@ -21,11 +22,13 @@ pub use forwarding::{
     ChannelForwardingPolicy, ForwardFilter, ForwardHistory, ForwardingPolicyUpdate,
 };
 pub use graph::{DirectionPolicy, GraphChannel, GraphNode};
+pub use intercepts::{parse_route_hint, InterceptScid, NextHop, Resolution};
 pub use journal::{PaidInvoice, EVENTS_PER_READ};
 pub use messages::{recover_signer, sign_message, MessageCheck, SignedMessage, MAX_MESSAGE_BYTES};
 pub use onchain::{Funds, WalletOutputInfo};
 pub use payments::{
-    CreatedInvoice, DecodedInvoice, DEFAULT_INVOICE_EXPIRY_SECS, DEFAULT_PAYMENT_TIMEOUT,
+    CreatedInvoice, DecodedInvoice, InvoiceRequest, DEFAULT_INVOICE_EXPIRY_SECS,
+    DEFAULT_PAYMENT_TIMEOUT, MAX_FINAL_CLTV_EXPIRY_DELTA,
 };
 pub use peers::PeerInfo;
 pub(crate) use peers::{connect_peer, known_peer_address, resolve_socket_address};

@@ -12,7 +12,7 @@ use lightning::routing::router::{PaymentParameters, RouteParameters};
 use lightning::sign::EntropySource;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
 use lightning::types::string::PrintableString;
-use lightning_invoice::{Bolt11InvoiceDescription, Description};
+use lightning_invoice::{Bolt11InvoiceDescription, Description, RouteHint};
 
 use crate::invoice::{ChainInvoice, InvoiceCodecError, InvoiceDescription};
 
@@ -27,6 +27,29 @@ const PAYMENT_RETRY: Duration = Duration::from_secs(60);
 pub const DEFAULT_PAYMENT_TIMEOUT: Duration = Duration::from_secs(90);
 /// Default invoice expiry.
 pub const DEFAULT_INVOICE_EXPIRY_SECS: u32 = 3600;
+/// The largest final CLTV delta an invoice may ask for, blocks: payers (LDK by default) refuse
+/// routes whose CLTV deltas add up to more than 1008 blocks, and hops need some of that.
+pub const MAX_FINAL_CLTV_EXPIRY_DELTA: u16 = 800;
+
+/// What an invoice is asked for (see [`Node::create_invoice_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoiceRequest {
+    /// Amount, msat; none for an any-amount invoice.
+    pub amount_msat: Option<u64>,
+    /// Description shown to the payer.
+    pub description: String,
+    /// Seconds until it expires (default [`DEFAULT_INVOICE_EXPIRY_SECS`]).
+    pub expiry_secs: Option<u32>,
+    /// For a hold invoice: the payment hash whose preimage the operator holds.
+    pub payment_hash: Option<[u8; 32]>,
+    /// A route hint to put in besides those of our own channels, e.g. through an LSP's
+    /// intercept SCID ([`super::parse_route_hint`]).
+    pub route_hint: Option<RouteHint>,
+    /// Blocks the HTLC must have left when it reaches us (default: the channel policy's, or
+    /// about a day for a hold invoice). A client of an LSP that opens its channel just in time
+    /// adds the LSP's confirmation blocks, plus 2.
+    pub min_final_cltv_expiry_delta: Option<u16>,
+}
 
 /// A freshly issued invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +95,26 @@ impl Node {
         expiry_secs: Option<u32>,
         payment_hash: Option<[u8; 32]>,
     ) -> Result<CreatedInvoice, Error> {
+        self.create_invoice_with(InvoiceRequest {
+            amount_msat,
+            description: description.to_owned(),
+            expiry_secs,
+            payment_hash,
+            ..InvoiceRequest::default()
+        })
+    }
+
+    /// Issues a BOLT11 invoice as `request` says: [`Node::create_invoice`] with a route hint of
+    /// the caller's and a final CLTV delta of its choice.
+    pub fn create_invoice_with(&self, request: InvoiceRequest) -> Result<CreatedInvoice, Error> {
+        let InvoiceRequest {
+            amount_msat,
+            description,
+            expiry_secs,
+            payment_hash,
+            route_hint,
+            min_final_cltv_expiry_delta,
+        } = request;
         let inner = &self.inner;
         if let Some(amount) = amount_msat {
             if amount == 0 {
@@ -95,16 +138,33 @@ impl Node {
                 )));
             }
         }
-        let description = Description::new(description.to_owned()).map_err(|e| {
+        if let Some(hint) = &route_hint {
+            if hint.0.iter().any(|hop| hop.src_node_id == inner.node_id) {
+                return Err(Error::InvalidParameter(
+                    "route_hint starts at this node; give the hint of the node that forwards to us (the LSP's intercept_scid)".to_owned(),
+                ));
+            }
+        }
+        let minimum_final_cltv = inner.policy.min_final_cltv_expiry_delta;
+        if let Some(delta) = min_final_cltv_expiry_delta {
+            if !(minimum_final_cltv..=MAX_FINAL_CLTV_EXPIRY_DELTA).contains(&delta) {
+                return Err(Error::InvalidParameter(format!(
+                    "min_final_cltv_expiry_delta {delta} is outside {minimum_final_cltv}..={MAX_FINAL_CLTV_EXPIRY_DELTA} blocks"
+                )));
+            }
+        }
+        let description = Description::new(description).map_err(|e| {
             Error::InvalidParameter(format!("description: {e} (at most 639 bytes)"))
         })?;
         let is_hold = payment_hash.is_some();
-        let final_cltv = if is_hold {
-            // The hold window is about this delta minus LDK's 39-block fail-back buffer.
-            let day = inner.params.blocks_for(Duration::from_secs(24 * 3600));
-            u16::try_from(day.clamp(144, 500)).unwrap_or(500)
-        } else {
-            inner.policy.min_final_cltv_expiry_delta
+        let final_cltv = match min_final_cltv_expiry_delta {
+            Some(delta) => delta,
+            None if is_hold => {
+                // The hold window is about this delta minus LDK's 39-block fail-back buffer.
+                let day = inner.params.blocks_for(Duration::from_secs(24 * 3600));
+                u16::try_from(day.clamp(144, 500)).unwrap_or(500)
+            }
+            None => minimum_final_cltv,
         };
         let invoice = inner
             .channel_manager
@@ -117,8 +177,13 @@ impl Node {
             })
             .map_err(|e| Error::InvoiceCreationFailed(format!("{e:?}")))?;
         // LDK writes the prefix of its `Network`; re-sign under this chain's own prefix.
-        let bolt11 = crate::invoice::encode(&inner.params, &invoice, &inner.keys.node_secret_key())
-            .map_err(|e| Error::InvoiceCreationFailed(e.to_string()))?;
+        let bolt11 = crate::invoice::encode_with_route_hints(
+            &inner.params,
+            &invoice,
+            route_hint.as_slice(),
+            &inner.keys.node_secret_key(),
+        )
+        .map_err(|e| Error::InvoiceCreationFailed(e.to_string()))?;
         let created_at = invoice.duration_since_epoch().as_secs();
         let expires_at = created_at + u64::from(expiry_secs);
         let hash = hex(invoice.payment_hash().as_byte_array());
@@ -135,7 +200,7 @@ impl Node {
             paid_at: None,
             claim_deadline_height: None,
         })?;
-        tracing::info!(payment_hash = %hash, ?amount_msat, is_hold, "invoice created");
+        tracing::info!(payment_hash = %hash, ?amount_msat, is_hold, final_cltv, has_route_hint = route_hint.is_some(), "invoice created");
         Ok(CreatedInvoice {
             bolt11,
             payment_hash: hash,
