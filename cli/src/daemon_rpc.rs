@@ -9,6 +9,7 @@ use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use jsonrpsee::http_client::transport::Error as TransportError;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 use jsonrpsee::types::ErrorObjectOwned;
+use rpc_contract::Method;
 use serde_json::{Map, Value};
 
 use crate::connection::{CredentialsOrigin, DaemonEndpoint};
@@ -23,14 +24,15 @@ pub const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Methods that wait for peers or the chain before answering: they get [`LONG_REQUEST_TIMEOUT`]
 /// and a progress line. `keysend` waits for its payment like `pay`.
 pub const LONG_WAITING_METHODS: [&str; 5] = [
-    "pay",
-    "keysend",
-    "fundchannel",
-    "waitinvoice",
-    "waitanyinvoice",
+    <rpc_contract::payments::Pay as Method>::NAME,
+    <rpc_contract::payments::Keysend as Method>::NAME,
+    <rpc_contract::channels::FundChannel as Method>::NAME,
+    <rpc_contract::invoices::WaitInvoice as Method>::NAME,
+    <rpc_contract::events::WaitAnyInvoice as Method>::NAME,
 ];
 /// Methods whose `timeout_secs` left out means "wait as long as it takes".
-const UNBOUNDED_WAITING_METHODS: [&str; 1] = ["waitanyinvoice"];
+const UNBOUNDED_WAITING_METHODS: [&str; 1] =
+    [<rpc_contract::events::WaitAnyInvoice as Method>::NAME];
 /// How much longer than the call's own `timeout_secs` xln-cli waits for the daemon's answer.
 const TIMEOUT_SECS_MARGIN: Duration = Duration::from_secs(60);
 /// A `timeout_secs` beyond this does not lengthen the request timeout further.

@@ -166,6 +166,34 @@ mod tests {
         );
     }
 
+    /// The table xlnd serves is generated from the contract this CLI compiles too: every method
+    /// of it reads, and every parameter type is one this CLI converts words for.
+    #[test]
+    fn the_contracts_help_table_reads_with_known_types() -> Result<(), serde_json::Error> {
+        let served = rpc_contract::node::HelpResult {
+            methods: rpc_contract::method_docs()
+                .iter()
+                .map(rpc_contract::node::MethodHelp::from)
+                .collect(),
+        };
+        let table: HelpTable = serde_json::from_value(serde_json::to_value(&served)?)?;
+        assert_eq!(table.methods.len(), served.methods.len());
+        for method in &table.methods {
+            for param in &method.params {
+                assert!(
+                    !matches!(param.kind, ParamKind::Other(_)),
+                    "{}.{} has type {}",
+                    method.name,
+                    param.name,
+                    param.kind
+                );
+            }
+        }
+        let pay = table.method("pay");
+        assert!(pay.is_some_and(|m| m.result.contains("status (")));
+        Ok(())
+    }
+
     #[test]
     fn method_without_params_says_so() {
         let getinfo = MethodHelp {

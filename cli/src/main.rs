@@ -86,7 +86,8 @@ struct Cli {
     )]
     rpc_password: Option<String>,
     /// The method to call, e.g. getinfo, pay, invoice; `help` lists them all; `subscribe <stream>
-    /// [since_index]` prints a stream of events (invoices, payments, htlcs, channels, peers, blocks)
+    /// [since_index]` prints a stream of events (invoices, payments, htlcs, channels, peers, blocks,
+    /// intercepted_htlcs)
     #[arg(value_name = "METHOD")]
     method: String,
     /// The method's parameters: by position, or as name=value
@@ -196,10 +197,13 @@ async fn run(cli: &Cli, home: Option<&Path>, stdout: &mut impl Write) -> Result<
     writeln!(stdout, "{}", text.trim_end()).map_err(Failure::Output)
 }
 
-/// The event streams `xln-cli subscribe` knows.
-const STREAMS: [&str; 6] = [
-    "invoices", "payments", "htlcs", "channels", "peers", "blocks",
-];
+/// The event streams `xln-cli subscribe` knows: those of the contract's subscriptions.
+fn streams() -> Vec<&'static str> {
+    rpc_contract::events::SUBSCRIPTIONS
+        .iter()
+        .filter_map(|s| s.subscribe.strip_prefix("subscribe_"))
+        .collect()
+}
 
 /// `xln-cli subscribe <stream> [since_index]`: prints each event as one line of JSON, as it
 /// comes, until the daemon stops or the user interrupts.
@@ -211,7 +215,7 @@ async fn subscribe(
     let usage = || {
         format!(
             "usage: xln-cli subscribe <stream> [since_index]; streams: {}",
-            STREAMS.join(", ")
+            streams().join(", ")
         )
     };
     let params_failure = |message: String| Failure::Params {
@@ -224,7 +228,7 @@ async fn subscribe(
         _ => return Err(params_failure(usage())),
     };
     let stream = stream.strip_prefix("stream=").unwrap_or(stream);
-    if !STREAMS.contains(&stream) {
+    if !streams().contains(&stream) {
         return Err(params_failure(format!(
             "unknown stream {stream:?}; {}",
             usage()

@@ -10,7 +10,6 @@ mod config;
 #[cfg(test)]
 mod fuzz;
 mod handlers;
-mod methods;
 mod rpc;
 mod subscriptions;
 

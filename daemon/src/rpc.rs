@@ -1,6 +1,7 @@
 //! The JSON-RPC server: jsonrpsee over HTTP and WebSocket, every request authenticated with HTTP Basic auth
 //! (the per-start cookie, or fixed credentials) before anything runs.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,12 +11,15 @@ use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{Context, Result};
 use base64::Engine;
+use jsonrpsee::core::middleware::{Batch, Notification, RpcServiceT};
 use jsonrpsee::core::BoxError;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
+use jsonrpsee::server::{
+    HttpBody, HttpRequest, HttpResponse, MethodResponse, RpcModule, Server, ServerHandle,
+};
+use jsonrpsee::types::{ErrorObjectOwned, Request};
 use tower::{Layer, Service};
 
 use crate::handlers::{self, Context as HandlerContext};
-use crate::methods::{named, Args, METHODS};
 
 /// User name of cookie authentication.
 pub const COOKIE_USER: &str = "__cookie__";
@@ -141,7 +145,16 @@ pub async fn start(
     context: HandlerContext,
 ) -> Result<(SocketAddr, ServerHandle)> {
     let middleware = tower::ServiceBuilder::new().layer(AuthLayer(Credentials::new(credentials)));
+    let known_methods = Arc::new(known_method_names());
+    let rpc_middleware =
+        jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |service| {
+            KnownMethods {
+                service,
+                names: Arc::clone(&known_methods),
+            }
+        });
     let server = Server::builder()
+        .set_rpc_middleware(rpc_middleware)
         .set_config(
             // HTTP for calls, WebSocket (same port, same credentials on the upgrade request)
             // for calls and subscriptions.
@@ -159,30 +172,74 @@ pub async fn start(
         .with_context(|| format!("binding the JSON-RPC server to {address}"))?;
     let bound = server.local_addr().context("the RPC server's address")?;
     let mut module = RpcModule::new(context);
-    for method in METHODS {
-        let name = method.name;
-        module
-            .register_async_method(name, move |params, ctx, _| async move {
-                let args = named(method, &params)?;
-                let started = std::time::Instant::now();
-                let result = handlers::dispatch(name, Args(args), &ctx).await;
-                match &result {
-                    Ok(_) => tracing::debug!(
-                        method = name,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "rpc ok"
-                    ),
-                    Err(e) => tracing::info!(
-                        method = name,
-                        code = e.code(),
-                        message = e.message(),
-                        "rpc error"
-                    ),
-                }
-                result
-            })
-            .with_context(|| format!("registering {name}"))?;
-    }
+    handlers::register_all(&mut module)?;
     crate::subscriptions::register(&mut module)?;
     Ok((bound, server.start(module)))
+}
+
+/// Every method name the server answers: the contract's methods and the subscriptions.
+fn known_method_names() -> HashSet<&'static str> {
+    let mut names: HashSet<&'static str> = rpc_contract::method_docs()
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    for subscription in rpc_contract::events::SUBSCRIPTIONS {
+        names.insert(subscription.subscribe);
+        names.insert(subscription.unsubscribe);
+    }
+    names
+}
+
+/// Answers a call of an unknown method with -32601 and a `data` object naming it, like every
+/// other error of the API (jsonrpsee's own answer has no data).
+#[derive(Clone)]
+struct KnownMethods<S> {
+    service: S,
+    names: Arc<HashSet<&'static str>>,
+}
+
+impl<S> RpcServiceT for KnownMethods<S>
+where
+    S: RpcServiceT<MethodResponse = MethodResponse> + Send + Sync + Clone + 'static,
+{
+    type MethodResponse = S::MethodResponse;
+    type NotificationResponse = S::NotificationResponse;
+    type BatchResponse = S::BatchResponse;
+
+    fn call<'a>(
+        &self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+        let known = self.names.contains(request.method_name());
+        let service = self.service.clone();
+        async move {
+            if known {
+                return service.call(request).await;
+            }
+            let name = request.method_name().to_owned();
+            tracing::info!(method = %name, code = -32601, "rpc error");
+            MethodResponse::error(
+                request.id(),
+                ErrorObjectOwned::owned(
+                    -32601,
+                    format!("unknown method {name}; help lists the methods"),
+                    Some(serde_json::json!({"kind": "method_not_found", "method": name})),
+                ),
+            )
+        }
+    }
+
+    fn batch<'a>(
+        &self,
+        requests: Batch<'a>,
+    ) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
+        self.service.batch(requests)
+    }
+
+    fn notification<'a>(
+        &self,
+        notification: Notification<'a>,
+    ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
+        self.service.notification(notification)
+    }
 }

@@ -1,5 +1,6 @@
 //! Live event streams over WebSocket: `subscribe_<stream>` for every stream of the node's
-//! journal, on the RPC port with the same credentials.
+//! journal, on the RPC port with the same credentials. Their names, params and events are the
+//! contract's ([`rpc_contract::events::SUBSCRIPTIONS`]).
 //!
 //! A subscription first sends every stored event after `since_index` (all of them for 0, none
 //! if the parameter is left out), then each new one as it is written, in index order, one
@@ -13,88 +14,63 @@ use jsonrpsee::server::RpcModule;
 use jsonrpsee::PendingSubscriptionSink;
 use ln_core::node::journal::Stream;
 use ln_core::node::EVENTS_PER_READ;
+use rpc_contract::describe::{MethodDoc, ParamDoc};
+use rpc_contract::events::{SubscribeParams, Subscription, SINCE_INDEX_DESCRIPTION, SUBSCRIPTIONS};
+use serde_json::Value;
 
-use crate::handlers::{rpc_error, Context};
-use crate::methods::{named, Args, MethodSpec, ParamSpec};
+use crate::handlers::events::{event_of, journal_stream};
+use crate::handlers::{node_error, params_error, Context};
 
-/// The parameters every subscription takes.
-const SUBSCRIPTION_PARAMS: &[ParamSpec] = &[ParamSpec {
-    name: "since_index",
-    kind: "integer",
-    required: false,
-    description: "send the stored events with an index above this first (0: all of them); \
-                  left out: only events from now on",
-}];
-
-/// One subscription method per stream: `(stream, subscribe method, its spec)`.
-pub fn subscriptions() -> Vec<(Stream, MethodSpec)> {
-    Stream::ALL
-        .into_iter()
-        .map(|stream| {
-            let (name, description): (&'static str, &'static str) = match stream {
-                Stream::Invoices => ("subscribe_invoices", "Invoice events: created, held, paid, canceled, expired; data is the invoice as in listinvoices."),
-                Stream::Payments => ("subscribe_payments", "Outgoing payment events: pending (each attempt), succeeded (with preimage and fee_msat), failed (with failure_reason); data is the payment as in listpayments."),
-                Stream::Htlcs => ("subscribe_htlcs", "Forwarded HTLC events: settled (with fee_msat) and failed (with failure_reason); data is the forward as in listforwards."),
-                Stream::Channels => ("subscribe_channels", "Channel events: pending, ready, closing, closed (with reason); data: channel_id, peer_id and what the event adds."),
-                Stream::Peers => ("subscribe_peers", "Peer events: connected, disconnected; data: peer_id, address."),
-                Stream::Blocks => ("subscribe_blocks", "Chain tip events: connected, or reorg when blocks were disconnected; data: height, block_hash, blocks_connected, blocks_disconnected."),
-                Stream::InterceptedHtlcs => ("subscribe_intercepted_htlcs", "HTLCs held for an intercept SCID: intercepted (answer with resolvehtlc), forwarded, failed (with failure_reason); data is the HTLC as in listinterceptedhtlcs."),
-            };
-            let spec = MethodSpec {
-                name,
-                description,
-                params: SUBSCRIPTION_PARAMS,
-                result: "notifications <stream>_event: index, stream, type, timestamp, data",
-            };
-            (stream, spec)
-        })
-        .collect()
-}
-
-/// The notification method name of `stream`'s events, and its unsubscribe method.
-fn names(stream: Stream) -> (&'static str, &'static str) {
-    match stream {
-        Stream::Invoices => ("invoices_event", "unsubscribe_invoices"),
-        Stream::Payments => ("payments_event", "unsubscribe_payments"),
-        Stream::Htlcs => ("htlcs_event", "unsubscribe_htlcs"),
-        Stream::Channels => ("channels_event", "unsubscribe_channels"),
-        Stream::Peers => ("peers_event", "unsubscribe_peers"),
-        Stream::Blocks => ("blocks_event", "unsubscribe_blocks"),
-        Stream::InterceptedHtlcs => ("intercepted_htlcs_event", "unsubscribe_intercepted_htlcs"),
+/// The parameter list of a subscription, for parsing its params like a method's.
+fn subscription_doc(subscription: &Subscription) -> MethodDoc {
+    MethodDoc {
+        name: subscription.subscribe.to_owned(),
+        description: subscription.description.to_owned(),
+        params: vec![ParamDoc {
+            name: "since_index".to_owned(),
+            param_type: "integer".to_owned(),
+            required: false,
+            description: SINCE_INDEX_DESCRIPTION.to_owned(),
+            schema: Value::Bool(true),
+        }],
+        result_schema: Value::Bool(true),
+        result_text: String::new(),
     }
 }
 
 /// Registers every subscription on `module`.
 pub fn register(module: &mut RpcModule<Context>) -> Result<()> {
-    for (stream, spec) in subscriptions() {
-        let (notification, unsubscribe) = names(stream);
-        let spec: &'static MethodSpec = Box::leak(Box::new(spec));
+    for subscription in SUBSCRIPTIONS {
+        let doc: &'static MethodDoc = Box::leak(Box::new(subscription_doc(&subscription)));
+        let stream = journal_stream(subscription.stream);
         module
             .register_subscription(
-                spec.name,
-                notification,
-                unsubscribe,
+                subscription.subscribe,
+                subscription.notification,
+                subscription.unsubscribe,
                 move |params, pending, ctx, _| async move {
-                    serve(stream, spec, params, pending, &ctx).await
+                    serve(stream, doc, params, pending, &ctx).await
                 },
             )
-            .with_context(|| format!("registering {}", spec.name))?;
+            .with_context(|| format!("registering {}", subscription.subscribe))?;
     }
     Ok(())
 }
 
 async fn serve(
     stream: Stream,
-    spec: &'static MethodSpec,
+    doc: &'static MethodDoc,
     params: jsonrpsee::types::Params<'static>,
     pending: PendingSubscriptionSink,
     ctx: &Context,
 ) -> SubscriptionResult {
-    let since = match named(spec, &params).and_then(|args| Args(args).uint("since_index", u64::MAX))
-    {
-        Ok(since) => since,
+    let value = params
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok());
+    let since = match rpc_contract::params::parse::<SubscribeParams>(doc, value) {
+        Ok(params) => params.since_index.map(|i| i.get()),
         Err(error) => {
-            pending.reject(error).await;
+            pending.reject(params_error(error)).await;
             return Ok(());
         }
     };
@@ -109,11 +85,11 @@ async fn serve(
         loop {
             let events = node
                 .events(stream, after, EVENTS_PER_READ)
-                .map_err(rpc_error)?;
+                .map_err(node_error)?;
             let Some(last) = events.last() else { break };
             let last = last.index;
             for event in events {
-                let message = serde_json::value::to_raw_value(&event)?;
+                let message = serde_json::value::to_raw_value(&event_of(event))?;
                 sink.send(message).await?;
             }
             after = last;

@@ -1,14 +1,11 @@
-//! Shared code of the fuzz targets: xlnd's parameter and configuration parsers, compiled from the
-//! daemon's own files (xlnd is a binary crate, and these files need nothing else of it), and the
-//! input splitting the structure-aware targets use.
+//! Shared code of the fuzz targets: xlnd's configuration parser and its fuzz entry points,
+//! compiled from the daemon's own files (xlnd is a binary crate, and these files need nothing
+//! else of it; RPC params are parsed by the `rpc-contract` library), and the input editing the
+//! structure-aware targets use.
 
 #[allow(dead_code, missing_docs)]
 #[path = "../../daemon/src/config.rs"]
 pub mod config;
-
-#[allow(dead_code, missing_docs)]
-#[path = "../../daemon/src/methods.rs"]
-pub mod methods;
 
 /// `daemon/src/fuzz.rs`: `rpc_params`, `config_file` and `command_line`.
 #[path = "../../daemon/src/fuzz.rs"]

@@ -4,10 +4,9 @@
 //! xln-daemon fuzz` runs a longer search.
 
 use proptest::prelude::*;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::*;
-use crate::methods::METHODS;
 
 /// The keys of `xln.toml`, which are also the flags' names with `-` for `_`.
 const SETTINGS: &[&str] = &[
@@ -35,7 +34,10 @@ fn cases(default: u32) -> ProptestConfig {
 }
 
 fn method_name() -> impl Strategy<Value = String> {
-    let mut names: Vec<String> = METHODS.iter().map(|m| m.name.to_owned()).collect();
+    let mut names: Vec<String> = rpc_contract::method_docs()
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
     names.push("nosuchmethod".to_owned());
     prop::sample::select(names)
 }
@@ -149,8 +151,9 @@ proptest! {
         method in method_name(),
         values in prop::collection::vec((any::<prop::sample::Index>(), json_value()), 0..6),
     ) {
-        let names: Vec<&str> = spec(&method)
-            .map(|s| s.params.iter().map(|p| p.name).chain(["extra"]).collect())
+        let names: Vec<&str> = rpc_contract::describe::contract()
+            .method(&method)
+            .map(|m| m.params.iter().map(|p| p.name.as_str()).chain(["extra"]).collect())
             .unwrap_or_else(|| vec!["extra"]);
         let object: Map<String, Value> = values
             .into_iter()
