@@ -148,7 +148,7 @@ pub fn parse<P: DeserializeOwned>(
     let map = named(method, params.unwrap_or(Value::Null))?;
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|error| {
         let param = error.path().to_string();
-        let reason = error.into_inner().to_string();
+        let reason = reworded(error.into_inner().to_string());
         if param.is_empty() || param == "." {
             return ParamError {
                 param: None,
@@ -167,6 +167,23 @@ pub fn parse<P: DeserializeOwned>(
             message,
         }
     })
+}
+
+/// serde's refusal of an unknown word, ``unknown variant `jump`, expected one of `forward`,
+/// `fail`, `settle` ``, as a sentence that follows the parameter's name, like our own types'
+/// reasons: `must be one of forward, fail, settle, not "jump"`. Other reasons are kept.
+fn reworded(reason: String) -> String {
+    let Some(rest) = reason.strip_prefix("unknown variant `") else {
+        return reason;
+    };
+    let Some((word, expected)) = rest.split_once("`, expected ") else {
+        return reason;
+    };
+    let expected = expected.replace('`', "");
+    let choices = expected
+        .strip_prefix("one of ")
+        .map_or_else(|| expected.clone(), |list| format!("one of {list}"));
+    format!("must be {choices}, not {word:?}")
 }
 
 /// Checks `params_json` (the `params` member of a call; `None` when absent) as the params of
@@ -209,4 +226,41 @@ fn check_one<M: crate::Method>(
         })
     });
     Some(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_words_are_refused_with_the_choices() {
+        assert_eq!(
+            reworded("unknown variant `jump`, expected one of `forward`, `fail`, `settle`".into()),
+            "must be one of forward, fail, settle, not \"jump\""
+        );
+        assert_eq!(
+            reworded("unknown variant `x`, expected `settled` or `failed`".into()),
+            "must be settled or failed, not \"x\""
+        );
+        assert_eq!(
+            reworded("invalid type: integer".into()),
+            "invalid type: integer"
+        );
+    }
+
+    #[test]
+    fn a_call_by_name_is_checked_into_its_params() {
+        let checked = check_call(
+            "resolvehtlc",
+            Some(&format!(r#"["{}", "jump"]"#, "ab".repeat(32))),
+        );
+        let error = checked.err().map(|e| e.message);
+        assert_eq!(
+            error.as_deref(),
+            Some("action must be one of forward, fail, settle, not \"jump\"")
+        );
+        assert!(check_call("nosuchmethod", None).is_err());
+        let listed = check_call("listinterceptedhtlcs", Some(r#"{"status": "pending"}"#));
+        assert_eq!(listed.ok(), Some(serde_json::json!({"status": "pending"})));
+    }
 }

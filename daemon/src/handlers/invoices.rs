@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ln_core::node::{
-    parse_route_hint, InvoiceRecord, InvoiceRequest, InvoiceStatus as NodeStatus,
-};
+use ln_core::node::{parse_route_hint, InvoiceRecord, InvoiceRequest, InvoiceStatus as NodeStatus};
 use rpc_contract::invoices::{
     CancelInvoiceParams, DecodeParams, DecodeResult, Invoice, InvoiceParams, InvoiceResult,
     InvoiceStatus, ListInvoicesParams, ListInvoicesResult, SettleInvoiceParams, WaitInvoiceParams,
