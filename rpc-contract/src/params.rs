@@ -186,18 +186,24 @@ fn reworded(reason: String) -> String {
     format!("must be {choices}, not {word:?}")
 }
 
+/// The `params` member of a call, as its JSON text (`None` when absent), read as a value.
+pub fn params_value(params_json: Option<&str>) -> Result<Option<Value>, ParamError> {
+    params_json
+        .map(|text| {
+            serde_json::from_str::<Value>(text).map_err(|e| ParamError {
+                param: None,
+                message: format!("params are not JSON: {e}"),
+            })
+        })
+        .transpose()
+}
+
 /// Checks `params_json` (the `params` member of a call; `None` when absent) as the params of
 /// method `name`, as xlnd does before it calls the handler, and returns them as the method's
 /// params struct would send them by name. For callers that hold a method's name rather than its
 /// type: the fuzz targets, and clients that want to check a call before they send it.
 pub fn check_call(name: &str, params_json: Option<&str>) -> Result<Value, ParamError> {
-    let params = match params_json {
-        None => None,
-        Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| ParamError {
-            param: None,
-            message: format!("params are not JSON: {e}"),
-        })?),
-    };
+    let params = params_value(params_json)?;
     crate::for_each_method!(check_one, name, &params)
         .into_iter()
         .flatten()

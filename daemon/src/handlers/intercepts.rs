@@ -59,7 +59,7 @@ pub async fn resolvehtlc(
     ctx: Arc<Context>,
     params: ResolveHtlcParams,
 ) -> RpcResult<InterceptedHtlc> {
-    let resolution = resolution_of(params.action, &params)?;
+    let resolution = resolution_of(&params)?;
     let record = ctx
         .node
         .resolve_intercepted_htlc(&params.id.to_string(), resolution)
@@ -72,7 +72,8 @@ pub async fn resolvehtlc(
 }
 
 /// What `params` ask for, refusing params that go with another action.
-fn resolution_of(action: ResolveAction, params: &ResolveHtlcParams) -> RpcResult<Resolution> {
+fn resolution_of(params: &ResolveHtlcParams) -> RpcResult<Resolution> {
+    let action = params.action;
     let only_for = |name: &str, given: bool, action: &str| {
         if given {
             Err(invalid_param(

@@ -21,7 +21,7 @@ use jsonrpsee::types::{ErrorObjectOwned, Params, ResponsePayload};
 use ln_core::node::{Error, Node};
 use rpc_contract::describe::method_doc;
 use rpc_contract::{Method, ParamError};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 
 /// What every handler gets.
@@ -99,13 +99,7 @@ pub fn params_error(error: ParamError) -> ErrorObjectOwned {
 
 /// The call's params as method `M`'s params struct.
 pub fn parse_params<M: Method>(params: &Params<'_>) -> Result<M::Params, ParamError> {
-    let value = match params.as_str() {
-        None => None,
-        Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| ParamError {
-            param: None,
-            message: format!("params are not JSON: {e}"),
-        })?),
-    };
+    let value = rpc_contract::params::params_value(params.as_str())?;
     rpc_contract::params::parse(method_doc::<M>(), value)
 }
 
@@ -234,6 +228,7 @@ mod tests {
     use rpc_contract::onchain::Withdraw;
     use rpc_contract::payments::{GetRoute, Pay};
     use rpc_contract::types::{ChannelRef, Destination, MsatOrAny, SatOrAll};
+    use serde_json::Value;
 
     use super::*;
 
@@ -423,6 +418,7 @@ mod forwarding_tests {
     use rpc_contract::channels::SetChannel;
     use rpc_contract::payments::{ForwardStatus, ListForwards};
     use rpc_contract::types::ChannelSelector;
+    use serde_json::Value;
 
     use super::*;
 
