@@ -31,6 +31,7 @@ use config::{Config, Flags, NodeRpcAuth};
 
 fn main() -> std::process::ExitCode {
     let flags = Flags::parse();
+    abort_on_panic();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,6 +134,40 @@ async fn run(flags: Flags) -> Result<()> {
     let _ = std::fs::remove_file(&url_path);
     tracing::info!("xlnd stopped");
     Ok(())
+}
+
+/// Makes a panic on any thread end the process, after it is logged to stderr and `xlnd.log`.
+///
+/// tokio catches a panic in a task and carries on, so without this one panicking RPC call or
+/// peer message would leave xlnd running with a lock of LDK's poisoned: every later call that
+/// takes the lock panics too and the node answers nothing. Every acknowledged state change is
+/// already on disk (ChannelMonitors before LDK is told they are written), so ending the process
+/// loses nothing, and a supervisor (systemd's `Restart=on-failure`) brings the node back in a
+/// known state. The default hook's text (with a backtrace when `RUST_BACKTRACE` asks for one)
+/// comes first; one `panicked` line through `tracing` ends it, so the last lines of stderr or
+/// of `xlnd.log` say what happened and where.
+fn abort_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        let thread = std::thread::current();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            %location,
+            "xlnd panicked, stopping so a supervisor restarts it in a known state: {message}"
+        );
+        std::process::abort();
+    }));
 }
 
 /// Logs to stderr and `<datadir>/xlnd.log`.

@@ -151,10 +151,30 @@ impl Xlnd {
     }
 
     /// The last lines xlnd wrote to stderr.
+    ///
+    /// A panic's first lines (where and why) come before its backtrace, which alone can fill
+    /// the last 30 lines: any line that tells of a panic, and the one after it, are put first.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.datadir.join("stderr.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        let tail_start = lines.len().saturating_sub(30);
+        let mut panics: Vec<&str> = Vec::new();
+        for (index, line) in lines[..tail_start].iter().enumerate() {
+            if line.contains("panicked") {
+                panics.push(line);
+                if let Some(next) = lines.get(index + 1) {
+                    panics.push(next);
+                }
+            }
+        }
+        let mut shown = Vec::new();
+        if !panics.is_empty() {
+            shown.push("panics, before the tail:");
+            shown.extend(panics.iter().take(20));
+            shown.push("the tail:");
+        }
+        shown.extend(&lines[tail_start..]);
+        shown.join("\n")
     }
 
     /// Runs `xln-cli --datadir <datadir> <args>` and parses its JSON output.
