@@ -323,7 +323,14 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
     let bitcoind = start_bitcoind()?;
     let dir = tempfile::tempdir()?;
     let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
-    let bob = Xlnd::start(&bitcoind, &dir.path().join("bob"), "bob")?;
+    // The forwarding node keeps LDK's random forward delay (every other test forwards at once),
+    // so that both ways of moving HTLCs on are tested end to end.
+    let bob = Xlnd::start_with_args(
+        &bitcoind,
+        &dir.path().join("bob"),
+        "bob",
+        &["--htlc-batching=ldk"],
+    )?;
     let carol = Xlnd::start(&bitcoind, &dir.path().join("carol"), "carol")?;
     let bitcoin = ChainParams::bitcoin_regtest();
     fund(&bitcoind, &bitcoin, &alice, &[&bob, &carol])?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use ln_core::node::HtlcBatching;
 use ln_core::{Chain, ChainParams, Network};
 use serde::Deserialize;
 
@@ -67,11 +68,21 @@ pub struct Flags {
     /// channels opened from now on (LDK Node uses 10) [default: 100]
     #[arg(long, env = "XLN_MAX_INBOUND_HTLC_IN_FLIGHT_PERCENT")]
     pub max_inbound_htlc_in_flight_percent: Option<u8>,
+    /// How many HTLCs a peer may have in flight towards us at once, 1 to 483, for channels
+    /// opened from now on (LND uses 483, LDK Node 50, Core Lightning 30) [default: 483]
+    #[arg(long, env = "XLN_MAX_ACCEPTED_HTLCS")]
+    pub max_accepted_htlcs: Option<u16>,
     /// Seconds an intercepted HTLC (see intercept_scid) may wait for resolvehtlc before it is
     /// failed back; 0: no time limit (LDK still fails it 39 blocks before its CLTV expiry)
     /// [default: 120]
     #[arg(long, env = "XLN_INTERCEPT_TIMEOUT_SECS")]
     pub intercept_timeout_secs: Option<u64>,
+    /// When received HTLCs are forwarded or offered to the payee: "none" (at once, as LND and
+    /// Core Lightning do) or "ldk" (after LDK's random delay, median 50 ms, at most 200 ms, so
+    /// an observer of a routing node cannot pair incoming and outgoing HTLCs by timing; every
+    /// payment through or to the node takes that much longer per hop) [default: none]
+    #[arg(long, env = "XLN_HTLC_BATCHING")]
+    pub htlc_batching: Option<String>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -96,7 +107,9 @@ pub(crate) struct FileConfig {
     alias: Option<String>,
     log_level: Option<String>,
     max_inbound_htlc_in_flight_percent: Option<u8>,
+    max_accepted_htlcs: Option<u16>,
     intercept_timeout_secs: Option<u64>,
+    htlc_batching: Option<String>,
 }
 
 /// The longest time limit on intercepted HTLCs, seconds: a week. Longer holds lock the payer's
@@ -135,8 +148,12 @@ pub struct Config {
     pub log_level: String,
     /// How much of a channel a peer may have in HTLCs in flight towards us, percent.
     pub max_inbound_htlc_in_flight_percent: u8,
+    /// How many HTLCs a peer may have in flight towards us at once.
+    pub max_accepted_htlcs: u16,
     /// How long an intercepted HTLC may wait for `resolvehtlc`; none: no time limit.
     pub intercept_timeout: Option<std::time::Duration>,
+    /// When received HTLCs are forwarded or offered to the payee.
+    pub htlc_batching: HtlcBatching,
 }
 
 impl Config {
@@ -225,6 +242,13 @@ impl Config {
                 "max-inbound-htlc-in-flight-percent is {max_inbound_htlc_in_flight_percent}; it must be 1 to 100"
             );
         }
+        let max_accepted_htlcs = flags
+            .max_accepted_htlcs
+            .or(file.max_accepted_htlcs)
+            .unwrap_or(ln_core::node::policy::MAX_ACCEPTED_HTLCS);
+        if !(1..=ln_core::node::policy::MAX_ACCEPTED_HTLCS).contains(&max_accepted_htlcs) {
+            bail!("max-accepted-htlcs is {max_accepted_htlcs}; it must be 1 to 483");
+        }
         let intercept_timeout_secs = flags
             .intercept_timeout_secs
             .or(file.intercept_timeout_secs)
@@ -236,6 +260,11 @@ impl Config {
         }
         let intercept_timeout = (intercept_timeout_secs > 0)
             .then(|| std::time::Duration::from_secs(intercept_timeout_secs));
+        let htlc_batching = match pick(flags.htlc_batching, file.htlc_batching).as_deref() {
+            None | Some("none") => HtlcBatching::None,
+            Some("ldk") => HtlcBatching::Ldk,
+            Some(other) => bail!("htlc-batching is {other:?}; it must be \"none\" or \"ldk\""),
+        };
         Ok(Self {
             datadir,
             params,
@@ -247,7 +276,9 @@ impl Config {
             alias,
             log_level,
             max_inbound_htlc_in_flight_percent,
+            max_accepted_htlcs,
             intercept_timeout,
+            htlc_batching,
         })
     }
 }
@@ -396,6 +427,28 @@ mod tests {
         f.intercept_timeout_secs = Some(MAX_INTERCEPT_TIMEOUT_SECS + 1);
         let error = Config::resolve(f).err().map(|e| format!("{e:#}"));
         assert!(error.unwrap_or_default().contains("intercept-timeout-secs"));
+        Ok(())
+    }
+
+    #[test]
+    fn htlc_batching_defaults_to_none_and_takes_ldk_from_the_file_or_a_flag() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        assert_eq!(
+            Config::resolve(flags(dir.path()))?.htlc_batching,
+            HtlcBatching::None
+        );
+        std::fs::write(dir.path().join("xln.toml"), "htlc_batching = \"ldk\"\n")?;
+        assert_eq!(
+            Config::resolve(flags(dir.path()))?.htlc_batching,
+            HtlcBatching::Ldk
+        );
+        let mut f = flags(dir.path());
+        f.htlc_batching = Some("sometimes".to_owned());
+        let error = Config::resolve(f).err().map(|e| format!("{e:#}"));
+        assert_eq!(
+            error.as_deref(),
+            Some("htlc-batching is \"sometimes\"; it must be \"none\" or \"ldk\"")
+        );
         Ok(())
     }
 

@@ -72,7 +72,9 @@ async fn run(flags: Flags) -> Result<()> {
         .listen_on(vec![config.listen])
         .alias(config.alias.clone())
         .max_inbound_htlc_in_flight_percent(config.max_inbound_htlc_in_flight_percent)
+        .max_accepted_htlcs(config.max_accepted_htlcs)
         .intercept_timeout(config.intercept_timeout)
+        .htlc_batching(config.htlc_batching)
         .crash_point(dev_crash_point()?)
         .slow_disk(dev_slow_disk()?)
         .full_disk_flag(

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod bitcoin_core;
 pub mod bitcoind;
 pub mod broadcast_audit;

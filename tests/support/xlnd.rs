@@ -13,8 +13,16 @@ use serde_json::Value;
 
 use crate::Bitcoind;
 
+/// The cargo profile [`xln_binaries`] builds xlnd with: the one this code was built with, so
+/// `cargo run --release --bin xln-bench` measures a release xlnd and `cargo test` a debug one.
+pub const XLND_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
 /// Paths of the `xlnd` and `xln-cli` binaries of this workspace, built once per test process
-/// (`cargo build` is a no-op when they are fresh).
+/// (`cargo build` is a no-op when they are fresh), in [`XLND_PROFILE`].
 pub fn xln_binaries() -> Result<&'static (PathBuf, PathBuf)> {
     static BINARIES: OnceLock<std::result::Result<(PathBuf, PathBuf), String>> = OnceLock::new();
     BINARIES
@@ -32,6 +40,11 @@ fn build_binaries() -> Result<(PathBuf, PathBuf)> {
     let status = Command::new(cargo)
         .current_dir(&workspace)
         .args(["build", "-p", "xln-daemon", "-p", "xln-cli", "--bins"])
+        .args(if XLND_PROFILE == "release" {
+            &["--release"][..]
+        } else {
+            &[]
+        })
         .status()
         .context("running cargo build for xlnd and xln-cli")?;
     if !status.success() {
@@ -40,7 +53,7 @@ fn build_binaries() -> Result<(PathBuf, PathBuf)> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    let bin = target.join("debug");
+    let bin = target.join(XLND_PROFILE);
     Ok((bin.join("xlnd"), bin.join("xln-cli")))
 }
 

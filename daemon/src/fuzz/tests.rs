@@ -23,6 +23,9 @@ const SETTINGS: &[&str] = &[
     "alias",
     "log_level",
     "max_inbound_htlc_in_flight_percent",
+    "max_accepted_htlcs",
+    "intercept_timeout_secs",
+    "htlc_batching",
 ];
 
 fn cases(default: u32) -> ProptestConfig {

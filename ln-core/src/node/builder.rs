@@ -116,7 +116,9 @@ pub struct NodeBuilder {
     slow_disk: Option<Duration>,
     full_disk_flag: Option<PathBuf>,
     max_inbound_htlc_in_flight_percent: u8,
+    max_accepted_htlcs: u16,
     intercept_timeout: Option<Duration>,
+    htlc_batching: super::HtlcBatching,
 }
 
 impl NodeBuilder {
@@ -136,8 +138,17 @@ impl NodeBuilder {
             slow_disk: None,
             full_disk_flag: None,
             max_inbound_htlc_in_flight_percent: 100,
+            max_accepted_htlcs: super::policy::MAX_ACCEPTED_HTLCS,
             intercept_timeout: Some(super::DEFAULT_INTERCEPT_TIMEOUT),
+            htlc_batching: super::HtlcBatching::None,
         }
+    }
+
+    /// When received HTLCs are forwarded or offered to the payee (default
+    /// [`HtlcBatching::None`](super::HtlcBatching::None): at once).
+    pub fn htlc_batching(mut self, batching: super::HtlcBatching) -> Self {
+        self.htlc_batching = batching;
+        self
     }
 
     /// How long an intercepted HTLC may wait for a decision before it is failed back (default
@@ -154,6 +165,13 @@ impl NodeBuilder {
     /// to channels opened from now on.
     pub fn max_inbound_htlc_in_flight_percent(mut self, percent: u8) -> Self {
         self.max_inbound_htlc_in_flight_percent = percent.clamp(1, 100);
+        self
+    }
+
+    /// How many HTLCs a peer may have in flight towards us at once, 1 to 483 (default 483,
+    /// as LND; LDK's default is 50). Applies to channels opened from now on.
+    pub fn max_accepted_htlcs(mut self, htlcs: u16) -> Self {
+        self.max_accepted_htlcs = htlcs.clamp(1, super::policy::MAX_ACCEPTED_HTLCS);
         self
     }
 
@@ -246,6 +264,7 @@ impl NodeBuilder {
         let runtime = tokio::runtime::Handle::current();
         let policy = ChannelPolicy {
             max_inbound_htlc_in_flight_percent: self.max_inbound_htlc_in_flight_percent,
+            max_accepted_htlcs: self.max_accepted_htlcs,
             ..ChannelPolicy::for_chain(&params)
         };
 
@@ -507,6 +526,7 @@ impl NodeBuilder {
             tasks: std::sync::Mutex::new(Vec::new()),
             synced_to_chain: std::sync::atomic::AtomicBool::new(false),
             poll_interval: self.poll_interval,
+            htlc_batching: self.htlc_batching,
         });
         let node = Node { inner };
         node.start(listeners);

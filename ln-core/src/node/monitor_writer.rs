@@ -119,6 +119,8 @@ struct Shared {
     /// The writer's own manager writes and monitor batches so far, for [`CrashPoint`].
     manager_writes: AtomicU64,
     monitor_batches: AtomicU64,
+    /// Told after each batch is reported to LDK: what LDK held back for it can go out now.
+    batch_done: Arc<tokio::sync::Notify>,
 }
 
 /// LDK's monitor persister for the node (see the module documentation).
@@ -146,6 +148,7 @@ impl MonitorWriter {
             crash_point,
             manager_writes: AtomicU64::new(0),
             monitor_batches: AtomicU64::new(0),
+            batch_done: Arc::new(tokio::sync::Notify::new()),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -161,6 +164,12 @@ impl MonitorWriter {
             shared,
             thread: Mutex::new(Some(thread)),
         }))
+    }
+
+    /// Notified (one permit, so none is missed) each time a batch of monitor writes is durable
+    /// and reported to LDK: the messages, forwards and claims LDK held back for it are ready.
+    pub fn batch_done(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.shared.batch_done)
     }
 
     /// Names the manager to write before monitors and the chain monitor to report completed
@@ -306,6 +315,7 @@ impl Shared {
                 }
                 None => tracing::warn!("the chain monitor is gone; monitor updates not reported"),
             }
+            self.batch_done.notify_one();
         }
     }
 

@@ -54,7 +54,14 @@ pub struct ChannelPolicy {
     /// How much of a channel the peer may have in HTLCs in flight towards us, in percent (1 to
     /// 100): an operator's choice, not the chain's, 100 by default.
     pub max_inbound_htlc_in_flight_percent: u8,
+    /// How many HTLCs the peer may have in flight towards us at once (1 to 483, BOLT 2's
+    /// most): 483 by default, as LND; LDK's default is 50. It is also the most a peer that
+    /// uses our number can send us at once. Fixed per channel at its open.
+    pub max_accepted_htlcs: u16,
 }
+
+/// BOLT 2's largest `max_accepted_htlcs`.
+pub const MAX_ACCEPTED_HTLCS: u16 = 483;
 
 impl ChannelPolicy {
     /// The policy for `params`' chain.
@@ -76,6 +83,7 @@ impl ChannelPolicy {
                 max_funding_sat: 100_000_000,
                 min_funding_sat: 20_000,
                 max_inbound_htlc_in_flight_percent: 100,
+                max_accepted_htlcs: MAX_ACCEPTED_HTLCS,
             };
         }
         let floor_sat_per_kw = params.fee_floor().to_sat_per_kwu();
@@ -96,6 +104,7 @@ impl ChannelPolicy {
             max_funding_sat: 10_000_000_000,
             min_funding_sat: round_up(min_reserve_sat * 2 + 200_000, 1_000_000),
             max_inbound_htlc_in_flight_percent: 100,
+            max_accepted_htlcs: MAX_ACCEPTED_HTLCS,
         }
     }
 
@@ -118,6 +127,10 @@ impl ChannelPolicy {
         // An operator may choose less.
         handshake.max_inbound_htlc_value_in_flight_percent_of_channel =
             self.max_inbound_htlc_in_flight_percent.clamp(1, 100);
+        // LDK's default of 50 fails the 51st payment in flight on a channel at once; the
+        // protocol allows 483, which LND uses. Each HTLC makes every commitment (and the
+        // monitor's record of it) larger, which the store's monitor writes are sized for.
+        handshake.our_max_accepted_htlcs = self.max_accepted_htlcs.clamp(1, MAX_ACCEPTED_HTLCS);
         let limits = &mut config.channel_handshake_limits;
         limits.max_funding_satoshis = self.max_funding_sat;
         limits.min_funding_satoshis = self.min_funding_sat;
@@ -256,6 +269,31 @@ mod tests {
             assert_eq!(policy.reserve_proportional_millionths(1_000_000), 10_000);
             assert_eq!(policy.min_cltv_expiry_delta(), MIN_CLTV_EXPIRY_DELTA);
             assert_eq!(policy.max_cltv_expiry_delta(), 960);
+        }
+    }
+
+    #[test]
+    fn peers_may_have_483_htlcs_in_flight_on_either_chain_or_what_the_operator_says() {
+        for params in [ChainParams::bitcoin_regtest(), ChainParams::qtum_regtest()] {
+            let policy = ChannelPolicy::for_chain(&params);
+            let config = policy.user_config();
+            assert_eq!(config.channel_handshake_config.our_max_accepted_htlcs, 483);
+            let outbound = policy.outbound_config(1_000_000, true);
+            assert_eq!(
+                outbound.channel_handshake_config.our_max_accepted_htlcs,
+                483
+            );
+            let fewer = ChannelPolicy {
+                max_accepted_htlcs: 30,
+                ..policy
+            };
+            assert_eq!(
+                fewer
+                    .user_config()
+                    .channel_handshake_config
+                    .our_max_accepted_htlcs,
+                30
+            );
         }
     }
 

@@ -158,13 +158,27 @@ pub(crate) async fn connect_peer(
         ));
     }
     if inner.peer_manager.peer_by_node_id(&node_id).is_none() {
-        let connection =
-            lightning_net_tokio::connect_outbound(inner.peer_manager.clone(), node_id, address)
-                .await
-                .ok_or_else(|| {
-                    Error::ConnectionFailed(format!("no TCP connection to {node_id} at {address}"))
-                })?;
-        tokio::spawn(connection);
+        let no_connection = |why: String| {
+            Error::ConnectionFailed(format!(
+                "no TCP connection to {node_id} at {address}: {why}"
+            ))
+        };
+        // lightning-net-tokio's connect_outbound, but with Nagle's algorithm off (see
+        // `crate::node::low_latency_stream`).
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        .map_err(|_| no_connection("no answer within 10 s".to_owned()))?
+        .map_err(|e| no_connection(e.to_string()))?;
+        let stream =
+            crate::node::low_latency_stream(stream).map_err(|e| no_connection(e.to_string()))?;
+        tokio::spawn(lightning_net_tokio::setup_outbound(
+            inner.peer_manager.clone(),
+            node_id,
+            stream,
+        ));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while inner.peer_manager.peer_by_node_id(&node_id).is_none() {
             if tokio::time::Instant::now() >= deadline {

@@ -1,0 +1,89 @@
+//! `xln-bench`: how fast xln pays, measured on real processes (issue 15).
+//!
+//! Starts a regtest chain node (bitcoind, built from source on first use, or qtumd) and three
+//! xlnd nodes alice - bob - carol with public channels A-B and B-C, then pays through xlnd's
+//! JSON-RPC API as a program would (HTTP, kept-alive connections) and prints payments/s,
+//! p50/p99/max latency and failures per workload, memory, restart time and catch-up speed.
+//! `--json` prints the same as one JSON document, to compare commits.
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+use xln_tests::bench::{run, table, Options};
+use xln_tests::three_nodes::TestChain;
+
+/// The chain to measure on.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Chain {
+    /// A regtest bitcoind, built from source on first use.
+    Bitcoin,
+    /// A regtest qtumd: `$QTUMD`, else `../shared/qtum/bin/qtumd` beside the checkout, else
+    /// `qtumd` on `PATH`.
+    Qtum,
+}
+
+/// Measure xln's payments, memory, restart and chain catch-up on real processes.
+#[derive(Parser)]
+#[command(
+    version,
+    long_about = "Measure xln on real processes: a regtest chain node and three xlnd nodes \
+        alice - bob - carol (public channels A-B and B-C), paid through xlnd's JSON-RPC API.\n\n\
+        Prints, per workload, payments/s, p50/p99/max latency (from the call to its answer) and \
+        failures: keysends alice -> bob at each --concurrency, invoices of bob paid by alice and \
+        keysends alice -> bob -> carol at 1 and 25 in flight. Then alice's and bob's RSS, bob's \
+        restart time and carol's catch-up speed over --sync-blocks blocks.\n\n\
+        Run it as `cargo run --release -p xln-tests --bin xln-bench`: xlnd is built in the \
+        profile the bench was built in. The first line shows this disk's write+fsync time, the \
+        floor under every durable step of a payment."
+)]
+struct Args {
+    /// The chain to run on.
+    #[arg(long, value_enum, default_value_t = Chain::Bitcoin)]
+    chain: Chain,
+    /// Payments per workload.
+    #[arg(long, default_value_t = 1000)]
+    payments: usize,
+    /// Payments in flight at once for the keysends over one channel, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,25,100,400")]
+    concurrency: Vec<usize>,
+    /// Amount of each payment, msat.
+    #[arg(long, default_value_t = 1_000_000)]
+    amount_msat: u64,
+    /// Blocks carol catches up after a restart (0: skip).
+    #[arg(long, default_value_t = 2000)]
+    sync_blocks: u32,
+    /// An extra argument for every xlnd, e.g. `--xlnd-arg=--htlc-batching=ldk`; repeatable.
+    #[arg(long = "xlnd-arg", allow_hyphen_values = true)]
+    xlnd_args: Vec<String>,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    // Progress and logs go to stderr, so that stdout holds only the figures (`--json`).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let options = Options {
+        payments: args.payments,
+        concurrency: args.concurrency,
+        amount_msat: args.amount_msat,
+        sync_blocks: args.sync_blocks,
+        xlnd_args: args.xlnd_args,
+    };
+    let chain = match args.chain {
+        Chain::Bitcoin => TestChain::Bitcoin,
+        Chain::Qtum => TestChain::Qtum,
+    };
+    let report = run(chain, &options, &|step| eprintln!("xln-bench: {step}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(())
+}
