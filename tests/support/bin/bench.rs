@@ -45,6 +45,10 @@ struct Args {
     /// Payments in flight at once for the keysends over one channel, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,25,100,400")]
     concurrency: Vec<usize>,
+    /// Payments per workload for the invoice and two-hop workloads [default: --payments];
+    /// 0 skips them.
+    #[arg(long)]
+    other_payments: Option<usize>,
     /// Amount of each payment, msat.
     #[arg(long, default_value_t = 1_000_000)]
     amount_msat: u64,
@@ -71,6 +75,7 @@ fn main() -> Result<()> {
     let options = Options {
         payments: args.payments,
         concurrency: args.concurrency,
+        other_payments: args.other_payments,
         amount_msat: args.amount_msat,
         sync_blocks: args.sync_blocks,
         xlnd_args: args.xlnd_args,

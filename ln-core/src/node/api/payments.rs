@@ -613,8 +613,10 @@ const ROUTE_RETRY: Duration = Duration::from_millis(500);
 impl Attempt {
     /// Hands the attempt to LDK. When no route is found while gossip is still arriving (the
     /// node started, or a channel was announced, in the last minute) and our channels could
-    /// carry the amount, or while HTLCs of our channels are being settled (a payment received a
-    /// moment ago), looks again every half second until `deadline` instead of failing at once. When LDK cannot send it, ends the
+    /// carry the amount, while HTLCs of our channels are being settled (a payment received a
+    /// moment ago), or while our own HTLCs in flight fill a channel (its HTLC slots or its
+    /// in-flight value), looks again every half second until `deadline` instead of failing at
+    /// once. When LDK cannot send it, ends the
     /// record as failed and returns why, naming the limiting fact.
     async fn send(
         self,
@@ -636,7 +638,8 @@ impl Attempt {
             // balance with HTLCs being settled.
             let keep_waiting = matches!(failure, RetryableSendFailure::RouteNotFound)
                 && ((inner.gossip_settling() && inner.could_leave_now(&attempt.route_params))
-                    || inner.liquidity_settling())
+                    || inner.liquidity_settling()
+                    || inner.own_htlcs_hold_capacity(attempt.route_params.final_value_msat))
                 && tokio::time::Instant::now() + ROUTE_RETRY < deadline;
             if keep_waiting {
                 tokio::time::sleep(ROUTE_RETRY).await;
@@ -685,7 +688,7 @@ impl Attempt {
                 let why = inner.explain_no_route(&self.payee, &self.route_params);
                 Error::RouteNotFound(if waited >= ROUTE_RETRY {
                     format!(
-                        "{why} (waited {} s for gossip and settling HTLCs)",
+                        "{why} (waited {} s for gossip, settling HTLCs and HTLC slots)",
                         waited.as_secs()
                     )
                 } else {

@@ -127,6 +127,20 @@ impl NodeInner {
         })
     }
 
+    /// Whether our own HTLCs in flight hold capacity a payment of `amount_msat` needs: a usable
+    /// channel whose next HTLC cannot carry it (no HTLC slot left, or the value the peer lets us
+    /// have in flight used up) while HTLCs of ours are in it. Those end, succeeded or failed,
+    /// and give the capacity back; LND queues such payments too, where LDK fails them at once.
+    pub(crate) fn own_htlcs_hold_capacity(&self, amount_msat: u64) -> bool {
+        self.channel_manager
+            .list_usable_channels()
+            .iter()
+            .any(|channel| {
+                !channel.pending_outbound_htlcs.is_empty()
+                    && channel.next_outbound_htlc_limit_msat < amount_msat
+            })
+    }
+
     /// A route for `route_params` from our usable channels and graph, as LDK would find it now.
     pub(crate) fn find_route(&self, route_params: &RouteParameters) -> Result<Route, &'static str> {
         let usable = self.channel_manager.list_usable_channels();
