@@ -105,6 +105,9 @@ pub struct ClosedChannel {
 const FORCE_CLOSE_BROADCAST_WAIT: Duration = Duration::from_secs(10);
 /// How long `close` waits for the peer to agree on the closing transaction.
 const MUTUAL_CLOSE_NEGOTIATION_WAIT: Duration = Duration::from_secs(30);
+/// How long a cooperative close waits for the channel to be ready to start one (a monitor
+/// update in flight, as right after a payment, makes LDK refuse for a few milliseconds).
+const CLOSE_START_WAIT: Duration = Duration::from_secs(10);
 
 impl Node {
     /// Opens a channel of `amount_sat` to a connected peer, pushing `push_msat` to it, announced
@@ -294,9 +297,21 @@ impl Node {
                 "{peer} (a cooperative close needs the peer online; use force to close alone)"
             )));
         }
-        manager
-            .close_channel(&channel.channel_id, &peer)
-            .map_err(|e| Error::ChannelCloseFailed(api_error(e)))?;
+        // LDK refuses to start a shutdown while a monitor update of the channel is being
+        // written, as right after a payment; that lasts milliseconds, so wait it out.
+        let deadline = tokio::time::Instant::now() + CLOSE_START_WAIT;
+        loop {
+            match manager.close_channel(&channel.channel_id, &peer) {
+                Ok(()) => break,
+                Err(lightning::util::errors::APIError::ChannelUnavailable { .. })
+                    if tokio::time::Instant::now() < deadline
+                        && self.inner.peer_manager.peer_by_node_id(&peer).is_some() =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(Error::ChannelCloseFailed(api_error(e))),
+            }
+        }
         tracing::info!(channel_id = %channel.channel_id, "cooperative close started");
         let closing = serde_json::json!({
             "channel_id": channel.channel_id.to_string(),
