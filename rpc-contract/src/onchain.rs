@@ -41,7 +41,8 @@ pub struct ListFundsResult {
     pub onchain_unconfirmed_sat: u64,
     /// Mined coins that are not mature yet.
     pub onchain_immature_sat: u64,
-    /// Funds of closed channels that are still being claimed or swept to the wallet.
+    /// Funds of closed channels that are still being claimed or swept to the wallet, HTLCs of
+    /// our own payments that return at their timeout included.
     pub pending_sweep_sat: u64,
     /// The wallet's unspent outputs.
     pub outputs: Vec<WalletOutput>,

@@ -32,12 +32,28 @@ pub struct Funds {
     pub onchain_unconfirmed_sat: u64,
     /// Coinbase outputs not yet mature, sat.
     pub onchain_immature_sat: u64,
-    /// Outputs of closed channels still being claimed or swept to the wallet, sat.
+    /// Outputs of closed channels still being claimed or swept to the wallet, sat: our balance,
+    /// HTLCs we can claim, and HTLCs of our own payments that come back to us at their timeout
+    /// unless the peer claims them first.
     pub pending_sweep_sat: u64,
     /// Unspent outputs.
     pub outputs: Vec<WalletOutputInfo>,
     /// Channels with our balance.
     pub channels: Vec<super::ChannelInfo>,
+}
+
+/// What a closed channel's balance adds to `pending_sweep_sat`. LDK's
+/// `claimable_amount_satoshis` counts an HTLC of our own payment as already paid (0), as its
+/// payment was sent; but until the peer claims it on chain it is ours again at its timeout, and
+/// an operator watching a force close must see it as still on its way back rather than gone.
+fn pending_sweep_of(balance: &lightning::chain::channelmonitor::Balance) -> u64 {
+    match balance {
+        lightning::chain::channelmonitor::Balance::MaybeTimeoutClaimableHTLC {
+            amount_satoshis,
+            ..
+        } => *amount_satoshis,
+        other => other.claimable_amount_satoshis(),
+    }
 }
 
 impl Node {
@@ -74,7 +90,7 @@ impl Node {
         let balances = self.inner.chain_monitor.get_claimable_balances(&open_refs);
         let pending_sweep_sat = balances
             .iter()
-            .map(|b| b.claimable_amount_satoshis())
+            .map(pending_sweep_of)
             .sum::<u64>()
             + self
                 .inner
@@ -172,5 +188,31 @@ fn descriptor_value(descriptor: &lightning::sign::SpendableOutputDescriptor) -> 
         D::StaticOutput { output, .. } => output.value.to_sat(),
         D::DelayedPaymentOutput(d) => d.output.value.to_sat(),
         D::StaticPaymentOutput(d) => d.output.value.to_sat(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pending_sweep_of;
+    use lightning::chain::channelmonitor::Balance;
+    use lightning::types::payment::PaymentHash;
+
+    #[test]
+    fn htlcs_of_our_own_payments_count_as_on_their_way_back_until_the_peer_claims_them() {
+        let htlc = |outbound_payment| Balance::MaybeTimeoutClaimableHTLC {
+            amount_satoshis: 100_000,
+            claimable_height: 336,
+            payment_hash: PaymentHash([7; 32]),
+            outbound_payment,
+        };
+        assert_eq!(pending_sweep_of(&htlc(true)), 100_000);
+        assert_eq!(pending_sweep_of(&htlc(false)), 100_000);
+        // The peer's HTLC, which is ours only with a preimage we do not have.
+        let theirs = Balance::MaybePreimageClaimableHTLC {
+            amount_satoshis: 50_000,
+            expiry_height: 336,
+            payment_hash: PaymentHash([8; 32]),
+        };
+        assert_eq!(pending_sweep_of(&theirs), 0);
     }
 }
