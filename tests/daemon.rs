@@ -235,6 +235,83 @@ fn hold_invoices_settle_cancel_and_survive_a_restart() -> Result<()> {
 /// A BOLT11 example invoice of Bitcoin mainnet (from the BOLT 11 specification).
 const MAINNET_INVOICE: &str = "lnbc2500u1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7enxv4jsxqzpu9qrsgquk0rl77nj30yxdy8j9vdx85fkpmdla2087ne0xh8nhedh8w27kyke0lp53ut353s06fv3qfegext0eh0ymjpf39tuven09sam30g4vgpfna3rh";
 
+/// bob lets alice have 2 HTLCs in flight towards him (`--max-accepted-htlcs=2`), and two held
+/// payments take both. A keysend that finds no slot waits in alice's send queue instead of
+/// failing with "no route": with a short timeout it ends with error 505 and a failed record,
+/// nothing sent; with time it goes as soon as bob settles one of the held payments.
+#[test]
+fn payments_wait_in_turn_for_htlc_slots_our_own_payments_hold() -> Result<()> {
+    let bitcoind = start_bitcoind()?;
+    let dir = tempfile::tempdir()?;
+    let alice = Xlnd::start(&bitcoind, &dir.path().join("alice"), "alice")?;
+    let bob = Xlnd::start_with_args(
+        &bitcoind,
+        &dir.path().join("bob"),
+        "bob",
+        &["--max-accepted-htlcs=2"],
+    )?;
+    let channel_id = fund_and_open(&bitcoind, &alice, &bob, 1_000_000)?;
+    let bob_id = id(&bob)?;
+    let holds = [
+        hold_invoice(&bob, 1, 10_000_000)?,
+        hold_invoice(&bob, 2, 10_000_000)?,
+    ];
+    std::thread::scope(|scope| -> Result<()> {
+        let held: Vec<_> = holds
+            .iter()
+            .map(|(_, _, bolt11)| scope.spawn(|| alice.cli(&["pay", bolt11, "timeout_secs=300"])))
+            .collect();
+        for (_, hash, _) in &holds {
+            let invoice = bob.cli(&["waitinvoice", hash, "60"])?;
+            ensure!(invoice["status"] == "held", "{invoice}");
+        }
+        let channel = channel(&alice.cli(&["listchannels"])?, &channel_id)
+            .cloned()
+            .context("alice's channel")?;
+        ensure!(channel["outbound_htlcs_in_flight"] == 2, "{channel}");
+
+        // No slot comes within 3 s: 505, and the payment is recorded as failed.
+        let (code, message) =
+            alice.cli_error(&["keysend", &bob_id, "1000000", "timeout_secs=3"])?;
+        ensure!(
+            message.contains("error 505") && message.contains("send queue"),
+            "code {code}: {message}"
+        );
+        let payments = alice.cli(&["listpayments"])?;
+        let failed: Vec<_> = payments["payments"]
+            .as_array()
+            .context("payments")?
+            .iter()
+            .filter(|p| p["status"] == "failed")
+            .collect();
+        ensure!(
+            failed.len() == 1 && failed[0]["amount_msat"] == 1_000_000,
+            "{payments}"
+        );
+
+        // Given time, it waits for a slot and goes once bob settles one held payment.
+        let queued =
+            scope.spawn(|| alice.cli(&["keysend", &bob_id, "2000000", "timeout_secs=120"]));
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        ensure!(!queued.is_finished(), "the keysend did not wait for a slot");
+        bob.cli(&["settleinvoice", &holds[0].0])?;
+        let sent = queued
+            .join()
+            .map_err(|_| anyhow::anyhow!("keysend thread panicked"))??;
+        ensure!(sent["status"] == "succeeded", "{sent}");
+        bob.cli(&["settleinvoice", &holds[1].0])?;
+        for payer in held {
+            let paid = payer
+                .join()
+                .map_err(|_| anyhow::anyhow!("pay thread panicked"))??;
+            ensure!(paid["status"] == "succeeded", "{paid}");
+        }
+        Ok(())
+    })?;
+    settled(&alice, &channel_id)?;
+    Ok(())
+}
+
 #[test]
 fn bad_input_gets_a_documented_error_and_changes_nothing() -> Result<()> {
     let bitcoind = start_bitcoind()?;

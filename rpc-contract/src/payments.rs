@@ -27,12 +27,17 @@ announcement entered its graph, in the last 60 seconds) and our channels could c
 while HTLCs of our channels are being settled (a payment we received a moment ago frees its balance
 only once both sides have signed). The error after the timeout says it waited.
 
+A payment that finds our own payments' HTLCs filling a channel (the peer's HTLC slots, or its cap
+on value in flight) waits in the send queue instead of failing: in the order they came, each goes
+as soon as one of ours ends. Error 505 when 1,000 payments wait already, or when `timeout_secs`
+runs out in the queue; nothing was sent then.
+
 Errors: 400 (not a valid invoice), 401 (invoice for another chain or network), 402 (expired),
 -32602 (`amount_msat` given for an invoice that has an amount, or missing for one that has none;
 amount 0; our own invoice), 503 (amount below the smallest HTLC), 500 (a payment of another
 invoice or amount with the same payment hash is in flight or done), 501 (no route: the message
 names the limiting fact and the largest amount that would go now), 502 (LDK could not send it),
-101 (still pending when `timeout_secs` ran out: see `listpayments`), 701.
+505 (the send queue was full, or the payment waited in it until `timeout_secs`), 101 (still pending when `timeout_secs` ran out: see `listpayments`), 701.
 
 Error 501 names what stops the payment, first of: no channels; no usable channel (each channel's
 state: confirmations to go, peer not connected, closing); the amount is more than one HTLC (or, for
@@ -103,7 +108,7 @@ method!(
 
 The payee must accept keysend payments. The result is as for `pay`, with `bolt11` `null`.
 
-Errors: -32602 (bad node id, amount 0, our own node id), 503, 500, 501, 502, 101, 701, as for `pay`."
+Errors: -32602 (bad node id, amount 0, our own node id), 503, 500, 501, 502, 505, 101, 701, as for `pay`."
 );
 
 /// The params of `keysend`.

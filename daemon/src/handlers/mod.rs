@@ -61,6 +61,7 @@ pub fn node_error(error: Error) -> ErrorObjectOwned {
         Error::RouteNotFound(_) => json!({"kind": "route_not_found"}),
         Error::PaymentFailed(_) => json!({"kind": "payment_failed"}),
         Error::HtlcNotPending(_) => json!({"kind": "htlc_not_pending"}),
+        Error::SendQueue(_) => json!({"kind": "send_queue"}),
         Error::AmountBelowHtlcMinimum {
             amount_msat,
             minimum_msat,
@@ -386,6 +387,7 @@ mod tests {
             Error::DuplicatePayment(String::new()),
             Error::RouteNotFound(String::new()),
             Error::PaymentFailed(String::new()),
+            Error::SendQueue(String::new()),
             Error::AmountBelowHtlcMinimum {
                 amount_msat: 0,
                 minimum_msat: 0,

@@ -527,6 +527,9 @@ impl NodeBuilder {
             synced_to_chain: std::sync::atomic::AtomicBool::new(false),
             poll_interval: self.poll_interval,
             htlc_batching: self.htlc_batching,
+            send_queue: super::send_queue::SendQueue::new(
+                super::send_queue::DEFAULT_SEND_QUEUE_LIMIT,
+            ),
         });
         let node = Node { inner };
         node.start(listeners);

@@ -65,6 +65,10 @@ pub enum Error {
     /// The intercepted HTLC was already forwarded or failed back; nothing was changed.
     #[error("not pending: {0}")]
     HtlcNotPending(String),
+    /// The payment waited behind our own payments in flight for an HTLC slot (or in-flight
+    /// value) and the send queue was full, or the call's timeout came first; nothing was sent.
+    #[error("send queue: {0}")]
+    SendQueue(String),
     /// The amount is below the smallest HTLC the chain's channel policy allows.
     #[error(
         "amount {amount_msat} msat is below the minimum HTLC of {minimum_msat} msat on this chain"
@@ -124,6 +128,7 @@ impl Error {
             Error::PaymentFailed(_) => 502,
             Error::AmountBelowHtlcMinimum { .. } => 503,
             Error::HtlcNotPending(_) => 504,
+            Error::SendQueue(_) => 505,
             Error::Wallet(_) => 600,
             Error::ChainSource(_) => 700,
             Error::Store(_) => 701,
@@ -179,6 +184,7 @@ mod tests {
             Error::RouteNotFound(String::new()),
             Error::PaymentFailed(String::new()),
             Error::HtlcNotPending(String::new()),
+            Error::SendQueue(String::new()),
             Error::AmountBelowHtlcMinimum {
                 amount_msat: 0,
                 minimum_msat: 0,

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod monitor_writer;
 pub mod policy;
 pub mod records;
+mod send_queue;
 pub mod types;
 
 use std::collections::HashMap;
@@ -117,6 +118,8 @@ pub(crate) struct NodeInner {
     pub(crate) synced_to_chain: AtomicBool,
     pub(crate) poll_interval: Duration,
     pub(crate) htlc_batching: HtlcBatching,
+    /// Our payments waiting for HTLC capacity our other payments hold.
+    pub(crate) send_queue: send_queue::SendQueue,
 }
 
 /// When received HTLCs are forwarded or offered to the payee.

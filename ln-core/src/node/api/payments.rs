@@ -609,15 +609,18 @@ struct Attempt {
 
 /// How often a payment with no route looks again while gossip is still arriving.
 const ROUTE_RETRY: Duration = Duration::from_millis(500);
+/// How often the first payment in the send queue looks for room. Our HTLCs end at the pace of
+/// monitor writes (a few milliseconds), and the look reads only our channels' limits.
+const SEND_QUEUE_POLL: Duration = Duration::from_millis(2);
 
 impl Attempt {
     /// Hands the attempt to LDK. When no route is found while gossip is still arriving (the
     /// node started, or a channel was announced, in the last minute) and our channels could
-    /// carry the amount, while HTLCs of our channels are being settled (a payment received a
-    /// moment ago), or while our own HTLCs in flight fill a channel (its HTLC slots or its
-    /// in-flight value), looks again every half second until `deadline` instead of failing at
-    /// once. When LDK cannot send it, ends the
-    /// record as failed and returns why, naming the limiting fact.
+    /// carry the amount, or while HTLCs of our channels are being settled (a payment received a
+    /// moment ago), looks again every half second until `deadline` instead of failing at once.
+    /// When our own HTLCs in flight fill a channel (its HTLC slots or its in-flight value), or
+    /// payments wait for that already, waits its turn in the send queue. When LDK cannot send
+    /// it, ends the record as failed and returns why, naming the limiting fact.
     async fn send(
         self,
         inner: &Arc<NodeInner>,
@@ -625,37 +628,114 @@ impl Attempt {
     ) -> Result<(), Error> {
         let started = tokio::time::Instant::now();
         let attempt = Arc::new(self);
+        let amount_msat = attempt.route_params.final_value_msat;
         loop {
-            let sent = {
+            // First come, first served: while payments of ours wait for room, a new one that
+            // needs room too waits behind them instead of taking the next free slot.
+            let behind_others =
+                inner.send_queue.waiting() > 0 && inner.own_htlcs_hold_capacity(amount_msat);
+            let first_try = if behind_others {
+                None
+            } else {
                 let (inner, attempt) = (Arc::clone(inner), Arc::clone(&attempt));
-                blocking(move || Ok(attempt.try_send(&inner))).await?
+                Some(blocking(move || Ok(attempt.try_send(&inner))).await?)
             };
-            let failure = match sent {
-                Ok(()) => return Ok(()),
-                Err(failure) => failure,
+            let failure = match first_try {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(failure))
+                    if !(matches!(failure, RetryableSendFailure::RouteNotFound)
+                        && inner.own_htlcs_hold_capacity(amount_msat)) =>
+                {
+                    failure
+                }
+                // Our own HTLCs hold the room it needs, or others wait for it already.
+                _ => match attempt.send_in_turn(inner, deadline).await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(failure)) => failure,
+                    Err(error) => return attempt.fail(inner, error).await,
+                },
             };
             // A missing path can come with gossip (our own channels' limits cannot), and
             // balance with HTLCs being settled.
             let keep_waiting = matches!(failure, RetryableSendFailure::RouteNotFound)
                 && ((inner.gossip_settling() && inner.could_leave_now(&attempt.route_params))
-                    || inner.liquidity_settling()
-                    || inner.own_htlcs_hold_capacity(attempt.route_params.final_value_msat))
+                    || inner.liquidity_settling())
                 && tokio::time::Instant::now() + ROUTE_RETRY < deadline;
             if keep_waiting {
                 tokio::time::sleep(ROUTE_RETRY).await;
                 continue;
             }
             let waited = started.elapsed();
-            let (inner, attempt) = (Arc::clone(inner), Arc::clone(&attempt));
-            return blocking(move || {
-                let error = attempt.failure(&inner, failure, waited);
-                if let Some(record) = inner.records.payment(&attempt.hash)? {
-                    fail_record(&inner, record, &error)?;
-                }
-                Err(error)
-            })
-            .await;
+            let error = {
+                // The explanation runs the router: off the runtime's threads.
+                let (inner, attempt) = (Arc::clone(inner), Arc::clone(&attempt));
+                blocking(move || Ok(attempt.failure(&inner, failure, waited))).await?
+            };
+            return attempt.fail(inner, error).await;
         }
+    }
+
+    /// Waits in the send queue until this payment is first in line and our own HTLCs leave
+    /// room for it, then sends it. `Ok(Err(_))`: LDK refused it for another reason, which the
+    /// caller reports; `Err(_)`: the queue was full or `deadline` came first, nothing sent.
+    async fn send_in_turn(
+        self: &Arc<Self>,
+        inner: &Arc<NodeInner>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Result<(), RetryableSendFailure>, Error> {
+        let amount_msat = self.route_params.final_value_msat;
+        let queued_at = tokio::time::Instant::now();
+        let queue = &inner.send_queue;
+        let Some(place) = queue.join() else {
+            return Err(Error::SendQueue(format!(
+                "{} payments of ours already wait for HTLC slots or in-flight value that our \
+                 payments in flight hold; the payment was not sent, try again when some have ended",
+                queue.limit()
+            )));
+        };
+        let timed_out = |waiting: usize| {
+            Error::SendQueue(format!(
+                "the call's timeout came after {:.1} s in the send queue, waiting behind our own \
+                 payments in flight for an HTLC slot or in-flight value ({waiting} payments were \
+                 waiting); the payment was not sent",
+                queued_at.elapsed().as_secs_f64()
+            ))
+        };
+        let Some(_first) = place.first_in_line(deadline).await else {
+            return Err(timed_out(queue.waiting()));
+        };
+        loop {
+            if !inner.own_htlcs_hold_capacity(amount_msat) {
+                let (inner, attempt) = (Arc::clone(inner), Arc::clone(self));
+                let sent = blocking(move || {
+                    let sent = attempt.try_send(&inner);
+                    // Lost the room to a forward or a payment received in between: wait on.
+                    let lost_race = matches!(sent, Err(RetryableSendFailure::RouteNotFound))
+                        && inner.own_htlcs_hold_capacity(amount_msat);
+                    Ok((!lost_race).then_some(sent))
+                })
+                .await?;
+                if let Some(sent) = sent {
+                    return Ok(sent);
+                }
+            }
+            if tokio::time::Instant::now() + SEND_QUEUE_POLL >= deadline {
+                return Err(timed_out(queue.waiting()));
+            }
+            tokio::time::sleep(SEND_QUEUE_POLL).await;
+        }
+    }
+
+    /// Ends the payment's record as failed with `error`, and returns it.
+    async fn fail(self: &Arc<Self>, inner: &Arc<NodeInner>, error: Error) -> Result<(), Error> {
+        let (inner, attempt) = (Arc::clone(inner), Arc::clone(self));
+        blocking(move || {
+            if let Some(record) = inner.records.payment(&attempt.hash)? {
+                fail_record(&inner, record, &error)?;
+            }
+            Err(error)
+        })
+        .await
     }
 
     fn try_send(&self, inner: &NodeInner) -> Result<(), RetryableSendFailure> {
@@ -688,7 +768,7 @@ impl Attempt {
                 let why = inner.explain_no_route(&self.payee, &self.route_params);
                 Error::RouteNotFound(if waited >= ROUTE_RETRY {
                     format!(
-                        "{why} (waited {} s for gossip, settling HTLCs and HTLC slots)",
+                        "{why} (waited {} s for gossip and settling HTLCs)",
                         waited.as_secs()
                     )
                 } else {
