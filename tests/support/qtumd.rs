@@ -204,12 +204,18 @@ impl StakingQtumd {
             for node in [peer, &self.node] {
                 node.cli(&["setmocktime", &slot.to_string()])?;
             }
-            let hash = wait_for(&format!("a staked block above height {tip_height}"), || {
-                let info = self.node.cli_json(&["getblockchaininfo"])?;
-                Ok((info["blocks"].as_u64() > Some(tip_height))
-                    .then(|| info["bestblockhash"].as_str().map(str::to_owned))
-                    .flatten())
-            })?;
+            // The staker looks once every 20 s of real time, and on a busy machine a look can
+            // miss its slot: give it several.
+            let hash = wait_for_within(
+                &format!("a staked block above height {tip_height}"),
+                STAKED_BLOCK_WAIT,
+                || {
+                    let info = self.node.cli_json(&["getblockchaininfo"])?;
+                    Ok((info["blocks"].as_u64() > Some(tip_height))
+                        .then(|| info["bestblockhash"].as_str().map(str::to_owned))
+                        .flatten())
+                },
+            )?;
             let block = self.node.cli_json(&["getblock", &hash])?;
             if block["flags"] != "proof-of-stake" {
                 return Err(TestEnvError::UnexpectedOutput {
@@ -256,12 +262,22 @@ impl StakingQtumd {
 }
 
 /// Polls `ready` every 100 ms for up to a minute.
+/// How long [`StakingQtumd::stake`] waits for each staked block.
+const STAKED_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
 fn wait_for<T>(
     what: &str,
+    ready: impl FnMut() -> Result<Option<T>, TestEnvError>,
+) -> Result<T, TestEnvError> {
+    wait_for_within(what, std::time::Duration::from_secs(60), ready)
+}
+
+fn wait_for_within<T>(
+    what: &str,
+    limit: std::time::Duration,
     mut ready: impl FnMut() -> Result<Option<T>, TestEnvError>,
 ) -> Result<T, TestEnvError> {
     let started = std::time::Instant::now();
-    let limit = std::time::Duration::from_secs(60);
     loop {
         if let Some(value) = ready()? {
             return Ok(value);
