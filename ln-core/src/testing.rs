@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use bitcoin::block::Header;
 use bitcoin::BlockHash;
 use lightning::chain::transaction::TransactionData;
-use lightning::chain::{BestBlock, Listen};
+use lightning::chain::{BestBlock, Confirm, Listen};
 
 /// One notification a [`RecordingListener`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +15,13 @@ pub enum Seen {
     Connected(u32, BlockHash),
     /// `blocks_disconnected` back to this fork point (height, header hash).
     Disconnected(u32, BlockHash),
+    /// `Confirm::best_block_updated` to this block (height, header hash).
+    BestBlock(u32, BlockHash),
+    /// `Confirm::transactions_confirmed` of a block (height, header hash, how many transactions).
+    Confirmed(u32, BlockHash, usize),
 }
 
-/// A `chain::Listen` that records what it is told, in order.
+/// A `chain::Listen` and `chain::Confirm` that records what it is told, in order.
 #[derive(Debug, Default)]
 pub struct RecordingListener(Mutex<Vec<Seen>>);
 
@@ -39,5 +43,21 @@ impl Listen for RecordingListener {
 
     fn blocks_disconnected(&self, fork_point: BestBlock) {
         self.record(Seen::Disconnected(fork_point.height, fork_point.block_hash));
+    }
+}
+
+impl Confirm for RecordingListener {
+    fn transactions_confirmed(&self, header: &Header, txdata: &TransactionData, height: u32) {
+        self.record(Seen::Confirmed(height, header.block_hash(), txdata.len()));
+    }
+
+    fn transaction_unconfirmed(&self, _: &bitcoin::Txid) {}
+
+    fn best_block_updated(&self, header: &Header, height: u32) {
+        self.record(Seen::BestBlock(height, header.block_hash()));
+    }
+
+    fn get_relevant_txids(&self) -> Vec<(bitcoin::Txid, u32, Option<BlockHash>)> {
+        Vec::new()
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bitcoin::constants::ChainHash;
 use bitcoin::BlockHash;
 use lightning::chain::channelmonitor::ChannelMonitor;
-use lightning::chain::{BestBlock, Filter, Listen};
+use lightning::chain::{BestBlock, Confirm, Filter, Listen};
 use lightning::events::bump_transaction::sync::{BumpTransactionEventHandlerSync, WalletSync};
 use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
 use lightning::ln::msgs::ChannelMessageHandler;
@@ -44,7 +44,7 @@ use crate::logging::TracingLogger;
 use crate::node::monitor_writer::{CrashPoint, LdkStore, MonitorWriter};
 use crate::node::policy::ChannelPolicy;
 use crate::node::records::Records;
-use crate::poller::{ChainPoller, PollerError};
+use crate::poller::{ChainPoller, PollerError, WatchList};
 use crate::seed::{self, SeedOrigin};
 use crate::store::SledStore;
 use crate::wallet::OnchainWallet;
@@ -275,7 +275,10 @@ impl NodeBuilder {
         let broadcaster = Arc::new(ChainBroadcaster::new(Arc::clone(&source), runtime.clone()));
 
         let kv: Arc<dyn KVStoreSync + Send + Sync> = store.clone();
-        let poller = Arc::new(ChainPoller::load(Arc::clone(&source), kv)?);
+        // What LDK watches on chain; lets a catch-up skip the blocks that hold none of it.
+        let watch_list = Arc::new(WatchList::default());
+        let poller =
+            Arc::new(ChainPoller::load(Arc::clone(&source), kv)?.with_watch_list(watch_list.clone()));
         let poller_tip = poller.initialize().await?;
 
         let wallet = Arc::new(OnchainWallet::load_or_create(&node_seed, &params, &store)?);
@@ -299,7 +302,7 @@ impl NodeBuilder {
             .map_err(|e| read_error("monitor writer", format!("cannot start its thread: {e}")))?;
         let ldk_store = Arc::new(LdkStore::new(store.clone(), monitor_writer.clone()));
         let chain_monitor: Arc<ChainMonitor> = Arc::new(ChainMonitor::new(
-            None::<Arc<dyn Filter + Send + Sync>>,
+            Some(watch_list.clone() as Arc<dyn Filter + Send + Sync>),
             broadcaster.clone(),
             logger.clone(),
             fee_estimator.clone(),
@@ -350,6 +353,7 @@ impl NodeBuilder {
 
         let sweeper = Arc::new(read_or_create_sweeper(
             &ldk_store,
+            &watch_list,
             poller_tip,
             &broadcaster,
             &fee_estimator,
@@ -358,7 +362,11 @@ impl NodeBuilder {
             &logger,
         )?);
 
-        // Bring every listener to the poller's tip before anything runs.
+        // Bring every listener to the poller's tip before anything runs. The monitors' outputs
+        // go on the watch list first: it decides which blocks of a catch-up concern LDK.
+        for (_, monitor) in &monitors {
+            monitor.load_outputs_to_watch(&watch_list, &logger);
+        }
         for (monitor_best_hash, monitor) in &monitors {
             let best = BestBlock::new(*monitor_best_hash, monitor.current_best_block().height);
             let catch_up = MonitorCatchUp {
@@ -367,13 +375,13 @@ impl NodeBuilder {
                 fee_estimator: &fee_estimator,
                 logger: &logger,
             };
-            poller.catch_up_listener(&catch_up, best).await?;
+            poller.catch_up_watching_listener(&catch_up, best).await?;
         }
         poller
-            .catch_up_listener(channel_manager.as_ref(), manager_best)
+            .catch_up_watching_listener(channel_manager.as_ref(), manager_best)
             .await?;
         poller
-            .catch_up_listener(sweeper.as_ref(), sweeper.current_best_block())
+            .catch_up_watching_listener(sweeper.as_ref(), sweeper.current_best_block())
             .await?;
         sync_wallet(
             &poller,
@@ -403,9 +411,9 @@ impl NodeBuilder {
             // for a channel that waits for nothing or for updates the monitor lacks.
             let _ = chain_monitor.channel_monitor_updated(channel_id, latest_update_id);
         }
-        poller.add_listener(channel_manager.clone());
-        poller.add_listener(chain_monitor.clone());
-        poller.add_listener(sweeper.clone());
+        poller.add_watching_listener(channel_manager.clone());
+        poller.add_watching_listener(chain_monitor.clone());
+        poller.add_watching_listener(sweeper.clone());
         poller.add_listener(wallet.clone());
 
         let verifier = Arc::new(GossipVerifier::new(
@@ -733,6 +741,7 @@ fn read_scorer(
 
 fn read_or_create_sweeper(
     store: &Arc<LdkStore>,
+    watch_list: &Arc<WatchList>,
     best_block: BestBlock,
     broadcaster: &Arc<ChainBroadcaster>,
     fee_estimator: &Arc<ChainFeeEstimator>,
@@ -751,7 +760,7 @@ fn read_or_create_sweeper(
             let args = (
                 broadcaster.clone(),
                 fee_estimator.clone(),
-                None::<Arc<dyn Filter + Send + Sync>>,
+                Some(watch_list.clone() as Arc<dyn Filter + Send + Sync>),
                 keys.clone(),
                 wallet.clone(),
                 store.clone(),
@@ -766,7 +775,7 @@ fn read_or_create_sweeper(
             best_block,
             broadcaster.clone(),
             fee_estimator.clone(),
-            None,
+            Some(watch_list.clone() as Arc<dyn Filter + Send + Sync>),
             keys.clone(),
             wallet.clone(),
             store.clone(),
@@ -852,5 +861,46 @@ impl Listen for MonitorCatchUp<'_> {
             &**self.fee_estimator,
             self.logger,
         );
+    }
+}
+
+impl Confirm for MonitorCatchUp<'_> {
+    fn transactions_confirmed(
+        &self,
+        header: &bitcoin::block::Header,
+        txdata: &lightning::chain::transaction::TransactionData,
+        height: u32,
+    ) {
+        let _ = self.monitor.transactions_confirmed(
+            header,
+            txdata,
+            height,
+            &**self.broadcaster,
+            &**self.fee_estimator,
+            self.logger,
+        );
+    }
+
+    fn transaction_unconfirmed(&self, txid: &bitcoin::Txid) {
+        self.monitor.transaction_unconfirmed(
+            txid,
+            &**self.broadcaster,
+            &**self.fee_estimator,
+            self.logger,
+        );
+    }
+
+    fn best_block_updated(&self, header: &bitcoin::block::Header, height: u32) {
+        let _ = self.monitor.best_block_updated(
+            header,
+            height,
+            &**self.broadcaster,
+            &**self.fee_estimator,
+            self.logger,
+        );
+    }
+
+    fn get_relevant_txids(&self) -> Vec<(bitcoin::Txid, u32, Option<bitcoin::BlockHash>)> {
+        self.monitor.get_relevant_txids()
     }
 }

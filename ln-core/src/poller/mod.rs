@@ -7,6 +7,15 @@
 //! and [`ChainPoller::catch_up_listener`] brings each one from its own best block (even one on a
 //! branch that was reorged away meanwhile) to the poller's tip on restart.
 //!
+//! LDK's objects (ChannelManager, ChainMonitor, OutputSweeper: [`WatchingListener`]s) are told of
+//! every block while the node follows the tip, but a catch-up over many blocks (a node back after
+//! a while) tells them only of the blocks that concern them (a transaction on the [`WatchList`])
+//! and of the tip, through LDK's `Confirm`, which allows skipping the others. Told of every block,
+//! LDK bumps the fee of a pending claim (a justice transaction, say) every 15 blocks as if that
+//! much time were passing while it waits for confirmation; over a 2,000-block catch-up that
+//! multiplied a justice transaction's feerate by 1.25 about 130 times. The wallet is told of every
+//! block.
+//!
 //! Reorgs are detected by a changed hash at a height we connected (or a new block whose parent is
 //! not our tip). The poller then walks its best chain back to the highest block the node still
 //! has, tells every listener `blocks_disconnected(fork point)`, and connects the new branch.
@@ -14,21 +23,31 @@
 //! poller checks that each header's `prev_blockhash` is the previous one's hash.
 
 mod state;
+mod watch_list;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 use bitcoin::Block;
-use lightning::chain::{BestBlock, Listen};
+use lightning::chain::{BestBlock, Confirm, Listen};
 use lightning::util::persist::KVStoreSync;
 
 use state::SyncState;
 pub use state::SyncedBlock;
+pub use watch_list::WatchList;
 
 use crate::chain::{ChainBlock, ChainSource, ChainSourceError};
 
-/// A consumer of connected and disconnected blocks.
+/// A consumer of connected and disconnected blocks, told of every block.
 pub type ChainListener = Arc<dyn Listen + Send + Sync>;
+
+/// An LDK object that follows the chain through `Confirm` as well as `Listen`: told of every
+/// block at the tip, but during a catch-up only of the blocks on the node's [`WatchList`] and of
+/// the last one (see the module's documentation).
+pub trait WatchingListener: Confirm + Listen + Send + Sync {}
+
+impl<T: Confirm + Listen + Send + Sync + ?Sized> WatchingListener for T {}
 
 /// The poller's namespace in the node's store.
 const STATE_NAMESPACE: &str = "chain_sync";
@@ -97,6 +116,8 @@ pub struct ChainPoller {
     store: Arc<dyn KVStoreSync + Send + Sync>,
     state: Mutex<SyncState>,
     listeners: Mutex<Vec<ChainListener>>,
+    watching: Mutex<Vec<Arc<dyn WatchingListener>>>,
+    watch_list: Option<Arc<WatchList>>,
 }
 
 impl ChainPoller {
@@ -111,7 +132,16 @@ impl ChainPoller {
             store,
             state: Mutex::new(state),
             listeners: Mutex::new(Vec::new()),
+            watching: Mutex::new(Vec::new()),
+            watch_list: None,
         })
+    }
+
+    /// Lets catch-ups skip, for [`WatchingListener`]s, the blocks that concern nothing on
+    /// `watch_list` (the `chain::Filter` given to LDK). Without one they are told of every block.
+    pub fn with_watch_list(mut self, watch_list: Arc<WatchList>) -> Self {
+        self.watch_list = Some(watch_list);
+        self
     }
 
     /// The block the poller has connected last, if any.
@@ -136,74 +166,206 @@ impl ChainPoller {
     /// Registers a listener that is already at the poller's tip (see
     /// [`Self::catch_up_listener`] for one that is not).
     pub fn add_listener(&self, listener: ChainListener) {
-        match self.listeners.lock() {
-            Ok(mut listeners) => listeners.push(listener),
-            Err(poisoned) => poisoned.into_inner().push(listener),
-        }
+        lock_list(&self.listeners).push(listener);
     }
 
-    /// Brings a listener from its own best block (e.g. a ChannelManager read from disk) to the
-    /// poller's tip: disconnects a stale branch if needed, then connects the missing blocks.
+    /// Registers an LDK object that is already at the poller's tip (see
+    /// [`Self::catch_up_watching_listener`] for one that is not).
+    pub fn add_watching_listener(&self, listener: Arc<dyn WatchingListener>) {
+        lock_list(&self.watching).push(listener);
+    }
+
+    /// Brings a listener from its own best block (e.g. a wallet read from disk) to the poller's
+    /// tip, telling it of every block: disconnects a stale branch if needed, then connects the
+    /// missing blocks.
     pub async fn catch_up_listener(
         &self,
         listener: &(dyn Listen + Send + Sync),
         listener_best: BestBlock,
     ) -> Result<u32, PollerError> {
-        let (path, fork) = {
-            let state = self.lock_state();
-            let tip = state.tip_block().ok_or(PollerError::NotInitialized)?;
-            let unknown = PollerError::UnknownListenerBlock {
-                hash: listener_best.block_hash,
-                height: listener_best.height,
-            };
-            let mut cursor = state
-                .by_ldk_hash(&listener_best.block_hash)
-                .ok_or(unknown)?;
-            // Walk the listener's branch back until it meets our best chain.
-            let best = state.best_chain_descending();
-            let mut disconnect_to = None;
-            while !best.contains(&cursor) {
-                let parent = state.by_ldk_hash(&cursor.parent_ldk_hash).ok_or(
-                    PollerError::UnknownListenerBlock {
-                        hash: cursor.ldk_hash,
-                        height: cursor.height,
-                    },
-                )?;
-                disconnect_to = Some(parent);
-                cursor = parent;
-            }
-            let path: Vec<SyncedBlock> = best
-                .into_iter()
-                .rev()
-                .filter(|b| b.height > cursor.height && b.height <= tip.height)
-                .collect();
-            (path, disconnect_to)
-        };
+        let (path, fork) = self.catch_up_path(listener_best).await?;
         if let Some(fork) = fork {
-            tracing::info!(
-                fork_height = fork.height,
-                "disconnecting a listener's stale branch"
-            );
-            listener.blocks_disconnected(BestBlock::new(fork.ldk_hash, fork.height));
+            listener.blocks_disconnected(fork);
         }
-        for synced in &path {
-            let block = self.source.block_by_hash(&synced.real_hash).await?;
-            listener.block_connected(&to_ldk_block(block), synced.height);
+        let mut parent = fork.unwrap_or(listener_best).block_hash;
+        for step in &path {
+            let block = self.catch_up_block(step, parent).await?;
+            parent = block.header.block_hash();
+            listener.block_connected(&block, step.height());
         }
         Ok(u32::try_from(path.len()).unwrap_or(u32::MAX))
     }
 
+    /// Brings an LDK object (a ChannelManager or a ChannelMonitor read from disk) from its own
+    /// best block to the poller's tip, telling it only of the blocks that concern it and of the
+    /// tip.
+    pub async fn catch_up_watching_listener(
+        &self,
+        listener: &dyn WatchingListener,
+        listener_best: BestBlock,
+    ) -> Result<u32, PollerError> {
+        let (path, fork) = self.catch_up_path(listener_best).await?;
+        if let Some(fork) = fork {
+            listener.blocks_disconnected(fork);
+        }
+        let listeners = [listener];
+        let mut feed = SparseFeed::new(self.watch_list.as_deref());
+        let mut parent = fork.unwrap_or(listener_best).block_hash;
+        let mut told = 0u32;
+        let last = path.last().map(CatchUpStep::height);
+        for step in &path {
+            let block = self.catch_up_block(step, parent).await?;
+            parent = block.header.block_hash();
+            if feed.feed(&listeners, &block, step.height(), Some(step.height()) == last) {
+                told += 1;
+            }
+        }
+        if told < u32::try_from(path.len()).unwrap_or(u32::MAX) {
+            tracing::debug!(
+                blocks = path.len(),
+                told,
+                "caught up an LDK object, skipping the blocks with nothing it watches"
+            );
+        }
+        Ok(u32::try_from(path.len()).unwrap_or(u32::MAX))
+    }
+
+    /// The blocks from a listener's best block to the poller's tip, and the fork point to
+    /// disconnect it to first if it is on a stale branch. A listener older than the poller's
+    /// memory (e.g. a ChannelMonitor that LDK last persisted many blocks ago) is accepted if its
+    /// block is still on the node's best chain at its height; the blocks up to the poller's
+    /// memory are then read by height.
+    async fn catch_up_path(
+        &self,
+        listener_best: BestBlock,
+    ) -> Result<(Vec<CatchUpStep>, Option<BestBlock>), PollerError> {
+        let unknown = PollerError::UnknownListenerBlock {
+            hash: listener_best.block_hash,
+            height: listener_best.height,
+        };
+        let (known, oldest) = {
+            let state = self.lock_state();
+            let tip = state.tip_block().ok_or(PollerError::NotInitialized)?;
+            let best = state.best_chain_descending();
+            let oldest = best.last().copied();
+            match state.by_ldk_hash(&listener_best.block_hash) {
+                Some(mut cursor) => {
+                    // Walk the listener's branch back until it meets our best chain.
+                    let mut disconnect_to = None;
+                    while !best.contains(&cursor) {
+                        let parent = state.by_ldk_hash(&cursor.parent_ldk_hash).ok_or(
+                            PollerError::UnknownListenerBlock {
+                                hash: cursor.ldk_hash,
+                                height: cursor.height,
+                            },
+                        )?;
+                        disconnect_to = Some(parent);
+                        cursor = parent;
+                    }
+                    let path: Vec<CatchUpStep> = best
+                        .into_iter()
+                        .rev()
+                        .filter(|b| b.height > cursor.height && b.height <= tip.height)
+                        .map(CatchUpStep::Remembered)
+                        .collect();
+                    let fork = disconnect_to.map(|f| BestBlock::new(f.ldk_hash, f.height));
+                    if let Some(fork) = &fork {
+                        tracing::info!(
+                            fork_height = fork.height,
+                            "disconnecting a listener's stale branch"
+                        );
+                    }
+                    (Some((path, fork)), oldest)
+                }
+                None => (None, oldest),
+            }
+        };
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        // Older than our memory: only if it is on the best chain and below what we remember.
+        let Some(oldest) = oldest else {
+            return Err(unknown);
+        };
+        if listener_best.height >= oldest.height {
+            return Err(unknown);
+        }
+        let on_best_chain = match self.source.block_at_height(listener_best.height).await? {
+            Some(block) => block.ldk_header.block_hash() == listener_best.block_hash,
+            None => false,
+        };
+        if !on_best_chain {
+            return Err(unknown);
+        }
+        tracing::info!(
+            from_height = listener_best.height,
+            remembered_from = oldest.height,
+            "catching up a listener older than the chain poller's memory"
+        );
+        let mut path: Vec<CatchUpStep> = (listener_best.height + 1..oldest.height)
+            .map(CatchUpStep::AtHeight)
+            .collect();
+        let state = self.lock_state();
+        path.extend(
+            state
+                .best_chain_descending()
+                .into_iter()
+                .rev()
+                .map(CatchUpStep::Remembered),
+        );
+        Ok((path, None))
+    }
+
+    /// Reads one block of a catch-up, checking it builds on `parent` (its LDK hash).
+    async fn catch_up_block(
+        &self,
+        step: &CatchUpStep,
+        parent: bitcoin::BlockHash,
+    ) -> Result<Block, PollerError> {
+        let block = match step {
+            CatchUpStep::Remembered(synced) => self.source.block_by_hash(&synced.real_hash).await?,
+            CatchUpStep::AtHeight(height) => self
+                .source
+                .block_at_height(*height)
+                .await?
+                .ok_or(PollerError::NotInitialized)?,
+        };
+        if block.ldk_header.prev_blockhash != parent {
+            return Err(PollerError::BrokenHeaderChain {
+                height: step.height(),
+                header_prev: block.ldk_header.prev_blockhash,
+                our_tip: parent,
+            });
+        }
+        Ok(to_ldk_block(block))
+    }
+
     /// Brings every listener to the node's current tip, handling reorgs on the way.
     pub async fn poll_once(&self) -> Result<PollOutcome, PollerError> {
+        let watching = self.watching_listeners();
+        let mut feed = SparseFeed::new(self.watch_list.as_deref());
+        let result = self.connect_to_node_tip(&watching, &mut feed).await;
+        // However the pass ended, LDK's objects end at the poller's tip.
+        crate::store::outside_the_runtime(|| feed.catch_up(&watching));
+        result
+    }
+
+    async fn connect_to_node_tip(
+        &self,
+        watching: &[Arc<dyn WatchingListener>],
+        feed: &mut SparseFeed<'_>,
+    ) -> Result<PollOutcome, PollerError> {
         let mut outcome = PollOutcome::default();
         'restart: loop {
+            // A reorg is told to listeners that stand at our tip.
+            crate::store::outside_the_runtime(|| feed.catch_up(watching));
             let our_tip = self.tip().ok_or(PollerError::NotInitialized)?;
             let node_tip = self.source.best_tip().await?;
             if node_tip.hash == our_tip.real_hash {
                 return Ok(outcome);
             }
             if self.source.block_hash_at_height(our_tip.height).await? != Some(our_tip.real_hash) {
-                outcome.disconnected += self.disconnect_to_fork_point(our_tip).await?;
+                outcome.disconnected += self.disconnect_to_fork_point(our_tip, watching).await?;
                 continue 'restart;
             }
             let mut tip = our_tip;
@@ -227,6 +389,7 @@ impl ChainPoller {
                 // The listeners work through the block and make their changes durable: a
                 // blocking section, off the runtime's worker threads.
                 crate::store::outside_the_runtime(|| {
+                    feed.feed(watching, &ldk_block, height, height == node_tip.height);
                     for listener in self.listeners() {
                         listener.block_connected(&ldk_block, height);
                     }
@@ -238,7 +401,11 @@ impl ChainPoller {
         }
     }
 
-    async fn disconnect_to_fork_point(&self, our_tip: SyncedBlock) -> Result<u32, PollerError> {
+    async fn disconnect_to_fork_point(
+        &self,
+        our_tip: SyncedBlock,
+        watching: &[Arc<dyn WatchingListener>],
+    ) -> Result<u32, PollerError> {
         let best = self.lock_state().best_chain_descending();
         for candidate in best {
             if self.source.block_hash_at_height(candidate.height).await?
@@ -253,6 +420,9 @@ impl ChainPoller {
                 self.persist_tip(candidate)?;
                 let fork_point = BestBlock::new(candidate.ldk_hash, candidate.height);
                 crate::store::outside_the_runtime(|| {
+                    for listener in watching {
+                        listener.blocks_disconnected(fork_point);
+                    }
                     for listener in self.listeners() {
                         listener.blocks_disconnected(fork_point);
                     }
@@ -282,16 +452,105 @@ impl ChainPoller {
     }
 
     fn listeners(&self) -> Vec<ChainListener> {
-        match self.listeners.lock() {
-            Ok(listeners) => listeners.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        lock_list(&self.listeners).clone()
+    }
+
+    fn watching_listeners(&self) -> Vec<Arc<dyn WatchingListener>> {
+        lock_list(&self.watching).clone()
     }
 
     fn lock_state(&self) -> MutexGuard<'_, SyncState> {
         match self.state.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+fn lock_list<T>(list: &Mutex<Vec<T>>) -> MutexGuard<'_, Vec<T>> {
+    // Only ever pushed to: a poisoned list is still a valid list.
+    list.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One block of a listener's catch-up.
+enum CatchUpStep {
+    /// A block in the poller's memory.
+    Remembered(SyncedBlock),
+    /// A block older than the poller's memory, read by height from the node's best chain.
+    AtHeight(u32),
+}
+
+impl CatchUpStep {
+    fn height(&self) -> u32 {
+        match self {
+            Self::Remembered(block) => block.height,
+            Self::AtHeight(height) => *height,
+        }
+    }
+}
+
+/// Gives blocks to [`WatchingListener`]s, leaving out those that concern nothing on the watch
+/// list unless told to give one (the last block of a pass).
+struct SparseFeed<'a> {
+    watch_list: Option<&'a WatchList>,
+    /// The newest block left out since the listeners were last told of one.
+    skipped: Option<(Header, u32)>,
+}
+
+impl<'a> SparseFeed<'a> {
+    fn new(watch_list: Option<&'a WatchList>) -> Self {
+        Self {
+            watch_list,
+            skipped: None,
+        }
+    }
+
+    /// Tells `listeners` of `block` if it concerns them or `last` is set, and says whether it
+    /// did. A block right after the one they were told of last goes whole through `Listen`, as at
+    /// the tip; after a gap it goes through `Confirm`: first the new best block (a
+    /// ChannelMonitor takes transactions only at or below its best block), then its
+    /// transactions.
+    fn feed<L, W>(
+        &mut self,
+        listeners: &[L],
+        block: &Block,
+        height: u32,
+        last: bool,
+    ) -> bool
+    where
+        L: std::ops::Deref<Target = W>,
+        W: WatchingListener + ?Sized,
+    {
+        let concerns = self.watch_list.is_none_or(|list| list.concerns(block));
+        if !concerns && !last {
+            self.skipped = Some((block.header, height));
+            return false;
+        }
+        if self.skipped.take().is_none() {
+            for listener in listeners {
+                listener.block_connected(block, height);
+            }
+        } else {
+            let txdata: Vec<_> = block.txdata.iter().enumerate().collect();
+            for listener in listeners {
+                listener.best_block_updated(&block.header, height);
+                listener.transactions_confirmed(&block.header, &txdata, height);
+            }
+        }
+        true
+    }
+
+    /// Tells `listeners` of the newest block left out, as their best block (it holds nothing
+    /// of theirs), so that they stand at the poller's tip.
+    fn catch_up<L, W>(&mut self, listeners: &[L])
+    where
+        L: std::ops::Deref<Target = W>,
+        W: WatchingListener + ?Sized,
+    {
+        if let Some((header, height)) = self.skipped.take() {
+            for listener in listeners {
+                listener.best_block_updated(&header, height);
+            }
         }
     }
 }

@@ -14,8 +14,8 @@ use lightning::chain::BestBlock;
 use lightning::util::persist::KVStoreSync;
 
 use super::{
-    ChainPoller, PollOutcome, PollerError, BLOCKS_NAMESPACE, LEGACY_STATE_KEY, RETAINED_BLOCKS,
-    STATE_NAMESPACE,
+    ChainPoller, PollOutcome, PollerError, WatchList, BLOCKS_NAMESPACE, LEGACY_STATE_KEY,
+    RETAINED_BLOCKS, STATE_NAMESPACE,
 };
 use crate::chain::{
     BlockRef, ChainBlock, ChainParams, ChainSource, ChainSourceError, ShortChannelIdOutput,
@@ -44,6 +44,11 @@ impl FakeChain {
 
     /// Appends a block; `salt` makes competing blocks at the same height differ.
     fn push(&self, salt: u8) -> BlockHash {
+        self.push_holding(salt, Vec::new())
+    }
+
+    /// Appends a block holding `transactions`.
+    fn push_holding(&self, salt: u8, transactions: Vec<Transaction>) -> BlockHash {
         let mut best = self.best.lock().unwrap_or_else(|p| p.into_inner());
         let height = best.len() as u32;
         let prev = best
@@ -64,7 +69,7 @@ impl FakeChain {
             prev_hash: prev,
             time: header.time,
             ldk_header: header,
-            transactions: Vec::new(),
+            transactions,
         };
         self.all
             .lock()
@@ -399,5 +404,151 @@ async fn a_version_1_state_is_converted_to_block_records() -> TestResult {
     assert!(legacy.read(STATE_NAMESPACE, "", LEGACY_STATE_KEY).is_err());
     let again = ChainPoller::load(chain.clone(), legacy)?;
     assert_eq!(again.tip(), converted.tip());
+    Ok(())
+}
+
+/// A transaction unlike any other of the fake chain's (`n` sets its output's value).
+fn transaction(n: u64) -> Transaction {
+    Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: Vec::new(),
+        output: vec![TxOut {
+            value: bitcoin::Amount::from_sat(n),
+            script_pubkey: bitcoin::ScriptBuf::new(),
+        }],
+    }
+}
+
+/// A poller with a watch list, an LDK-like listener and a wallet-like one, at the genesis block.
+async fn watching_setup() -> Result<(Setup, Arc<WatchList>, Arc<RecordingListener>), PollerError>
+{
+    let chain = FakeChain::new();
+    let store = Arc::new(MemoryStore::default());
+    let watch_list = Arc::new(WatchList::default());
+    let poller = ChainPoller::load(chain.clone(), store.clone())?.with_watch_list(watch_list.clone());
+    poller.initialize().await?;
+    let listener = Arc::new(RecordingListener::default());
+    poller.add_listener(listener.clone());
+    let ldk = Arc::new(RecordingListener::default());
+    poller.add_watching_listener(ldk.clone());
+    let setup = Setup {
+        chain,
+        store,
+        poller,
+        listener,
+    };
+    Ok((setup, watch_list, ldk))
+}
+
+#[tokio::test]
+async fn a_catch_up_tells_ldk_only_of_the_blocks_it_watches_and_of_the_tip() -> TestResult {
+    use lightning::chain::Filter;
+    let (Setup { chain, poller, listener, .. }, watch_list, ldk) = watching_setup().await?;
+    let funding = transaction(1);
+    watch_list.register_tx(&funding.compute_txid(), &bitcoin::ScriptBuf::new());
+    chain.extend(3, 0);
+    chain.push_holding(0, vec![transaction(2), funding]); // height 4
+    chain.extend(6, 0); // up to 10
+
+    assert_eq!(poller.poll_once().await?.connected, 10);
+    assert_eq!(listener.take(), connected(&chain, 1..=10), "the wallet sees every block");
+    assert_eq!(
+        ldk.take(),
+        vec![
+            Seen::BestBlock(4, chain.hash_at(4)),
+            Seen::Confirmed(4, chain.hash_at(4), 2),
+            Seen::BestBlock(10, chain.hash_at(10)),
+            Seen::Confirmed(10, chain.hash_at(10), 0),
+        ],
+        "LDK hears of the block with its funding transaction, then of the tip"
+    );
+
+    // At the tip, one block at a time, every block goes whole, as LDK's `Listen` expects.
+    for _ in 11..=13 {
+        chain.extend(1, 0);
+        poller.poll_once().await?;
+    }
+    assert_eq!(ldk.take(), connected(&chain, 11..=13));
+    assert_eq!(listener.take(), connected(&chain, 11..=13));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reorg_after_a_catch_up_finds_ldk_at_the_tip() -> TestResult {
+    let (Setup { chain, poller, .. }, _, ldk) = watching_setup().await?;
+    chain.extend(8, 0);
+    poller.poll_once().await?;
+    ldk.take();
+    let fork_hash = chain.hash_at(5);
+    chain.rewind_to(5);
+    chain.extend(4, 3); // 6' to 9'
+    assert_eq!(
+        poller.poll_once().await?,
+        PollOutcome {
+            connected: 4,
+            disconnected: 3
+        }
+    );
+    assert_eq!(
+        ldk.take(),
+        vec![
+            Seen::Disconnected(5, fork_hash),
+            Seen::BestBlock(9, chain.hash_at(9)),
+            Seen::Confirmed(9, chain.hash_at(9), 0),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ldk_object_read_from_disk_catches_up_over_the_blocks_it_watches() -> TestResult {
+    use lightning::chain::Filter;
+    let (Setup { chain, poller, .. }, watch_list, _) = watching_setup().await?;
+    let commitment = transaction(3);
+    watch_list.register_tx(&commitment.compute_txid(), &bitcoin::ScriptBuf::new());
+    chain.extend(5, 0);
+    chain.push_holding(0, vec![commitment]); // height 6
+    chain.extend(1, 0); // 7
+    poller.poll_once().await?;
+
+    let monitor = RecordingListener::default();
+    let blocks = poller
+        .catch_up_watching_listener(&monitor, BestBlock::new(chain.hash_at(2), 2))
+        .await?;
+    assert_eq!(blocks, 5);
+    assert_eq!(
+        monitor.take(),
+        vec![
+            Seen::BestBlock(6, chain.hash_at(6)),
+            Seen::Confirmed(6, chain.hash_at(6), 1),
+            Seen::Connected(7, chain.hash_at(7)),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_listener_older_than_the_pollers_memory_catches_up_if_its_block_is_on_the_best_chain(
+) -> TestResult {
+    let Setup { chain, poller, .. } = setup().await?;
+    let tip = RETAINED_BLOCKS + 20;
+    chain.extend(tip, 0);
+    poller.poll_once().await?;
+
+    let old = RecordingListener::default();
+    let blocks = poller
+        .catch_up_listener(&old, BestBlock::new(chain.hash_at(3), 3))
+        .await?;
+    assert_eq!(blocks, tip - 3);
+    assert_eq!(old.take(), connected(&chain, 4..=tip));
+
+    let stranger = RecordingListener::default();
+    let elsewhere = BestBlock::new(BlockHash::from_byte_array([7; 32]), 3);
+    assert!(matches!(
+        poller.catch_up_listener(&stranger, elsewhere).await,
+        Err(PollerError::UnknownListenerBlock { height: 3, .. })
+    ));
+    assert!(stranger.take().is_empty());
     Ok(())
 }
