@@ -46,12 +46,19 @@ pub struct Funds {
 /// `claimable_amount_satoshis` counts an HTLC of our own payment as already paid (0), as its
 /// payment was sent; but until the peer claims it on chain it is ours again at its timeout, and
 /// an operator watching a force close must see it as still on its way back rather than gone.
+/// A cooperative close pays our side to a wallet address: once the closing transaction
+/// confirms, the wallet counts it, and LDK's balance of it (kept for 6 confirmations) would count
+/// the same coins twice.
 fn pending_sweep_of(balance: &lightning::chain::channelmonitor::Balance) -> u64 {
+    use lightning::chain::channelmonitor::{Balance, BalanceSource};
     match balance {
-        lightning::chain::channelmonitor::Balance::MaybeTimeoutClaimableHTLC {
-            amount_satoshis,
-            ..
+        Balance::MaybeTimeoutClaimableHTLC {
+            amount_satoshis, ..
         } => *amount_satoshis,
+        Balance::ClaimableAwaitingConfirmations {
+            source: BalanceSource::CoopClose,
+            ..
+        } => 0,
         other => other.claimable_amount_satoshis(),
     }
 }
@@ -214,5 +221,21 @@ mod tests {
             payment_hash: PaymentHash([8; 32]),
         };
         assert_eq!(pending_sweep_of(&theirs), 0);
+    }
+
+    #[test]
+    fn a_confirmed_cooperative_close_is_counted_by_the_wallet_alone() {
+        use lightning::chain::channelmonitor::BalanceSource;
+        let awaiting = |source| Balance::ClaimableAwaitingConfirmations {
+            amount_satoshis: 44_998_326,
+            confirmation_height: 120,
+            source,
+        };
+        assert_eq!(pending_sweep_of(&awaiting(BalanceSource::CoopClose)), 0);
+        // A force close's outputs still wait for the sweeper.
+        assert_eq!(
+            pending_sweep_of(&awaiting(BalanceSource::HolderForceClosed)),
+            44_998_326
+        );
     }
 }
