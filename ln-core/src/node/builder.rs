@@ -355,11 +355,8 @@ impl NodeBuilder {
             &ldk_store,
             &watch_list,
             poller_tip,
-            &broadcaster,
-            &fee_estimator,
-            &keys,
+            &parts,
             &wallet,
-            &logger,
         )?);
 
         // Bring every listener to the poller's tip before anything runs. The monitors' outputs
@@ -743,12 +740,16 @@ fn read_or_create_sweeper(
     store: &Arc<LdkStore>,
     watch_list: &Arc<WatchList>,
     best_block: BestBlock,
-    broadcaster: &Arc<ChainBroadcaster>,
-    fee_estimator: &Arc<ChainFeeEstimator>,
-    keys: &Arc<NodeKeys>,
+    parts: &ManagerParts<'_>,
     wallet: &Arc<OnchainWallet>,
-    logger: &Logger,
 ) -> Result<OutputSweeper, BuildError> {
+    let ManagerParts {
+        broadcaster,
+        fee_estimator,
+        keys,
+        logger,
+        ..
+    } = *parts;
     let stored = read_or_none(
         store.as_ref(),
         OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE,
