@@ -13,11 +13,18 @@ use xln_tests::xlnd::{xln_binaries, Xlnd};
 /// carol holds alice's HTLC (a hold invoice) and then disappears. Bob must not let his
 /// incoming HTLC from alice run out: he closes B-C on chain before the outgoing HTLC expires,
 /// times it out, and fails the payment back to alice while A-B is still safe. A-B stays open.
-#[test]
-fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_open() -> Result<()>
-{
-    let Some(net) = ThreeNodes::start(TestChain::Bitcoin, "stuck_htlc", [&[], &[], &[]])? else {
+fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_open(
+    chain: TestChain,
+    test: &str,
+) -> Result<()> {
+    let Some(net) = ThreeNodes::start(chain, test, [&[], &[], &[]])? else {
         return Ok(());
+    };
+    // Qtum's CLTV deltas are about four times Bitcoin's in blocks (the same time at 32-s
+    // blocks): mine more at a time.
+    let (batch, max_blocks) = match chain {
+        TestChain::Bitcoin => (2, 400),
+        TestChain::Qtum => (8, 1600),
     };
     let [alice, bob, carol] = &net.nodes;
     let (ab, bc) = (net.channels[0].0.clone(), net.channels[1].0.clone());
@@ -46,8 +53,8 @@ fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_o
     let mined = mine_until(
         &net.chain_node,
         &[alice, bob],
-        2,
-        400,
+        batch,
+        max_blocks,
         "the payment failed back",
         || {
             let payments = alice.cli(&["listpayments", &hash])?;
@@ -58,7 +65,10 @@ fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_o
         .join()
         .map_err(|_| anyhow::anyhow!("the payer's thread panicked"))??;
     ensure!(paid["status"] == "failed", "{paid}");
-    tracing::info!(mined, reason = %paid["failure_reason"], "failed back after blocks");
+    eprintln!(
+        "stuck HTLC ({chain:?}): the payment failed back after {mined} blocks: {}",
+        paid["failure_reason"]
+    );
 
     // A-B is open and usable on both ends; B-C was closed by bob.
     for node in [alice, bob] {
@@ -74,6 +84,24 @@ fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_o
     relayed(&net.chain_node, bob)?;
     ensure!(net.ids[ALICE] != net.ids[CAROL]);
     Ok(())
+}
+
+#[test]
+fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_open_on_bitcoin(
+) -> Result<()> {
+    a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_open(
+        TestChain::Bitcoin,
+        "stuck_htlc_bitcoin",
+    )
+}
+
+#[test]
+fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_open_on_qtum(
+) -> Result<()> {
+    a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_open(
+        TestChain::Qtum,
+        "stuck_htlc_qtum",
+    )
 }
 
 /// One caller's tally.
