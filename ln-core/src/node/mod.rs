@@ -155,16 +155,6 @@ impl Node {
     /// reconnection to known peers and node announcements.
     fn start(&self, listeners: Vec<tokio::net::TcpListener>) {
         let inner = &self.inner;
-        // LDK replays the monitor updates that were in flight at the last stop as "background
-        // events", applied by the first manager call that processes them. It marks them processed
-        // before it applies them, so when two threads get there at once right after start (the
-        // background processor, and a peer's message that claims an HTLC on the same channel),
-        // the second can hand the ChainMonitor a newer update between two replayed ones, and LDK
-        // panics ("Attempted to apply ChannelMonitorUpdates out of order"); the replay is then
-        // the same at every start. Applying them here, before any task runs, leaves nothing to
-        // race. `timer_tick_occurred` is the public call that does it; its one extra tick ages
-        // nothing that matters with no peer connected yet.
-        inner.channel_manager.timer_tick_occurred();
         inner.end_payments_lost_in_a_crash();
         inner.load_intercepts();
         inner.spawn(chain_loop(Arc::clone(inner)));
