@@ -48,7 +48,10 @@ impl std::ops::Deref for Network {
 
 impl Network {
     fn start(chain: TestChain, test: &str) -> Result<Option<Self>> {
-        let Some(net) = ThreeNodes::start(chain, test, [&[], &[], &[]])? else {
+        // LDK's debug lines say which monitor updates a restart replays: what to read when a
+        // restart fails (xlnd's log tail shows them).
+        let logs: &[&str] = &["--log-level=info,ldk=debug,ln_core::node::builder=debug"];
+        let Some(net) = ThreeNodes::start(chain, test, [logs, logs, logs])? else {
             return Ok(None);
         };
         net.wait_for_gossip()?;

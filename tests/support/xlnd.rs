@@ -93,8 +93,10 @@ impl Xlnd {
             format!("--listen=127.0.0.1:{}", free_port()?),
             "--rpc-listen=127.0.0.1:0".to_owned(),
             format!("--alias={name}"),
-            "--log-level=info,ldk=warn".to_owned(),
         ];
+        if !extra_args.iter().any(|arg| arg.starts_with("--log-level=")) {
+            args.push("--log-level=info,ldk=warn".to_owned());
+        }
         args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
         let xlnd = Self {
             child: Mutex::new(None),
@@ -180,7 +182,22 @@ impl Xlnd {
                 }
             }
         }
+        // What a restart replayed onto which monitor (logged at debug level, see
+        // `tests/crash.rs`): the last 40 such lines.
+        let replays: Vec<&str> = lines[..tail_start]
+            .iter()
+            .filter(|line| {
+                line.contains("channel monitor loaded")
+                    || line.contains("Replaying ChannelMonitorUpdate")
+                    || line.contains("completed after ChannelManager was last serialized")
+            })
+            .copied()
+            .collect();
         let mut shown = Vec::new();
+        if !replays.is_empty() {
+            shown.push("monitors and replays at the last starts, before the tail:");
+            shown.extend(&replays[replays.len().saturating_sub(40)..]);
+        }
         if !panics.is_empty() {
             shown.push("panics, before the tail:");
             shown.extend(panics.iter().take(20));

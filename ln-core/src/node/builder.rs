@@ -286,6 +286,15 @@ impl NodeBuilder {
 
         let mut monitors = read_channel_monitors(store.clone(), keys.clone(), keys.clone())
             .map_err(|e| read_error("channel monitors", e))?;
+        for (_, monitor) in &monitors {
+            // With LDK's own debug lines ("Replaying ChannelMonitorUpdate …"), this says which
+            // updates a restart replays onto which monitor.
+            tracing::debug!(
+                channel_id = %monitor.channel_id(),
+                latest_update_id = monitor.get_latest_update_id(),
+                "channel monitor loaded"
+            );
+        }
 
         let graph = Arc::new(read_graph(&store, &params, &logger)?);
         let scorer = Arc::new(RwLock::new(read_scorer(&store, &graph, &logger)?));
