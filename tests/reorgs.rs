@@ -16,9 +16,7 @@
 use anyhow::{ensure, Context, Result};
 use ln_core::node::ChannelPolicy;
 use serde_json::Value;
-use xln_tests::steps::{
-    channel, confirmed_sat, height, mine, mine_until, relayed, settled, WAIT,
-};
+use xln_tests::steps::{channel, confirmed_sat, height, mine, mine_until, relayed, settled, WAIT};
 use xln_tests::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
 use xln_tests::Bitcoind;
@@ -67,7 +65,9 @@ fn reorg(net: &ThreeNodes, depth: u32, nodes: &[&Xlnd]) -> Result<()> {
 /// UTXO set of the chain's blocks, an unconfirmed one in the mempool's.
 fn no_phantom_outputs(chain: &Bitcoind, node: &Xlnd) -> Result<()> {
     let funds = node.cli(&["listfunds"])?;
-    let outputs = funds["outputs"].as_array().context("listfunds without outputs")?;
+    let outputs = funds["outputs"]
+        .as_array()
+        .context("listfunds without outputs")?;
     for output in outputs {
         let txid = output["txid"].as_str().context("an output without txid")?;
         let vout = output["vout"].as_u64().context("an output without vout")?;
@@ -79,7 +79,11 @@ fn no_phantom_outputs(chain: &Bitcoind, node: &Xlnd) -> Result<()> {
             "the wallet lists {txid}:{vout} ({} confirmations) but the chain has no such unspent \
              output{}: {funds}",
             output["confirmations"],
-            if confirmed { " in its blocks" } else { " in its blocks or mempool" }
+            if confirmed {
+                " in its blocks"
+            } else {
+                " in its blocks or mempool"
+            }
         );
         let found: Value = serde_json::from_str(&found)?;
         let chain_sat = (found["value"].as_f64().unwrap_or(-1.0) * 1e8).round() as i64;
@@ -124,8 +128,14 @@ fn open_through_reorgs(net: &ThreeNodes, depth: u32) -> Result<String> {
         &net.capacity_sat.to_string(),
         "announce=false",
     ])?;
-    let channel_id = opened["channel_id"].as_str().context("no channel_id")?.to_owned();
-    let funding_txid = opened["funding_txid"].as_str().context("no funding_txid")?.to_owned();
+    let channel_id = opened["channel_id"]
+        .as_str()
+        .context("no channel_id")?
+        .to_owned();
+    let funding_txid = opened["funding_txid"]
+        .as_str()
+        .context("no funding_txid")?
+        .to_owned();
     // The reorg mines one block more than it takes: the funding then has before_ready + 1
     // confirmations, still short of channel_ready.
     let before_ready = depth.min(min_depth - 2);
@@ -143,9 +153,12 @@ fn open_through_reorgs(net: &ThreeNodes, depth: u32) -> Result<String> {
     );
     mine(chain, min_depth - before_ready - 1, &[alice, bob])?;
     for node in [alice, bob] {
-        node.wait_cli(&["listchannels"], "the channel usable after the reorg", WAIT, |list| {
-            (channel(list, &channel_id)?["is_usable"] == true).then_some(())
-        })?;
+        node.wait_cli(
+            &["listchannels"],
+            "the channel usable after the reorg",
+            WAIT,
+            |list| (channel(list, &channel_id)?["is_usable"] == true).then_some(()),
+        )?;
     }
     mine(chain, depth, &[alice, bob])?;
     reorg(net, depth, &[alice, bob])?;
@@ -160,7 +173,10 @@ fn open_through_reorgs(net: &ThreeNodes, depth: u32) -> Result<String> {
         &net.ids[BOB],
         &(net.capacity_sat * 100).to_string(), // a tenth of the channel, in msat
     ])?;
-    ensure!(sent["status"] == "succeeded", "the keysend after the reorg: {sent}");
+    ensure!(
+        sent["status"] == "succeeded",
+        "the keysend after the reorg: {sent}"
+    );
     settled(alice, &channel_id)?;
     settled(bob, &channel_id)?;
     Ok(channel_id)
@@ -173,7 +189,9 @@ fn close_through_a_reorg(net: &ThreeNodes, channel_id: &str, depth: u32) -> Resu
     let chain = &net.chain_node;
     let closed = alice.cli(&["close", channel_id])?;
     // `close` returns once the closing transaction is in the chain node's mempool.
-    let close_txid = closed["txid"].as_str().context("a cooperative close without txid")?;
+    let close_txid = closed["txid"]
+        .as_str()
+        .context("a cooperative close without txid")?;
     mine(chain, depth, &[alice, bob])?;
     for node in [alice, bob] {
         node.wait_cli(&["listfunds"], "the close confirmed", WAIT, |funds| {
@@ -206,7 +224,9 @@ fn force_close_through_reorgs(net: &ThreeNodes, channel_id: &str, depth: u32) ->
         .as_u64()
         .context("listfunds without pending_sweep_sat")?;
     let closed = bob.cli(&["close", channel_id, "force=true"])?;
-    let commitment = closed["txid"].as_str().context("a force close without txid")?;
+    let commitment = closed["txid"]
+        .as_str()
+        .context("a force close without txid")?;
     mine(chain, depth, &[alice, bob])?;
     reorg(net, depth, &[alice, bob])?;
     let confirmed = chain.cli_json(&["getrawtransaction", commitment, "1"])?;

@@ -277,8 +277,9 @@ impl NodeBuilder {
         let kv: Arc<dyn KVStoreSync + Send + Sync> = store.clone();
         // What LDK watches on chain; lets a catch-up skip the blocks that hold none of it.
         let watch_list = Arc::new(WatchList::default());
-        let poller =
-            Arc::new(ChainPoller::load(Arc::clone(&source), kv)?.with_watch_list(watch_list.clone()));
+        let poller = Arc::new(
+            ChainPoller::load(Arc::clone(&source), kv)?.with_watch_list(watch_list.clone()),
+        );
         let poller_tip = poller.initialize().await?;
 
         let wallet = Arc::new(OnchainWallet::load_or_create(&node_seed, &params, &store)?);

@@ -216,7 +216,12 @@ impl ChainPoller {
         for step in &path {
             let block = self.catch_up_block(step, parent).await?;
             parent = block.header.block_hash();
-            if feed.feed(&listeners, &block, step.height(), Some(step.height()) == last) {
+            if feed.feed(
+                &listeners,
+                &block,
+                step.height(),
+                Some(step.height()) == last,
+            ) {
                 told += 1;
             }
         }
@@ -510,13 +515,7 @@ impl<'a> SparseFeed<'a> {
     /// the tip; after a gap it goes through `Confirm`: first the new best block (a
     /// ChannelMonitor takes transactions only at or below its best block), then its
     /// transactions.
-    fn feed<L, W>(
-        &mut self,
-        listeners: &[L],
-        block: &Block,
-        height: u32,
-        last: bool,
-    ) -> bool
+    fn feed<L, W>(&mut self, listeners: &[L], block: &Block, height: u32, last: bool) -> bool
     where
         L: std::ops::Deref<Target = W>,
         W: WatchingListener + ?Sized,

@@ -421,12 +421,12 @@ fn transaction(n: u64) -> Transaction {
 }
 
 /// A poller with a watch list, an LDK-like listener and a wallet-like one, at the genesis block.
-async fn watching_setup() -> Result<(Setup, Arc<WatchList>, Arc<RecordingListener>), PollerError>
-{
+async fn watching_setup() -> Result<(Setup, Arc<WatchList>, Arc<RecordingListener>), PollerError> {
     let chain = FakeChain::new();
     let store = Arc::new(MemoryStore::default());
     let watch_list = Arc::new(WatchList::default());
-    let poller = ChainPoller::load(chain.clone(), store.clone())?.with_watch_list(watch_list.clone());
+    let poller =
+        ChainPoller::load(chain.clone(), store.clone())?.with_watch_list(watch_list.clone());
     poller.initialize().await?;
     let listener = Arc::new(RecordingListener::default());
     poller.add_listener(listener.clone());
@@ -444,7 +444,16 @@ async fn watching_setup() -> Result<(Setup, Arc<WatchList>, Arc<RecordingListene
 #[tokio::test]
 async fn a_catch_up_tells_ldk_only_of_the_blocks_it_watches_and_of_the_tip() -> TestResult {
     use lightning::chain::Filter;
-    let (Setup { chain, poller, listener, .. }, watch_list, ldk) = watching_setup().await?;
+    let (
+        Setup {
+            chain,
+            poller,
+            listener,
+            ..
+        },
+        watch_list,
+        ldk,
+    ) = watching_setup().await?;
     let funding = transaction(1);
     watch_list.register_tx(&funding.compute_txid(), &bitcoin::ScriptBuf::new());
     chain.extend(3, 0);
@@ -452,7 +461,11 @@ async fn a_catch_up_tells_ldk_only_of_the_blocks_it_watches_and_of_the_tip() -> 
     chain.extend(6, 0); // up to 10
 
     assert_eq!(poller.poll_once().await?.connected, 10);
-    assert_eq!(listener.take(), connected(&chain, 1..=10), "the wallet sees every block");
+    assert_eq!(
+        listener.take(),
+        connected(&chain, 1..=10),
+        "the wallet sees every block"
+    );
     assert_eq!(
         ldk.take(),
         vec![
