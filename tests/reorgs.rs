@@ -16,7 +16,10 @@
 use anyhow::{ensure, Context, Result};
 use ln_core::node::ChannelPolicy;
 use serde_json::Value;
-use xln_tests::steps::{channel, confirmed_sat, height, mine, mine_until, relayed, settled, WAIT};
+use xln_tests::steps::{
+    at_height, channel, closed_and_confirmed, confirmed_sat, height, mine, mine_until, new_address,
+    relayed, settled, WAIT,
+};
 use xln_tests::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
 use xln_tests::Bitcoind;
@@ -35,26 +38,12 @@ fn reorg(net: &ThreeNodes, depth: u32, nodes: &[&Xlnd]) -> Result<()> {
     let fork = tip - u64::from(depth);
     let first_gone = chain.cli(&["getblockhash", &(fork + 1).to_string()])?;
     chain.cli(&["invalidateblock", &first_gone])?;
-    for node in nodes {
-        node.wait_cli(&["getinfo"], "the fork point", WAIT, |info| {
-            (info["block_height"].as_u64() == Some(fork)).then_some(())
-        })?;
-    }
+    at_height(nodes, fork, "the fork point", WAIT)?;
     for node in nodes {
         no_phantom_outputs(chain, node).context("at the fork point")?;
     }
-    let carol = &net.nodes[CAROL];
-    let address = carol.cli(&["newaddr"])?["address"]
-        .as_str()
-        .context("newaddr without address")?
-        .to_owned();
-    chain.mine_to_address(depth + 1, &address)?;
-    let tip = height(chain)?;
-    for node in nodes {
-        node.wait_cli(&["getinfo"], "the new branch", WAIT, |info| {
-            (info["block_height"].as_u64() == Some(tip)).then_some(())
-        })?;
-    }
+    chain.mine_to_address(depth + 1, &new_address(&net.nodes[CAROL])?)?;
+    at_height(nodes, height(chain)?, "the new branch", WAIT)?;
     for node in nodes {
         no_phantom_outputs(chain, node).context("on the new branch")?;
     }
@@ -94,17 +83,6 @@ fn no_phantom_outputs(chain: &Bitcoind, node: &Xlnd) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Whether `channel_id` is gone from a `listfunds` answer and nothing is unconfirmed. (Not
-/// `steps::swept`: one end of a confirmed cooperative close sometimes keeps its balance in
-/// `pending_sweep_sat` as well, a known defect in docs/faults.md that this test does not
-/// check.)
-fn closed_and_confirmed(funds: &Value, channel_id: &str) -> bool {
-    funds["onchain_unconfirmed_sat"] == 0
-        && funds["channels"]
-            .as_array()
-            .is_some_and(|c| c.iter().all(|c| c["channel_id"] != channel_id))
 }
 
 fn is_usable(node: &Xlnd, channel_id: &str) -> Result<bool> {
@@ -193,6 +171,8 @@ fn close_through_a_reorg(net: &ThreeNodes, channel_id: &str, depth: u32) -> Resu
         .as_str()
         .context("a cooperative close without txid")?;
     mine(chain, depth, &[alice, bob])?;
+    // Not `steps::swept`: one end of a confirmed cooperative close sometimes keeps its balance
+    // in `pending_sweep_sat` as well, a known defect in docs/faults.md this test does not check.
     for node in [alice, bob] {
         node.wait_cli(&["listfunds"], "the close confirmed", WAIT, |funds| {
             closed_and_confirmed(funds, channel_id).then_some(())

@@ -261,10 +261,10 @@ impl StakingQtumd {
     }
 }
 
-/// Polls `ready` every 100 ms for up to a minute.
 /// How long [`StakingQtumd::stake`] waits for each staked block.
 const STAKED_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
 
+/// Polls `ready` every 100 ms for up to a minute.
 fn wait_for<T>(
     what: &str,
     ready: impl FnMut() -> Result<Option<T>, TestEnvError>,
@@ -272,6 +272,7 @@ fn wait_for<T>(
     wait_for_within(what, std::time::Duration::from_secs(60), ready)
 }
 
+/// Polls `ready` every 100 ms for up to `limit`.
 fn wait_for_within<T>(
     what: &str,
     limit: std::time::Duration,

@@ -26,23 +26,36 @@ pub fn height(chain: &Bitcoind) -> Result<u64> {
 pub fn mine(chain: &Bitcoind, blocks: u32, nodes: &[&Xlnd]) -> Result<()> {
     chain.mine(blocks)?;
     let target = height(chain)?;
-    let wait = WAIT + Duration::from_millis(50) * blocks;
+    at_height(
+        nodes,
+        target,
+        "the new block",
+        WAIT + Duration::from_millis(50) * blocks,
+    )
+}
+
+/// Waits until every one of `nodes` reports `target` as its block height (`getinfo`).
+pub fn at_height(nodes: &[&Xlnd], target: u64, what: &str, wait: Duration) -> Result<()> {
     for node in nodes {
-        node.wait_cli(&["getinfo"], "the new block", wait, |info| {
+        node.wait_cli(&["getinfo"], what, wait, |info| {
             (info["block_height"].as_u64() == Some(target)).then_some(())
         })?;
     }
     Ok(())
 }
 
+/// A fresh receive address of `node`'s wallet.
+pub fn new_address(node: &Xlnd) -> Result<String> {
+    Ok(node.cli(&["newaddr"])?["address"]
+        .as_str()
+        .context("newaddr without address")?
+        .to_owned())
+}
+
 /// Mines a coinbase to `node`'s wallet and matures it (the chain's coinbase maturity); returns
 /// the confirmed balance.
 pub fn fund(chain: &Bitcoind, params: &ChainParams, node: &Xlnd, others: &[&Xlnd]) -> Result<u64> {
-    let address = node.cli(&["newaddr"])?["address"]
-        .as_str()
-        .context("newaddr without address")?
-        .to_owned();
-    chain.mine_to_address(1, &address)?;
+    chain.mine_to_address(1, &new_address(node)?)?;
     let mut all = others.to_vec();
     all.push(node);
     mine(chain, params.coinbase_maturity, &all)?;
@@ -178,8 +191,13 @@ pub fn confirmed_sat(node: &Xlnd) -> Result<u64> {
 /// Whether a `listfunds` answer shows nothing left to settle of `channel_id`: the channel is gone,
 /// no output waits for the sweeper and nothing is unconfirmed.
 pub fn swept(funds: &Value, channel_id: &str) -> bool {
-    funds["pending_sweep_sat"] == 0
-        && funds["onchain_unconfirmed_sat"] == 0
+    funds["pending_sweep_sat"] == 0 && closed_and_confirmed(funds, channel_id)
+}
+
+/// Whether `channel_id` is gone from a `listfunds` answer and nothing is unconfirmed, whatever
+/// still waits for the sweeper.
+pub fn closed_and_confirmed(funds: &Value, channel_id: &str) -> bool {
+    funds["onchain_unconfirmed_sat"] == 0
         && funds["channels"]
             .as_array()
             .is_some_and(|c| c.iter().all(|c| c["channel_id"] != channel_id))

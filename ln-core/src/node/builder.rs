@@ -295,6 +295,9 @@ impl NodeBuilder {
                 latest_update_id = monitor.get_latest_update_id(),
                 "channel monitor loaded"
             );
+            // Its outputs go on the watch list before any catch-up: the list decides which
+            // blocks of a catch-up concern LDK.
+            monitor.load_outputs_to_watch(&watch_list, &logger);
         }
 
         let graph = Arc::new(read_graph(&store, &params, &logger)?);
@@ -369,11 +372,7 @@ impl NodeBuilder {
             &wallet,
         )?);
 
-        // Bring every listener to the poller's tip before anything runs. The monitors' outputs
-        // go on the watch list first: it decides which blocks of a catch-up concern LDK.
-        for (_, monitor) in &monitors {
-            monitor.load_outputs_to_watch(&watch_list, &logger);
-        }
+        // Bring every listener to the poller's tip before anything runs.
         for (monitor_best_hash, monitor) in &monitors {
             let best = BestBlock::new(*monitor_best_hash, monitor.current_best_block().height);
             let catch_up = MonitorCatchUp {
@@ -875,6 +874,26 @@ impl Listen for MonitorCatchUp<'_> {
     }
 }
 
+impl MonitorCatchUp<'_> {
+    /// The monitor with what it needs to act on chain data, as LDK's own `Confirm` for a
+    /// monitor takes it.
+    fn with_chain_parts(
+        &self,
+    ) -> (
+        &ChannelMonitor<InMemorySigner>,
+        &ChainBroadcaster,
+        &ChainFeeEstimator,
+        &TracingLogger,
+    ) {
+        (
+            self.monitor,
+            self.broadcaster,
+            self.fee_estimator,
+            self.logger,
+        )
+    }
+}
+
 impl Confirm for MonitorCatchUp<'_> {
     fn transactions_confirmed(
         &self,
@@ -882,33 +901,16 @@ impl Confirm for MonitorCatchUp<'_> {
         txdata: &lightning::chain::transaction::TransactionData,
         height: u32,
     ) {
-        let _ = self.monitor.transactions_confirmed(
-            header,
-            txdata,
-            height,
-            &**self.broadcaster,
-            &**self.fee_estimator,
-            self.logger,
-        );
+        self.with_chain_parts()
+            .transactions_confirmed(header, txdata, height);
     }
 
     fn transaction_unconfirmed(&self, txid: &bitcoin::Txid) {
-        self.monitor.transaction_unconfirmed(
-            txid,
-            &**self.broadcaster,
-            &**self.fee_estimator,
-            self.logger,
-        );
+        self.with_chain_parts().transaction_unconfirmed(txid);
     }
 
     fn best_block_updated(&self, header: &bitcoin::block::Header, height: u32) {
-        let _ = self.monitor.best_block_updated(
-            header,
-            height,
-            &**self.broadcaster,
-            &**self.fee_estimator,
-            self.logger,
-        );
+        self.with_chain_parts().best_block_updated(header, height);
     }
 
     fn get_relevant_txids(&self) -> Vec<(bitcoin::Txid, u32, Option<bitcoin::BlockHash>)> {

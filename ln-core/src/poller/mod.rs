@@ -183,17 +183,10 @@ impl ChainPoller {
         listener: &(dyn Listen + Send + Sync),
         listener_best: BestBlock,
     ) -> Result<u32, PollerError> {
-        let (path, fork) = self.catch_up_path(listener_best).await?;
-        if let Some(fork) = fork {
-            listener.blocks_disconnected(fork);
-        }
-        let mut parent = fork.unwrap_or(listener_best).block_hash;
-        for step in &path {
-            let block = self.catch_up_block(step, parent).await?;
-            parent = block.header.block_hash();
-            listener.block_connected(&block, step.height());
-        }
-        Ok(u32::try_from(path.len()).unwrap_or(u32::MAX))
+        self.walk_catch_up(listener_best, listener, |block, height, _| {
+            listener.block_connected(block, height)
+        })
+        .await
     }
 
     /// Brings an LDK object (a ChannelManager or a ChannelMonitor read from disk) from its own
@@ -204,33 +197,44 @@ impl ChainPoller {
         listener: &dyn WatchingListener,
         listener_best: BestBlock,
     ) -> Result<u32, PollerError> {
+        let mut feed = SparseFeed::new(self.watch_list.as_deref());
+        let mut told = 0u32;
+        let blocks = self
+            .walk_catch_up(listener_best, listener, |block, height, last| {
+                if feed.feed(&[listener], block, height, last) {
+                    told += 1;
+                }
+            })
+            .await?;
+        if told < blocks {
+            tracing::debug!(
+                blocks,
+                told,
+                "caught up an LDK object, skipping the blocks with nothing it watches"
+            );
+        }
+        Ok(blocks)
+    }
+
+    /// Disconnects `listener` from a stale branch if it is on one, then hands `connect` every
+    /// block from its best block to the poller's tip (with whether it is the last); returns how
+    /// many blocks there were.
+    async fn walk_catch_up(
+        &self,
+        listener_best: BestBlock,
+        listener: &(impl Listen + ?Sized),
+        mut connect: impl FnMut(&Block, u32, bool),
+    ) -> Result<u32, PollerError> {
         let (path, fork) = self.catch_up_path(listener_best).await?;
         if let Some(fork) = fork {
             listener.blocks_disconnected(fork);
         }
-        let listeners = [listener];
-        let mut feed = SparseFeed::new(self.watch_list.as_deref());
         let mut parent = fork.unwrap_or(listener_best).block_hash;
-        let mut told = 0u32;
         let last = path.last().map(CatchUpStep::height);
         for step in &path {
             let block = self.catch_up_block(step, parent).await?;
             parent = block.header.block_hash();
-            if feed.feed(
-                &listeners,
-                &block,
-                step.height(),
-                Some(step.height()) == last,
-            ) {
-                told += 1;
-            }
-        }
-        if told < u32::try_from(path.len()).unwrap_or(u32::MAX) {
-            tracing::debug!(
-                blocks = path.len(),
-                told,
-                "caught up an LDK object, skipping the blocks with nothing it watches"
-            );
+            connect(&block, step.height(), Some(step.height()) == last);
         }
         Ok(u32::try_from(path.len()).unwrap_or(u32::MAX))
     }
@@ -248,11 +252,10 @@ impl ChainPoller {
             hash: listener_best.block_hash,
             height: listener_best.height,
         };
-        let (known, oldest) = {
+        let best = {
             let state = self.lock_state();
             let tip = state.tip_block().ok_or(PollerError::NotInitialized)?;
             let best = state.best_chain_descending();
-            let oldest = best.last().copied();
             match state.by_ldk_hash(&listener_best.block_hash) {
                 Some(mut cursor) => {
                     // Walk the listener's branch back until it meets our best chain.
@@ -280,16 +283,13 @@ impl ChainPoller {
                             "disconnecting a listener's stale branch"
                         );
                     }
-                    (Some((path, fork)), oldest)
+                    return Ok((path, fork));
                 }
-                None => (None, oldest),
+                None => best,
             }
         };
-        if let Some(known) = known {
-            return Ok(known);
-        }
         // Older than our memory: only if it is on the best chain and below what we remember.
-        let Some(oldest) = oldest else {
+        let Some(oldest) = best.last().copied() else {
             return Err(unknown);
         };
         if listener_best.height >= oldest.height {
@@ -307,17 +307,10 @@ impl ChainPoller {
             remembered_from = oldest.height,
             "catching up a listener older than the chain poller's memory"
         );
-        let mut path: Vec<CatchUpStep> = (listener_best.height + 1..oldest.height)
+        let path = (listener_best.height + 1..oldest.height)
             .map(CatchUpStep::AtHeight)
+            .chain(best.into_iter().rev().map(CatchUpStep::Remembered))
             .collect();
-        let state = self.lock_state();
-        path.extend(
-            state
-                .best_chain_descending()
-                .into_iter()
-                .rev()
-                .map(CatchUpStep::Remembered),
-        );
         Ok((path, None))
     }
 
@@ -520,8 +513,9 @@ impl<'a> SparseFeed<'a> {
         L: std::ops::Deref<Target = W>,
         W: WatchingListener + ?Sized,
     {
-        let concerns = self.watch_list.is_none_or(|list| list.concerns(block));
-        if !concerns && !last {
+        // `last` first: at the tip every block is the last, and needs no look at its transactions.
+        let tell = last || self.watch_list.is_none_or(|list| list.concerns(block));
+        if !tell {
             self.skipped = Some((block.header, height));
             return false;
         }
