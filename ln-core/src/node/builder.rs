@@ -324,11 +324,15 @@ impl NodeBuilder {
             keys.get_peer_storage_key(),
         ));
 
+        // The manager's view of the monitors: LDK can pass a monitor update before the one it
+        // follows at start-up, which would panic at every start (see `ordered_updates`).
+        let ordered_chain_monitor = Arc::new(OrderedChainMonitor::new(chain_monitor.clone()));
+
         let config = policy.user_config();
         let parts = ManagerParts {
             keys: &keys,
             fee_estimator: &fee_estimator,
-            chain_monitor: &chain_monitor,
+            chain_monitor: &ordered_chain_monitor,
             broadcaster: &broadcaster,
             router: &router,
             message_router: &message_router,
@@ -607,7 +611,7 @@ fn patch_chain_hash(bytes: &mut [u8], chain_hash: &ChainHash) -> Result<(), Buil
 struct ManagerParts<'a> {
     keys: &'a Arc<NodeKeys>,
     fee_estimator: &'a Arc<ChainFeeEstimator>,
-    chain_monitor: &'a Arc<ChainMonitor>,
+    chain_monitor: &'a Arc<OrderedChainMonitor>,
     broadcaster: &'a Arc<ChainBroadcaster>,
     router: &'a Arc<Router>,
     message_router: &'a Arc<MessageRouter>,

@@ -9,6 +9,7 @@ pub mod intercepts;
 pub mod journal;
 pub mod keys;
 pub mod monitor_writer;
+pub mod ordered_updates;
 pub mod policy;
 pub mod records;
 mod send_queue;

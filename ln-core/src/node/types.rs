@@ -39,6 +39,10 @@ pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
     Arc<NodeKeys>,
 >;
 
+/// The `chain::Watch` the channel manager is given: the [`ChainMonitor`], with monitor updates
+/// applied strictly in order.
+pub type OrderedChainMonitor = super::ordered_updates::OrderedMonitorUpdates<Arc<ChainMonitor>>;
+
 /// The payment-path scorer, persisted by the background processor.
 pub type Scorer = ProbabilisticScorer<Arc<NetworkGraph>, Logger>;
 
@@ -57,7 +61,7 @@ pub type MessageRouter = DefaultMessageRouter<Arc<NetworkGraph>, Logger, Arc<Nod
 
 /// The channel state machine of every channel.
 pub type ChannelManager = lightning::ln::channelmanager::ChannelManager<
-    Arc<ChainMonitor>,
+    Arc<OrderedChainMonitor>,
     Arc<ChainBroadcaster>,
     Arc<NodeKeys>,
     Arc<NodeKeys>,
