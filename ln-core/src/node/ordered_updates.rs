@@ -168,15 +168,12 @@ where
     ) -> ChannelMonitorUpdateStatus {
         if update.update_id != LEGACY_CLOSED_CHANNEL_UPDATE_ID {
             let mut held = self.lock();
-            let ahead = self
-                .monitors
-                .latest_update_id(channel_id)
-                .is_some_and(|latest| update.update_id > latest.saturating_add(1));
-            if ahead {
+            let latest = self.monitors.latest_update_id(channel_id);
+            if let Some(latest) = latest.filter(|l| update.update_id > l.saturating_add(1)) {
                 tracing::warn!(
                     channel_id = %channel_id,
                     update_id = update.update_id,
-                    monitor_update_id = self.monitors.latest_update_id(channel_id),
+                    monitor_update_id = latest,
                     "holding back a channel monitor update that LDK passed before the one it \
                      follows; it is applied as soon as that one is"
                 );
