@@ -29,13 +29,13 @@ use std::ops::Deref;
 use std::sync::{Mutex, MutexGuard};
 
 use bitcoin::secp256k1::PublicKey;
-use lightning::chain::channelmonitor::{ChannelMonitor, ChannelMonitorUpdate, MonitorEvent};
-use lightning::chain::transaction::OutPoint;
-use lightning::chain::{ChannelMonitorUpdateStatus, Watch};
-use lightning::ln::types::ChannelId;
 use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
 use lightning::chain::chainmonitor::{ChainMonitor, Persist};
+use lightning::chain::channelmonitor::{ChannelMonitor, ChannelMonitorUpdate, MonitorEvent};
+use lightning::chain::transaction::OutPoint;
 use lightning::chain::Filter;
+use lightning::chain::{ChannelMonitorUpdateStatus, Watch};
+use lightning::ln::types::ChannelId;
 use lightning::sign::{EntropySource, InMemorySigner};
 use lightning::util::logger::Logger;
 
@@ -305,7 +305,10 @@ mod tests {
             ordered.update_channel(channel, &update(1007)),
             ChannelMonitorUpdateStatus::InProgress
         );
-        assert!(monitors.applied().is_empty(), "1007 must not reach the monitor at 1005");
+        assert!(
+            monitors.applied().is_empty(),
+            "1007 must not reach the monitor at 1005"
+        );
         assert_eq!(ordered.held_update_count(), 1);
 
         assert_eq!(
