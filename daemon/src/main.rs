@@ -81,6 +81,11 @@ async fn run(flags: Flags) -> Result<()> {
             std::env::var_os("XLN_DEV_FULL_DISK_FLAG")
                 .filter(|flag| !flag.is_empty())
                 .map(std::path::PathBuf::from),
+        )
+        .fee_spike_file(
+            std::env::var_os("XLN_DEV_FEE_SPIKE_FILE")
+                .filter(|file| !file.is_empty())
+                .map(std::path::PathBuf::from),
         );
     let params = config.params.clone();
     let url = config.node_rpc_url.as_str();
@@ -237,6 +242,8 @@ fn dev_crash_point() -> anyhow::Result<Option<CrashPoint>> {
 
 // The test-only full disk: `XLN_DEV_FULL_DISK_FLAG=<file>` makes every store flush fail as on a
 // full disk while that file exists (tests/faults.rs). Unset in normal operation.
+// The test-only fee spike: `XLN_DEV_FEE_SPIKE_FILE=<file>` multiplies every fee estimate of the
+// chain's node by the number in that file while it exists (tests/fee_spikes.rs).
 
 /// The test-only slow disk: `XLN_DEV_STORE_WRITE_DELAY_MS=<ms>` makes every store flush wait
 /// that long, one at a time (tests/daemon.rs checks that read-only calls are still answered).

@@ -11,6 +11,7 @@
 //! least as good is already spending the same outputs (LDK rebroadcasts its claims) is logged at
 //! debug level, so a healthy force close does not warn every minute.
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use bitcoin::Transaction;
@@ -23,6 +24,7 @@ use crate::chain::{ChainSource, ChainSourceError};
 pub struct ChainFeeEstimator {
     source: Arc<dyn ChainSource>,
     sat_per_kw: RwLock<[u32; ALL_CONFIRMATION_TARGETS.len()]>,
+    fee_spike_file: Option<PathBuf>,
 }
 
 impl ChainFeeEstimator {
@@ -34,14 +36,44 @@ impl ChainFeeEstimator {
         Self {
             source,
             sat_per_kw: RwLock::new(fallbacks),
+            fee_spike_file: None,
+        }
+    }
+
+    /// Multiplies every estimate of the chain's node by the whole number written in `file`, while
+    /// that file exists (read at each refresh): a fee spike for tests of how channels ride one
+    /// out. Never set it in normal operation.
+    pub fn with_fee_spike_file(mut self, file: Option<PathBuf>) -> Self {
+        self.fee_spike_file = file;
+        self
+    }
+
+    /// The factor of the test-only fee spike: 1 without one.
+    fn spike_factor(&self) -> u64 {
+        let Some(file) = &self.fee_spike_file else {
+            return 1;
+        };
+        match std::fs::read_to_string(file) {
+            Ok(text) => match text.trim().parse::<u64>() {
+                Ok(factor) if factor >= 1 => factor,
+                _ => {
+                    tracing::warn!(file = %file.display(), content = %text.trim(), "the fee spike file does not hold a whole number of at least 1; ignoring it");
+                    1
+                }
+            },
+            Err(_) => 1,
         }
     }
 
     /// Asks the chain's node for every target. On error the previous table is kept.
     pub async fn refresh(&self) -> Result<(), ChainSourceError> {
+        let factor = self.spike_factor();
         let mut fresh = [0u32; ALL_CONFIRMATION_TARGETS.len()];
         for (slot, target) in fresh.iter_mut().zip(ALL_CONFIRMATION_TARGETS) {
-            *slot = to_sat_per_kw(self.source.fee_rate(target).await?);
+            let rate = self.source.fee_rate(target).await?;
+            *slot = to_sat_per_kw(bitcoin::FeeRate::from_sat_per_kwu(
+                rate.to_sat_per_kwu().saturating_mul(factor),
+            ));
         }
         match self.sat_per_kw.write() {
             Ok(mut table) => *table = fresh,

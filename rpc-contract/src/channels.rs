@@ -116,6 +116,9 @@ pub struct Channel {
     pub pending_htlcs: u64,
     /// An anchor-output channel (on Bitcoin; never on Qtum, see qtum.md).
     pub has_anchors: bool,
+    /// Feerate of the current commitment transactions, sat per 1000 weight units; `null` before
+    /// the peer accepted the channel. The opener updates it as the chain's fees move.
+    pub commitment_feerate_sat_per_kw: Option<u32>,
     /// What the peer makes us keep in the channel, `null` until known.
     pub our_reserve_sat: Option<u64>,
     /// What we make the peer keep.

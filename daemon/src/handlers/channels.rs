@@ -70,6 +70,7 @@ fn channel(c: &ChannelInfo) -> Channel {
         confirmations_required: c.confirmations_required,
         pending_htlcs: c.pending_htlcs as u64,
         has_anchors: c.has_anchors,
+        commitment_feerate_sat_per_kw: c.commitment_feerate_sat_per_kw,
         our_reserve_sat: c.reserve_sat,
         their_reserve_sat: c.counterparty_reserve_sat,
         inbound_htlc_minimum_msat: c.inbound_htlc_minimum_msat,

@@ -115,6 +115,7 @@ pub struct NodeBuilder {
     crash_point: Option<CrashPoint>,
     slow_disk: Option<Duration>,
     full_disk_flag: Option<PathBuf>,
+    fee_spike_file: Option<PathBuf>,
     max_inbound_htlc_in_flight_percent: u8,
     max_accepted_htlcs: u16,
     intercept_timeout: Option<Duration>,
@@ -137,6 +138,7 @@ impl NodeBuilder {
             crash_point: None,
             slow_disk: None,
             full_disk_flag: None,
+            fee_spike_file: None,
             max_inbound_htlc_in_flight_percent: 100,
             max_accepted_htlcs: super::policy::MAX_ACCEPTED_HTLCS,
             intercept_timeout: Some(super::DEFAULT_INTERCEPT_TIMEOUT),
@@ -187,6 +189,13 @@ impl NodeBuilder {
     /// of disk trouble. Never set it in normal operation. Takes effect when the store is opened.
     pub fn full_disk_flag(mut self, flag: Option<PathBuf>) -> Self {
         self.full_disk_flag = flag;
+        self
+    }
+
+    /// Multiplies the chain node's fee estimates by the whole number in the file `file` while it
+    /// exists: for tests of fee spikes. Never set it in normal operation.
+    pub fn fee_spike_file(mut self, file: Option<PathBuf>) -> Self {
+        self.fee_spike_file = file;
         self
     }
 
@@ -268,7 +277,10 @@ impl NodeBuilder {
             ..ChannelPolicy::for_chain(&params)
         };
 
-        let fee_estimator = Arc::new(ChainFeeEstimator::new(Arc::clone(&source)));
+        let fee_estimator = Arc::new(
+            ChainFeeEstimator::new(Arc::clone(&source))
+                .with_fee_spike_file(self.fee_spike_file.clone()),
+        );
         if let Err(error) = fee_estimator.refresh().await {
             tracing::warn!(%error, "no fee estimates yet; using the chain's fallback feerates");
         }

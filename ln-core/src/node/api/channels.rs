@@ -52,6 +52,9 @@ pub struct ChannelInfo {
     /// The commitment transactions carry anchor outputs (`option_anchors_zero_fee_htlc_tx` or
     /// zero-fee commitments); false on chains whose dust threshold rules anchors out.
     pub has_anchors: bool,
+    /// The feerate of the current commitment transactions, sat per 1000 weight units (none
+    /// before the channel is accepted). The opener sets it and updates it as fees move.
+    pub commitment_feerate_sat_per_kw: Option<u32>,
     /// The reserve the peer makes us keep, sat (none until the peer accepted the channel).
     pub reserve_sat: Option<u64>,
     /// The reserve we make the peer keep, sat.
@@ -437,6 +440,7 @@ fn channel_info(c: &ChannelDetails) -> ChannelInfo {
             features.supports_anchors_zero_fee_htlc_tx()
                 || features.supports_anchor_zero_fee_commitments()
         }),
+        commitment_feerate_sat_per_kw: c.feerate_sat_per_1000_weight,
         reserve_sat: c.unspendable_punishment_reserve,
         counterparty_reserve_sat: c.counterparty.unspendable_punishment_reserve,
         inbound_htlc_minimum_msat: c.inbound_htlc_minimum_msat,

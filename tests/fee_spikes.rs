@@ -1,0 +1,245 @@
+//! Fee spikes: the chain's fee estimates jump 20x while channels are open (issue 16, item 5).
+//!
+//! Real xlnd processes on a real regtest bitcoind and qtumd. Regtest has no fee market, so the
+//! spike is the test-only `XLN_DEV_FEE_SPIKE_FILE` (docs/faults.md): while the file exists, every
+//! estimate a node gets from its chain node is multiplied by the number in it. Each node has its
+//! own file, so the nodes can disagree, as two implementations with different estimators do.
+//!
+//! alice - bob - carol, alice opened A-B and bob B-C (the opener sets the commitment feerate):
+//! 1. only alice sees the spike: she raises A-B's commitment feerate; bob, who does not see it,
+//!    accepts it and keeps the channel;
+//! 2. everyone sees it: bob raises B-C's too; payments flow both ways over both channels; a day
+//!    of blocks passes (LDK's window for a peer whose feerate stays too low) and nothing closes;
+//! 3. bob force-closes B-C in the middle of the spike: the commitment (with the wallet's CPFP of
+//!    its anchor on Bitcoin; at the raised feerate itself on Qtum, which has no anchors) confirms,
+//!    carol sweeps her output and bob lists his as waiting for its delay;
+//! 4. the spike ends: alice lowers A-B's feerate again and A-B still pays.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use serde_json::Value;
+use xln_tests::steps::{
+    channel, closed_and_confirmed, invoice, mine, mine_until, pay, relayed, swept,
+};
+use xln_tests::three_nodes::{TestChain, ThreeNodes, ALICE, BOB, CAROL};
+use xln_tests::xlnd::Xlnd;
+
+const SPIKE_FACTOR: u64 = 20;
+/// A commitment feerate update waits for LDK's next timer tick (every minute) after the fee
+/// refresh of the next block.
+const FEERATE_WAIT: Duration = Duration::from_secs(180);
+const WAIT: Duration = Duration::from_secs(120);
+
+fn feerate(node: &Xlnd, channel_id: &str) -> Result<u64> {
+    channel(&node.cli(&["listchannels"])?, channel_id)
+        .and_then(|c| c["commitment_feerate_sat_per_kw"].as_u64())
+        .with_context(|| format!("{} lists no feerate of {channel_id}", node.name))
+}
+
+/// Waits until both ends of `channel_id` list a commitment feerate that `holds`.
+fn both_ends_at(
+    ends: [&Xlnd; 2],
+    channel_id: &str,
+    what: &str,
+    holds: impl Fn(u64) -> bool,
+) -> Result<u64> {
+    let mut rate = 0;
+    for node in ends {
+        rate = node.wait_cli(&["listchannels"], what, FEERATE_WAIT, |list| {
+            channel(list, channel_id)?["commitment_feerate_sat_per_kw"]
+                .as_u64()
+                .filter(|rate| holds(*rate))
+        })?;
+    }
+    Ok(rate)
+}
+
+/// Fails unless every node still lists both its channels as usable.
+fn all_channels_usable(net: &ThreeNodes, channels: &[&str]) -> Result<()> {
+    for (channel_id, ends) in &net.channels {
+        if !channels.contains(&channel_id.as_str()) {
+            continue;
+        }
+        for end in ends {
+            let node = &net.nodes[*end];
+            node.wait_cli(&["listchannels"], "the channel usable", WAIT, |list| {
+                channel(list, channel_id)
+                    .filter(|c| c["is_usable"] == true)
+                    .map(drop)
+            })
+            .with_context(|| format!("{}'s channel {channel_id} is no longer usable", node.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn spike(file: &Path, factor: u64) -> Result<()> {
+    std::fs::write(file, factor.to_string()).context("writing the fee spike file")
+}
+
+fn payments_flow_both_ways(net: &ThreeNodes, amount_msat: u64, what: &str) -> Result<()> {
+    let [alice, _, carol] = &net.nodes;
+    pay(alice, &invoice(carol, amount_msat, what)?)
+        .with_context(|| format!("alice pays carol {what}"))?;
+    // carol's side holds what alice paid her, less the channel reserve (1 % of the channel).
+    pay(carol, &invoice(alice, amount_msat / 4, what)?)
+        .with_context(|| format!("carol pays alice {what}"))?;
+    Ok(())
+}
+
+fn channels_ride_out_a_fee_spike(chain: TestChain, test: &str) -> Result<()> {
+    let Some(net) = ThreeNodes::start(chain, test, [&[], &[], &[]])? else {
+        return Ok(());
+    };
+    let [alice, bob, carol] = &net.nodes;
+    let (ab, bc) = (net.channels[0].0.clone(), net.channels[1].0.clone());
+    let spikes = tempfile::tempdir()?;
+    let files = ["alice", "bob", "carol"].map(|name| spikes.path().join(name));
+    for (node, file) in net.nodes.iter().zip(&files) {
+        node.stop()?;
+        let file = file.display().to_string();
+        node.restart_with_env(&[("XLN_DEV_FEE_SPIKE_FILE", file.as_str())])?;
+    }
+    all_channels_usable(&net, &[&ab, &bc])?;
+    net.wait_for_gossip()?;
+    let amount_msat = net.capacity_sat * 1000 / 50;
+    payments_flow_both_ways(&net, amount_msat, "before the spike")?;
+    let ab_before = feerate(alice, &ab)?;
+    let bc_before = feerate(bob, &bc)?;
+    tracing::info!(
+        ?chain,
+        ab_before,
+        bc_before,
+        "commitment feerates before the spike, sat/kw"
+    );
+
+    // 1. Only alice, A-B's opener, sees the spike.
+    spike(&files[ALICE], SPIKE_FACTOR)?;
+    mine(&net.chain_node, 1, &[alice, bob, carol])?;
+    let ab_spiked = both_ends_at([alice, bob], &ab, "A-B's feerate raised by alice", |rate| {
+        rate >= ab_before * (SPIKE_FACTOR / 2)
+    })?;
+    tracing::info!(
+        ?chain,
+        ab_spiked,
+        "alice raised A-B's feerate; bob does not see the spike"
+    );
+    ensure!(
+        feerate(bob, &bc)? == bc_before,
+        "B-C's feerate moved although bob, its opener, sees no spike"
+    );
+    all_channels_usable(&net, &[&ab, &bc])?;
+    pay(
+        alice,
+        &invoice(bob, amount_msat, "alice alone sees the spike")?,
+    )?;
+
+    // 2. Everyone sees it.
+    spike(&files[BOB], SPIKE_FACTOR)?;
+    spike(&files[CAROL], SPIKE_FACTOR)?;
+    mine(&net.chain_node, 1, &[alice, bob, carol])?;
+    let bc_spiked = both_ends_at([bob, carol], &bc, "B-C's feerate raised by bob", |rate| {
+        rate >= bc_before * (SPIKE_FACTOR / 2)
+    })?;
+    tracing::info!(?chain, bc_spiked, "bob raised B-C's feerate");
+    payments_flow_both_ways(&net, amount_msat, "during the spike")?;
+    // LDK closes a channel whose opener keeps the feerate below the minimum it saw over the last
+    // 144 blocks (blocks, on either chain); 150 blocks at the spike must close nothing.
+    for _ in 0..3 {
+        mine(&net.chain_node, 50, &[alice, bob, carol])?;
+    }
+    all_channels_usable(&net, &[&ab, &bc])?;
+    payments_flow_both_ways(&net, amount_msat, "a day into the spike")?;
+
+    // 3. bob force-closes B-C at the spike. carol's output is hers at once (after 1 block on an
+    // anchor channel) and her node sweeps it; bob's waits for his to_self_delay (the sweep of such
+    // an output is tested in tests/breach.rs and tests/faults.rs), so his must only be listed.
+    let closed = bob.cli(&["close", &bc, "force=true"])?;
+    let commitment = closed["txid"]
+        .as_str()
+        .context("a force close without txid")?
+        .to_owned();
+    let mined = mine_until(
+        &net.chain_node,
+        &[alice, bob, carol],
+        1,
+        60,
+        "bob's commitment confirmed and carol's output swept",
+        || {
+            let confirmed = net
+                .chain_node
+                .cli_json(&["getrawtransaction", &commitment, "1"])
+                .ok()
+                .and_then(|tx: Value| tx["confirmations"].as_u64())
+                .is_some();
+            Ok(confirmed && swept(&carol.cli(&["listfunds"])?, &bc))
+        },
+    )?;
+    let tx = net
+        .chain_node
+        .cli_json(&["getrawtransaction", &commitment, "2"])?;
+    let fee_sat = tx["fee"]
+        .as_f64()
+        .map(|coins| (coins * 1e8).round() as u64)
+        .context("getrawtransaction without fee")?;
+    let vsize = tx["vsize"]
+        .as_u64()
+        .context("getrawtransaction without vsize")?;
+    let bob_funds = bob.wait_cli(&["listfunds"], "B-C closed on bob's side", WAIT, |funds| {
+        closed_and_confirmed(funds, &bc).then(|| funds.clone())
+    })?;
+    ensure!(
+        bob_funds["pending_sweep_sat"].as_u64().unwrap_or(0) > 0,
+        "bob lists nothing waiting to be swept of his force-closed B-C: {bob_funds}"
+    );
+    tracing::info!(
+        ?chain,
+        %commitment,
+        mined,
+        fee_sat,
+        vsize,
+        sat_per_vb = fee_sat / vsize.max(1),
+        bob_pending_sweep_sat = %bob_funds["pending_sweep_sat"],
+        "bob's commitment confirmed during the spike and carol swept her output"
+    );
+    for node in [bob, carol] {
+        relayed(&net.chain_node, node)
+            .with_context(|| format!("{} broadcast something the chain refused", node.name))?;
+    }
+    all_channels_usable(&net, &[&ab])?;
+
+    // 4. The spike ends.
+    for file in &files {
+        std::fs::remove_file(file).context("ending the fee spike")?;
+    }
+    mine(&net.chain_node, 1, &[alice, bob, carol])?;
+    let ab_after = both_ends_at(
+        [alice, bob],
+        &ab,
+        "A-B's feerate lowered by alice",
+        |rate| rate * 2 <= ab_spiked,
+    )?;
+    tracing::info!(
+        ?chain,
+        ab_after,
+        "alice lowered A-B's feerate after the spike"
+    );
+    pay(alice, &invoice(bob, amount_msat, "after the spike")?)?;
+    all_channels_usable(&net, &[&ab])?;
+    Ok(())
+}
+
+#[test]
+fn channels_ride_out_a_20x_fee_spike_on_bitcoin() -> Result<()> {
+    channels_ride_out_a_fee_spike(
+        TestChain::Bitcoin,
+        "channels_ride_out_a_20x_fee_spike_on_bitcoin",
+    )
+}
+
+#[test]
+fn channels_ride_out_a_20x_fee_spike_on_qtum() -> Result<()> {
+    channels_ride_out_a_fee_spike(TestChain::Qtum, "channels_ride_out_a_20x_fee_spike_on_qtum")
+}
