@@ -133,16 +133,35 @@ fn sixty_four_clients_are_all_answered_while_payments_flow() -> Result<()> {
     let [alice, bob, _carol] = &net.nodes;
     net.wait_for_gossip()?;
     let auth = bob.cookie_auth()?;
+    // One keysend before the load, so that a path that does not work yet is told apart from
+    // payments the load starves.
+    let warm_up = alice.cli(&["keysend", &net.ids[CAROL], "1000000"])?;
+    ensure!(
+        warm_up["status"] == "succeeded",
+        "the keysend before the load failed: {warm_up}"
+    );
     let rss_before = bob.rss_kib()?;
     let stop = AtomicBool::new(false);
     let keysends = AtomicU64::new(0);
+    let keysend_failures = std::sync::Mutex::new(Vec::<String>::new());
     let started = Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|scope| {
         let payments = scope.spawn(|| {
             while !stop.load(Ordering::SeqCst) {
-                let sent = alice.cli(&["keysend", &net.ids[CAROL], "1000000"]);
-                if sent.is_ok_and(|s| s["status"] == "succeeded") {
-                    keysends.fetch_add(1, Ordering::SeqCst);
+                let start = Instant::now();
+                match alice.cli(&["keysend", &net.ids[CAROL], "1000000"]) {
+                    Ok(sent) if sent["status"] == "succeeded" => {
+                        keysends.fetch_add(1, Ordering::SeqCst);
+                    }
+                    outcome => {
+                        let outcome = match outcome {
+                            Ok(sent) => sent.to_string(),
+                            Err(error) => format!("{error:#}"),
+                        };
+                        if let Ok(mut failures) = keysend_failures.lock() {
+                            failures.push(format!("after {:?}: {outcome}", start.elapsed()));
+                        }
+                    }
                 }
             }
         });
@@ -211,9 +230,14 @@ fn sixty_four_clients_are_all_answered_while_payments_flow() -> Result<()> {
         &failures[..failures.len().min(5)]
     );
     ensure!(latencies.len() == CALLS, "{line}");
+    let keysend_failures = keysend_failures.into_inner().unwrap_or_default();
     ensure!(
         keysends.load(Ordering::SeqCst) > 0,
-        "no keysend went through during the load: {line}"
+        "no keysend went through during the load: {line}\nkeysends that failed: {:?}\n\
+         alice's log: {}\nbob's log: {}",
+        &keysend_failures[..keysend_failures.len().min(3)],
+        alice.log_tail(),
+        bob.log_tail()
     );
     // Memory must not grow with the number of calls: 10,000 calls may not cost more than the
     // node's whole footprint again.
