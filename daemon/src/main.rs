@@ -77,16 +77,8 @@ async fn run(flags: Flags) -> Result<()> {
         .htlc_batching(config.htlc_batching)
         .crash_point(dev_crash_point()?)
         .slow_disk(dev_slow_disk()?)
-        .full_disk_flag(
-            std::env::var_os("XLN_DEV_FULL_DISK_FLAG")
-                .filter(|flag| !flag.is_empty())
-                .map(std::path::PathBuf::from),
-        )
-        .fee_spike_file(
-            std::env::var_os("XLN_DEV_FEE_SPIKE_FILE")
-                .filter(|file| !file.is_empty())
-                .map(std::path::PathBuf::from),
-        );
+        .full_disk_flag(dev_file("XLN_DEV_FULL_DISK_FLAG"))
+        .fee_spike_file(dev_file("XLN_DEV_FEE_SPIKE_FILE"));
     let params = config.params.clone();
     let url = config.node_rpc_url.as_str();
     let source: Arc<dyn ChainSource> = match params.chain {
@@ -240,10 +232,16 @@ fn dev_crash_point() -> anyhow::Result<Option<CrashPoint>> {
     }
 }
 
-// The test-only full disk: `XLN_DEV_FULL_DISK_FLAG=<file>` makes every store flush fail as on a
-// full disk while that file exists (tests/faults.rs). Unset in normal operation.
-// The test-only fee spike: `XLN_DEV_FEE_SPIKE_FILE=<file>` multiplies every fee estimate of the
-// chain's node by the number in that file while it exists (tests/fee_spikes.rs).
+/// The file a test-only fault injector names in the environment variable `name`, if set:
+/// `XLN_DEV_FULL_DISK_FLAG=<file>` makes every store flush fail as on a full disk while that file
+/// exists (tests/faults.rs); `XLN_DEV_FEE_SPIKE_FILE=<file>` multiplies every fee estimate of the
+/// chain's node by the number in that file while it exists (tests/fee_spikes.rs). Unset in normal
+/// operation.
+fn dev_file(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(name)
+        .filter(|file| !file.is_empty())
+        .map(std::path::PathBuf::from)
+}
 
 /// The test-only slow disk: `XLN_DEV_STORE_WRITE_DELAY_MS=<ms>` makes every store flush wait
 /// that long, one at a time (tests/daemon.rs checks that read-only calls are still answered).
