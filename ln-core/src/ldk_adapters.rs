@@ -71,9 +71,7 @@ impl ChainFeeEstimator {
         let mut fresh = [0u32; ALL_CONFIRMATION_TARGETS.len()];
         for (slot, target) in fresh.iter_mut().zip(ALL_CONFIRMATION_TARGETS) {
             let rate = self.source.fee_rate(target).await?;
-            *slot = to_sat_per_kw(bitcoin::FeeRate::from_sat_per_kwu(
-                rate.to_sat_per_kwu().saturating_mul(factor),
-            ));
+            *slot = to_sat_per_kw(rate.checked_mul(factor).unwrap_or(bitcoin::FeeRate::MAX));
         }
         match self.sat_per_kw.write() {
             Ok(mut table) => *table = fresh,
