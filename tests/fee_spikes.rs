@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use xln_tests::steps::{
-    channel, closed_and_confirmed, invoice, mine, mine_until, pay, relayed, swept,
+    channel, closed_and_confirmed, invoice, mine, mine_until, pay, relayed, swept, usable,
 };
 use xln_tests::three_nodes::{TestChain, ThreeNodes, ALICE, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
@@ -56,20 +56,13 @@ fn both_ends_at(
     Ok(rate)
 }
 
-/// Fails unless every node still lists both its channels as usable.
+/// Fails unless both ends of each of `channels` (of `net`'s two) list it as usable.
 fn all_channels_usable(net: &ThreeNodes, channels: &[&str]) -> Result<()> {
     for (channel_id, ends) in &net.channels {
-        if !channels.contains(&channel_id.as_str()) {
-            continue;
-        }
-        for end in ends {
-            let node = &net.nodes[*end];
-            node.wait_cli(&["listchannels"], "the channel usable", WAIT, |list| {
-                channel(list, channel_id)
-                    .filter(|c| c["is_usable"] == true)
-                    .map(drop)
-            })
-            .with_context(|| format!("{}'s channel {channel_id} is no longer usable", node.name))?;
+        if channels.contains(&channel_id.as_str()) {
+            for end in ends {
+                usable(&net.nodes[*end], channel_id, WAIT)?;
+            }
         }
     }
     Ok(())

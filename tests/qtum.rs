@@ -14,8 +14,8 @@ use serde_json::Value;
 use xln_tests::qtum_policy::check_chain_node_enforces_relay_policy;
 use xln_tests::qtumd::{qtum_core_or_skip, start_qtumd, StakingQtumd};
 use xln_tests::steps::{
-    channel, confirmed_sat, gossiped, height, hold_invoice, id, invoice, mine, mine_until, open,
-    pay, relayed, settled, swept, WAIT,
+    channel, confirmed_sat, fund_channel, gossiped, height, hold_invoice, id, invoice, mine,
+    mine_until, open, pay, relayed, settled, swept, WAIT,
 };
 use xln_tests::xlnd::Xlnd;
 use xln_tests::{init_test_logging, qtum_regtest_chain_source, Bitcoind};
@@ -401,20 +401,7 @@ fn a_channel_lives_on_staked_blocks_through_reorgs_under_its_funding_and_its_clo
     // The funding transaction confirms in a staked block...
     alice.cli(&["connect", &bob.uri()?])?;
     let channel_sat = 20_000_000;
-    let opened = alice.cli(&[
-        "fundchannel",
-        &id(&bob)?,
-        &channel_sat.to_string(),
-        "announce=true",
-    ])?;
-    let channel_id = opened["channel_id"]
-        .as_str()
-        .context("channel_id")?
-        .to_owned();
-    let funding_txid = opened["funding_txid"]
-        .as_str()
-        .context("funding_txid")?
-        .to_owned();
+    let (channel_id, funding_txid) = fund_channel(&alice, &id(&bob)?, channel_sat, true)?;
     staker.take_transaction(&qtumd, &funding_txid)?;
     let first = stake(2)?;
     let confirmed_in = |txid: &str| -> Result<Option<String>> {

@@ -17,8 +17,8 @@ use anyhow::{ensure, Context, Result};
 use ln_core::node::ChannelPolicy;
 use serde_json::Value;
 use xln_tests::steps::{
-    at_height, channel, closed_and_confirmed, confirmed_sat, height, mine, mine_until, new_address,
-    relayed, settled, WAIT,
+    at_height, channel, closed_and_confirmed, confirmed_sat, fund_channel, height, mine,
+    mine_until, new_address, relayed, settled, WAIT,
 };
 use xln_tests::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
@@ -100,20 +100,7 @@ fn open_through_reorgs(net: &ThreeNodes, depth: u32) -> Result<String> {
     let [alice, bob, _] = &net.nodes;
     let chain = &net.chain_node;
     let min_depth = ChannelPolicy::for_chain(&net.params).minimum_depth;
-    let opened = alice.cli(&[
-        "fundchannel",
-        &net.ids[BOB],
-        &net.capacity_sat.to_string(),
-        "announce=false",
-    ])?;
-    let channel_id = opened["channel_id"]
-        .as_str()
-        .context("no channel_id")?
-        .to_owned();
-    let funding_txid = opened["funding_txid"]
-        .as_str()
-        .context("no funding_txid")?
-        .to_owned();
+    let (channel_id, funding_txid) = fund_channel(alice, &net.ids[BOB], net.capacity_sat, false)?;
     // The reorg mines one block more than it takes: the funding then has before_ready + 1
     // confirmations, still short of channel_ready.
     let before_ready = depth.min(min_depth - 2);

@@ -85,29 +85,46 @@ pub fn open(
     announce: bool,
 ) -> Result<String> {
     alice.cli(&["connect", &bob.uri()?])?;
-    let amount = amount_sat.to_string();
-    let opened = alice.cli(&[
-        "fundchannel",
-        &id(bob)?,
-        &amount,
-        &format!("announce={announce}"),
-    ])?;
-    let channel_id = opened["channel_id"]
-        .as_str()
-        .context("no channel_id")?
-        .to_owned();
+    let (channel_id, _) = fund_channel(alice, &id(bob)?, amount_sat, announce)?;
     let depth = ChannelPolicy::for_chain(params).minimum_depth;
     mine(chain, depth, &[alice, bob])?;
     for node in [alice, bob] {
-        node.wait_cli(&["listchannels"], "a usable channel", WAIT, |list| {
-            list["channels"]
-                .as_array()?
-                .iter()
-                .find(|c| c["channel_id"] == channel_id.as_str() && c["is_usable"] == true)
-                .map(drop)
-        })?;
+        usable(node, &channel_id, WAIT)?;
     }
     Ok(channel_id)
+}
+
+/// `opener` opens `amount_sat` to the connected peer `peer_id` with `fundchannel`; returns the
+/// channel id and the funding transaction id (broadcast, not yet confirmed).
+pub fn fund_channel(
+    opener: &Xlnd,
+    peer_id: &str,
+    amount_sat: u64,
+    announce: bool,
+) -> Result<(String, String)> {
+    let opened = opener.cli(&[
+        "fundchannel",
+        peer_id,
+        &amount_sat.to_string(),
+        &format!("announce={announce}"),
+    ])?;
+    let field = |name: &str| {
+        opened[name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("fundchannel answered without {name}: {opened}"))
+    };
+    Ok((field("channel_id")?, field("funding_txid")?))
+}
+
+/// Waits up to `wait` until `node` lists `channel_id` as usable.
+pub fn usable(node: &Xlnd, channel_id: &str, wait: Duration) -> Result<()> {
+    node.wait_cli(&["listchannels"], "a usable channel", wait, |list| {
+        channel(list, channel_id)
+            .filter(|c| c["is_usable"] == true)
+            .map(drop)
+    })
+    .with_context(|| format!("{}'s channel {channel_id} is not usable", node.name))
 }
 
 /// The channel `channel_id` in a `listchannels` answer.
