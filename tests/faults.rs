@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use xln_tests::steps::{channel, hold_invoice, mine_until, relayed};
+use xln_tests::steps::{answer, channel, cli_in_background, hold_invoice, mine_until, relayed};
 use xln_tests::three_nodes::{TestChain, ThreeNodes, ALICE, BOB, CAROL};
-use xln_tests::xlnd::{xln_binaries, Xlnd};
+use xln_tests::xlnd::Xlnd;
 
 /// carol holds alice's HTLC (a hold invoice) and then disappears. Bob must not let his
 /// incoming HTLC from alice run out: he closes B-C on chain before the outgoing HTLC expires,
@@ -30,17 +30,7 @@ fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_o
     let (ab, bc) = (net.channels[0].0.clone(), net.channels[1].0.clone());
     net.wait_for_gossip()?;
     let (_preimage, hash, bolt11) = hold_invoice(carol, 9, net.capacity_sat * 10)?;
-    let payer = {
-        let datadir = alice.datadir().to_owned();
-        std::thread::spawn(move || -> Result<Value> {
-            let (_, cli) = xln_binaries()?;
-            let output = std::process::Command::new(cli)
-                .arg(format!("--datadir={}", datadir.display()))
-                .args(["pay", &bolt11, "timeout_secs=900"])
-                .output()?;
-            Ok(serde_json::from_slice(&output.stdout)?)
-        })
-    };
+    let payer = cli_in_background(alice, &["pay", &bolt11, "timeout_secs=900"]);
     carol.wait_cli(
         &["listinvoices", &hash],
         "the HTLC held",
@@ -61,9 +51,7 @@ fn a_silent_downstream_peer_is_handled_on_chain_and_the_upstream_channel_stays_o
             Ok(payments["payments"][0]["status"] == "failed")
         },
     )?;
-    let paid = payer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the payer's thread panicked"))??;
+    let paid = answer(payer)?;
     ensure!(paid["status"] == "failed", "{paid}");
     eprintln!(
         "stuck HTLC ({chain:?}): the payment failed back after {mined} blocks: {}",
@@ -282,23 +270,15 @@ fn a_full_disk_pauses_the_channels_and_they_resume_when_space_returns() -> Resul
         "bob's invoice on a full disk: {code}: {message}"
     );
     let amount_msat = net.capacity_sat * 10;
-    let payer = {
-        let datadir = alice.datadir().to_owned();
-        let carol_id = net.ids[CAROL].clone();
-        std::thread::spawn(move || -> Result<Value> {
-            let (_, cli) = xln_binaries()?;
-            let output = std::process::Command::new(cli)
-                .arg(format!("--datadir={}", datadir.display()))
-                .args([
-                    "keysend",
-                    &carol_id,
-                    &amount_msat.to_string(),
-                    "timeout_secs=600",
-                ])
-                .output()?;
-            Ok(serde_json::from_slice(&output.stdout)?)
-        })
-    };
+    let payer = cli_in_background(
+        alice,
+        &[
+            "keysend",
+            &net.ids[CAROL],
+            &amount_msat.to_string(),
+            "timeout_secs=600",
+        ],
+    );
     // The payment cannot get through bob while he cannot write; his read-only calls answer.
     std::thread::sleep(Duration::from_secs(15));
     ensure!(
@@ -321,9 +301,7 @@ fn a_full_disk_pauses_the_channels_and_they_resume_when_space_returns() -> Resul
 
     // Room again: the payment goes through, nothing was closed, nothing lost.
     std::fs::remove_file(&flag)?;
-    let sent = payer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the payer's thread panicked"))??;
+    let sent = answer(payer)?;
     ensure!(sent["status"] == "succeeded", "{sent}");
     for (node, channel_id) in [(alice, &net.channels[0].0), (carol, &net.channels[1].0)] {
         let list = node.cli(&["listchannels"])?;

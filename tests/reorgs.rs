@@ -5,7 +5,11 @@
 //!   and pays;
 //! - under a cooperative close: it confirms again and both wallets end as they were;
 //! - under a force close's commitment, then under the sweep of the other end's output: the sweep
-//!   confirms again and the wallet ends as it was (up to a fee bump of the sweep).
+//!   confirms again and the wallet ends as it was (up to a fee bump of the sweep);
+//! - under an HTLC claimed on chain with its preimage: the claim confirms again, the claimer's
+//!   wallet holds its output, the payer's payment stays succeeded.
+//!
+//! The A-B channel the set-up opens is closed first, so every payment takes the channel under test.
 //!
 //! Each reorg `invalidateblock`s the top blocks and waits until the nodes stand at the fork point
 //! (their transactions back in the chain node's mempool), checks that no wallet shows an output the
@@ -17,8 +21,9 @@ use anyhow::{ensure, Context, Result};
 use ln_core::node::ChannelPolicy;
 use serde_json::Value;
 use xln_tests::steps::{
-    at_height, channel, closed_and_confirmed, confirmed_sat, fund_channel, height, mine,
-    mine_until, new_address, relayed, settled, WAIT,
+    answer, at_height, channel, cli_in_background, closed_and_confirmed, confirmed_sat,
+    fund_channel, height, hold_invoice, mine, mine_until, new_address, relayed, settled, usable,
+    WAIT,
 };
 use xln_tests::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
@@ -83,6 +88,13 @@ fn no_phantom_outputs(chain: &Bitcoind, node: &Xlnd) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What `node` lists as on its way back from closed channels.
+fn pending_sweep_sat(node: &Xlnd) -> Result<u64> {
+    node.cli(&["listfunds"])?["pending_sweep_sat"]
+        .as_u64()
+        .context("listfunds without pending_sweep_sat")
 }
 
 fn is_usable(node: &Xlnd, channel_id: &str) -> Result<bool> {
@@ -152,17 +164,20 @@ fn open_through_reorgs(net: &ThreeNodes, depth: u32) -> Result<String> {
 fn close_through_a_reorg(net: &ThreeNodes, channel_id: &str, depth: u32) -> Result<()> {
     let [alice, bob, _] = &net.nodes;
     let chain = &net.chain_node;
+    // Earlier force closes of this test may still have outputs on their way back (bob's own
+    // commitment output waits for to_self_delay): a cooperative close adds nothing to them.
+    let sweeps_before = [pending_sweep_sat(alice)?, pending_sweep_sat(bob)?];
     let closed = alice.cli(&["close", channel_id])?;
     // `close` returns once the closing transaction is in the chain node's mempool.
     let close_txid = closed["txid"]
         .as_str()
         .context("a cooperative close without txid")?;
     mine(chain, depth, &[alice, bob])?;
-    // Not `steps::swept`: one end of a confirmed cooperative close sometimes keeps its balance
-    // in `pending_sweep_sat` as well, a known defect in docs/faults.md this test does not check.
-    for node in [alice, bob] {
+    for (node, sweeps_before) in [alice, bob].into_iter().zip(sweeps_before) {
         node.wait_cli(&["listfunds"], "the close confirmed", WAIT, |funds| {
-            closed_and_confirmed(funds, channel_id).then_some(())
+            (closed_and_confirmed(funds, channel_id)
+                && funds["pending_sweep_sat"].as_u64() == Some(sweeps_before))
+            .then_some(())
         })?;
     }
     let before = [confirmed_sat(alice)?, confirmed_sat(bob)?];
@@ -187,9 +202,7 @@ fn close_through_a_reorg(net: &ThreeNodes, channel_id: &str, depth: u32) -> Resu
 fn force_close_through_reorgs(net: &ThreeNodes, channel_id: &str, depth: u32) -> Result<()> {
     let [alice, bob, _] = &net.nodes;
     let chain = &net.chain_node;
-    let sweeps_before = alice.cli(&["listfunds"])?["pending_sweep_sat"]
-        .as_u64()
-        .context("listfunds without pending_sweep_sat")?;
+    let sweeps_before = pending_sweep_sat(alice)?;
     let closed = bob.cli(&["close", channel_id, "force=true"])?;
     let commitment = closed["txid"]
         .as_str()
@@ -227,25 +240,172 @@ fn force_close_through_reorgs(net: &ThreeNodes, channel_id: &str, depth: u32) ->
     Ok(())
 }
 
+/// The transaction among `txs` (decoded, as `getblock <hash> 2` or `getrawtransaction <txid> 1`
+/// give them) that spends an output of `commitment` with `preimage` in its witness: an HTLC
+/// claimed on chain with its preimage. Returns it and the output it spends.
+fn preimage_claim<'a>(
+    txs: impl IntoIterator<Item = &'a Value>,
+    commitment: &str,
+    preimage: &str,
+) -> Option<(&'a Value, u64)> {
+    txs.into_iter().find_map(|tx| {
+        let input = tx["vin"].as_array()?.iter().find(|input| {
+            input["txid"] == commitment
+                && input["txinwitness"]
+                    .as_array()
+                    .is_some_and(|items| items.iter().any(|item| item == preimage))
+        })?;
+        Some((tx, input["vout"].as_u64()?))
+    })
+}
+
+/// The output of `tx` that `node`'s wallet lists, and its amount, once it does.
+fn wallet_output(node: &Xlnd, txid: &str) -> Result<u64> {
+    node.wait_cli(&["listfunds"], "the claim in the wallet", WAIT, |funds| {
+        funds["outputs"]
+            .as_array()?
+            .iter()
+            .find(|output| output["txid"] == txid && output["confirmations"].as_u64() > Some(0))?
+            ["amount_sat"]
+            .as_u64()
+    })
+}
+
+/// alice pays a hold invoice of bob's over a new channel, and force-closes it while bob holds
+/// the HTLC; bob then settles, so his ChannelMonitor claims the HTLC from alice's commitment with
+/// the preimage, on chain, and alice's payment succeeds from the preimage she reads there. A reorg
+/// of `depth` blocks takes the claim's block away: a claim of the same output confirms again, bob's
+/// wallet holds its output (up to a fee bump) and neither end's view of the payment changes.
+fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
+    let [alice, bob, _] = &net.nodes;
+    let chain = &net.chain_node;
+    let min_depth = ChannelPolicy::for_chain(&net.params).minimum_depth;
+    let (channel_id, _) = fund_channel(alice, &net.ids[BOB], net.capacity_sat, false)?;
+    mine(chain, min_depth, &[alice, bob])?;
+    for node in [alice, bob] {
+        usable(node, &channel_id, WAIT)?;
+    }
+    let amount_msat = net.capacity_sat * 100; // a tenth of the channel
+    let n = u8::try_from(100 + depth)?;
+    let (preimage, hash, bolt11) = hold_invoice(bob, n, amount_msat)?;
+    let payer = cli_in_background(alice, &["pay", &bolt11, "timeout_secs=900"]);
+    bob.wait_cli(&["listinvoices", &hash], "the HTLC held", WAIT, |list| {
+        (list["invoices"][0]["status"] == "held").then_some(())
+    })?;
+    ensure!(
+        channel(&alice.cli(&["listchannels"])?, &channel_id)
+            .is_some_and(|c| c["pending_htlcs"] == 1),
+        "the HTLC is not on the channel alice is about to close"
+    );
+    // Offline, bob does not hear of the close and cannot race alice's commitment with his own
+    // (both ends publish theirs; the first in the mempool wins). He reconnects within seconds
+    // (a closed channel's peer is not reconnected to by itself: alice connects again at the end).
+    alice.cli(&["disconnect", &net.ids[BOB]])?;
+    let closed = alice.cli(&["close", &channel_id, "force=true"])?;
+    let commitment = closed["txid"]
+        .as_str()
+        .with_context(|| format!("alice's force close has no txid: {closed}"))?
+        .to_owned();
+    mine(chain, 1, &[alice, bob])?;
+    bob.cli(&["settleinvoice", &preimage])?;
+
+    // bob's claim goes to the chain node's mempool; one block confirms it.
+    let claim = {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let mempool: Vec<Value> = chain
+                .cli_json(&["getrawmempool"])?
+                .as_array()
+                .context("getrawmempool without a list")?
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|txid| chain.cli_json(&["getrawtransaction", txid, "1"]))
+                .collect::<Result<_, _>>()?;
+            if let Some((tx, _)) = preimage_claim(&mempool, &commitment, &preimage) {
+                break tx.clone();
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "bob's preimage claim of alice's commitment {commitment} is not in the mempool \
+                 after {WAIT:?}: {mempool:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let claim_txid = claim["txid"].as_str().context("a claim without txid")?;
+    mine(chain, 1, &[alice, bob])?;
+    let claimed_sat = wallet_output(bob, claim_txid)?;
+    ensure!(
+        claimed_sat <= amount_msat / 1000 && claimed_sat > amount_msat / 1000 * 9 / 10,
+        "bob's claim of a {} sat HTLC gave him {claimed_sat} sat",
+        amount_msat / 1000
+    );
+    let sent = answer(payer)?;
+    ensure!(
+        sent["status"] == "succeeded" && sent["preimage"] == preimage.as_str(),
+        "alice's payment after bob's claim on chain: {sent}"
+    );
+
+    mine(chain, depth - 1, &[alice, bob])?;
+    let fork = height(chain)? - u64::from(depth);
+    reorg(net, depth, &[alice, bob])?;
+    let first_new = chain.cli(&["getblockhash", &(fork + 1).to_string()])?;
+    let block = chain.cli_json(&["getblock", &first_new, "2"])?;
+    let (again, _) = preimage_claim(
+        block["tx"].as_array().context("a block without tx")?,
+        &commitment,
+        &preimage,
+    )
+    .with_context(|| {
+        format!("no preimage claim of {commitment} in the new branch's first block: {block}")
+    })?;
+    let again_txid = again["txid"].as_str().context("a claim without txid")?;
+    let again_sat = wallet_output(bob, again_txid)?;
+    let fee_bump_allowance = net.capacity_sat / 200;
+    ensure!(
+        again_sat <= claimed_sat && claimed_sat - again_sat <= fee_bump_allowance,
+        "bob's claim gave him {claimed_sat} sat before the {depth}-block reorg under it and \
+         {again_sat} sat after it"
+    );
+    let invoice = bob.cli(&["listinvoices", &hash])?;
+    ensure!(
+        invoice["invoices"][0]["status"] == "paid",
+        "bob's invoice after the reorg: {invoice}"
+    );
+    let payment = alice.cli(&["listpayments", &hash])?;
+    ensure!(
+        payment["payments"][0]["status"] == "succeeded",
+        "alice's payment after the reorg: {payment}"
+    );
+    // No channel is left between them to bring the connection back by itself.
+    alice.cli(&["connect", &bob.uri()?])?;
+    Ok(())
+}
+
 fn channels_live_through_reorgs(chain: TestChain, test: &str) -> Result<()> {
     let Some(net) = ThreeNodes::start(chain, test, [&[], &[], &[]])? else {
         return Ok(());
     };
     let [alice, bob, _] = &net.nodes;
+    // Every payment of this test must take the channel under test: close the A-B channel the
+    // set-up opened, so that LDK has no other way from alice to bob.
+    alice.cli(&["close", &net.channels[0].0])?;
+    mine(&net.chain_node, 1, &[alice, bob])?;
     for depth in DEPTHS {
         let cooperative = open_through_reorgs(&net, depth)?;
         close_through_a_reorg(&net, &cooperative, depth)?;
         let forced = open_through_reorgs(&net, depth)?;
         force_close_through_reorgs(&net, &forced, depth)?;
+        htlc_claim_through_a_reorg(&net, depth)?;
         eprintln!(
             "reorgs: {depth}-block reorgs under funding (before and after channel_ready), a \
-             cooperative close, a commitment and a sweep: ok"
+             cooperative close, a commitment, a sweep and an HTLC claimed on chain: ok"
         );
     }
     let checked = relayed(&net.chain_node, alice)? + relayed(&net.chain_node, bob)?;
     eprintln!(
         "reorgs: {} reorgs, {checked} broadcasts checked, every wallet output on chain",
-        DEPTHS.len() * 7
+        DEPTHS.len() * 8
     );
     Ok(())
 }

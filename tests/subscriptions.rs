@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-use xln_tests::steps::{hold_invoice, settled};
+use xln_tests::steps::{answer, cli_in_background, hold_invoice, settled};
 use xln_tests::three_nodes::{TestChain, ThreeNodes, ALICE, CAROL};
 use xln_tests::ws::{self, call, events_until, next_event, subscribe};
 use xln_tests::xlnd::xln_binaries;
@@ -78,18 +78,7 @@ fn a_gateway_follows_invoices_and_payments_over_websocket(
         // The payer's own program follows its payments.
         let payer = ws::connect(alice).await?;
         let mut payments = subscribe(&payer, "payments", None).await?;
-        let payer_thread = {
-            let bolt11 = bolt11.clone();
-            let datadir = alice.datadir().to_owned();
-            std::thread::spawn(move || -> Result<Value> {
-                let (_, cli) = xln_binaries()?;
-                let output = Command::new(cli)
-                    .arg(format!("--datadir={}", datadir.display()))
-                    .args(["pay", &bolt11, "timeout_secs=600"])
-                    .output()?;
-                Ok(serde_json::from_slice(&output.stdout)?)
-            })
-        };
+        let payer_thread = cli_in_background(alice, &["pay", &bolt11, "timeout_secs=600"]);
         let pending = events_until(&mut payments, "pending", &gateway_hash).await?;
         ensure!(pending.len() == 1, "{pending:?}");
 
@@ -153,9 +142,7 @@ fn a_gateway_follows_invoices_and_payments_over_websocket(
         );
         Ok::<_, anyhow::Error>(())
     })?;
-    let paid = payer_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the payer's thread panicked"))??;
+    let paid = answer(payer_thread)?;
     ensure!(paid["status"] == "succeeded", "{paid}");
     settled(alice, &net.channels[0].0)?;
 

@@ -191,6 +191,34 @@ pub fn hold_invoice(node: &Xlnd, n: u8, amount_msat: u64) -> Result<(String, Str
     Ok((preimage.to_lower_hex_string(), hash_hex, bolt11))
 }
 
+/// Runs `xln-cli <args>` for `node` on a thread of its own, for a call that waits (a payment
+/// to a hold invoice, one resolved on chain, one held up by a fault); [`answer`] joins it.
+pub fn cli_in_background(node: &Xlnd, args: &[&str]) -> std::thread::JoinHandle<Result<Value>> {
+    let datadir = node.datadir().to_owned();
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    std::thread::spawn(move || -> Result<Value> {
+        let (_, cli) = crate::xlnd::xln_binaries()?;
+        let output = std::process::Command::new(cli)
+            .arg(format!("--datadir={}", datadir.display()))
+            .args(&args)
+            .output()
+            .with_context(|| format!("running xln-cli {}", args.join(" ")))?;
+        serde_json::from_slice(&output.stdout).with_context(|| {
+            format!(
+                "xln-cli {} answered no JSON: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    })
+}
+
+/// The answer of a call of [`cli_in_background`], once it has ended.
+pub fn answer(call: std::thread::JoinHandle<Result<Value>>) -> Result<Value> {
+    call.join()
+        .map_err(|_| anyhow::anyhow!("the xln-cli thread panicked"))?
+}
+
 /// Waits until `node`'s channel has no HTLC in flight.
 pub fn settled(node: &Xlnd, channel_id: &str) -> Result<()> {
     node.wait_cli(&["listchannels"], "no HTLCs in flight", WAIT, |list| {
