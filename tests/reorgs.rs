@@ -275,7 +275,8 @@ fn wallet_output(node: &Xlnd, txid: &str) -> Result<u64> {
 /// the HTLC; bob then settles, so his ChannelMonitor claims the HTLC from alice's commitment with
 /// the preimage, on chain, and alice's payment succeeds from the preimage she reads there. A reorg
 /// of `depth` blocks takes the claim's block away: a claim of the same output confirms again, bob's
-/// wallet holds its output (up to a fee bump) and neither end's view of the payment changes.
+/// wallet holds its output (up to a fee bump), `pending_sweep_sat` does not count it a second
+/// time, and neither end's view of the payment changes.
 fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
     let [alice, bob, _] = &net.nodes;
     let chain = &net.chain_node;
@@ -301,6 +302,7 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
     // (both ends publish theirs; the first in the mempool wins). He reconnects within seconds
     // (a closed channel's peer is not reconnected to by itself: alice connects again at the end).
     alice.cli(&["disconnect", &net.ids[BOB]])?;
+    let bob_sweeps_before = pending_sweep_sat(bob)?;
     let closed = alice.cli(&["close", &channel_id, "force=true"])?;
     let commitment = closed["txid"]
         .as_str()
@@ -335,6 +337,10 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
     let claim_txid = claim["txid"].as_str().context("a claim without txid")?;
     mine(chain, 1, &[alice, bob])?;
     let claimed_sat = wallet_output(bob, claim_txid)?;
+    // The claim paid bob's wallet: it is not also on its way back.
+    bob.wait_cli(&["listfunds"], "the claim counted once", WAIT, |funds| {
+        (funds["pending_sweep_sat"].as_u64() == Some(bob_sweeps_before)).then_some(())
+    })?;
     ensure!(
         claimed_sat <= amount_msat / 1000 && claimed_sat > amount_msat / 1000 * 9 / 10,
         "bob's claim of a {} sat HTLC gave him {claimed_sat} sat",
@@ -361,6 +367,9 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
     })?;
     let again_txid = again["txid"].as_str().context("a claim without txid")?;
     let again_sat = wallet_output(bob, again_txid)?;
+    bob.wait_cli(&["listfunds"], "the claim counted once", WAIT, |funds| {
+        (funds["pending_sweep_sat"].as_u64() == Some(bob_sweeps_before)).then_some(())
+    })?;
     let fee_bump_allowance = net.capacity_sat / 200;
     ensure!(
         again_sat <= claimed_sat && claimed_sat - again_sat <= fee_bump_allowance,

@@ -238,6 +238,19 @@ impl OnchainWallet {
             .collect()
     }
 
+    /// Whether the wallet knows `txid` as a transaction that pays it and spends none of its
+    /// outputs: a claim LDK made straight to a wallet address (an HTLC taken from the peer's
+    /// commitment, a justice transaction), as opposed to one the wallet funded (a fee bump,
+    /// whose change comes back) or a payment from someone else.
+    pub fn is_claim_paying_wallet(&self, txid: bitcoin::Txid) -> bool {
+        let state = self.lock();
+        let Some(tx) = state.wallet.get_tx(txid) else {
+            return false;
+        };
+        let (sent, received) = state.wallet.sent_and_received(&tx.tx_node.tx);
+        sent == Amount::ZERO && received > Amount::ZERO
+    }
+
     /// The height of the last block the wallet has seen.
     pub fn sync_height(&self) -> u32 {
         self.lock().wallet.latest_checkpoint().height()

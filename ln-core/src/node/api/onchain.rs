@@ -63,6 +63,40 @@ fn pending_sweep_of(balance: &lightning::chain::channelmonitor::Balance) -> u64 
     }
 }
 
+/// The confirmation heights at which LDK stops listing the claims among `relevant_txids` (a
+/// monitor's transactions awaiting `ANTI_REORG_DELAY` confirmations) that pay our wallet.
+fn claims_paying_wallet(
+    relevant_txids: &[(bitcoin::Txid, u32, Option<bitcoin::BlockHash>)],
+    pays_wallet: impl Fn(bitcoin::Txid) -> bool,
+) -> Vec<u32> {
+    use lightning::chain::channelmonitor::ANTI_REORG_DELAY;
+    relevant_txids
+        .iter()
+        .filter(|(txid, _, _)| pays_wallet(*txid))
+        .map(|(_, height, _)| height + ANTI_REORG_DELAY - 1)
+        .collect()
+}
+
+/// Whether `balance` is LDK's view of a claim that already paid our wallet: LDK keeps an HTLC
+/// claimed from the peer's commitment, or a justice transaction's take, as "awaiting
+/// confirmations" for 6 blocks after the claim confirmed, while the wallet counts the claim's
+/// output from its first confirmation. (Our own commitment's outputs, and HTLCs claimed from it,
+/// wait for `to_self_delay` and go through the sweeper: they never pay the wallet directly.)
+fn awaits_a_claim_in(
+    balance: &lightning::chain::channelmonitor::Balance,
+    claim_heights: &[u32],
+) -> bool {
+    use lightning::chain::channelmonitor::{Balance, BalanceSource};
+    matches!(
+        balance,
+        Balance::ClaimableAwaitingConfirmations {
+            confirmation_height,
+            source: BalanceSource::Htlc | BalanceSource::CounterpartyForceClosed,
+            ..
+        } if claim_heights.contains(confirmation_height)
+    )
+}
+
 impl Node {
     /// The transactions LDK published lately (funding, commitments, HTLC claims, sweeps; at most
     /// the last 256 broadcasts, rebroadcasts included), oldest first, each with the chain node's
@@ -92,13 +126,33 @@ impl Node {
                 confirmations: o.confirmations,
             })
             .collect();
-        let open: Vec<_> = self.inner.channel_manager.list_channels();
-        let open_refs: Vec<_> = open.iter().collect();
-        let balances = self.inner.chain_monitor.get_claimable_balances(&open_refs);
-        let pending_sweep_sat = balances
-            .iter()
-            .map(pending_sweep_of)
-            .sum::<u64>()
+        let open: Vec<_> = self
+            .inner
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .map(|c| c.channel_id)
+            .collect();
+        let chain_monitor = &self.inner.chain_monitor;
+        let mut closed_channels_sat = 0u64;
+        for channel_id in chain_monitor.list_monitors() {
+            if open.contains(&channel_id) {
+                continue;
+            }
+            let Ok(monitor) = chain_monitor.get_monitor(channel_id) else {
+                continue;
+            };
+            let claims_in_wallet = claims_paying_wallet(&monitor.get_relevant_txids(), |txid| {
+                wallet.is_claim_paying_wallet(txid)
+            });
+            closed_channels_sat += monitor
+                .get_claimable_balances()
+                .iter()
+                .filter(|balance| !awaits_a_claim_in(balance, &claims_in_wallet))
+                .map(pending_sweep_of)
+                .sum::<u64>();
+        }
+        let pending_sweep_sat = closed_channels_sat
             + self
                 .inner
                 .sweeper
@@ -200,7 +254,7 @@ fn descriptor_value(descriptor: &lightning::sign::SpendableOutputDescriptor) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::pending_sweep_of;
+    use super::{awaits_a_claim_in, claims_paying_wallet, pending_sweep_of};
     use lightning::chain::channelmonitor::Balance;
     use lightning::types::payment::PaymentHash;
 
@@ -237,5 +291,48 @@ mod tests {
             pending_sweep_of(&awaiting(BalanceSource::HolderForceClosed)),
             44_998_326
         );
+    }
+
+    #[test]
+    fn an_htlc_claimed_straight_to_the_wallet_is_counted_by_the_wallet_alone() {
+        use bitcoin::hashes::Hash;
+        use lightning::chain::channelmonitor::BalanceSource;
+        let commitment = bitcoin::Txid::from_byte_array([1; 32]);
+        let claim = bitcoin::Txid::from_byte_array([2; 32]);
+        // bob's claim of alice's commitment (confirmed at 255) confirmed at 256; LDK lists
+        // it as awaiting confirmations until 256 + 5, the commitment's to_remote until 260.
+        let relevant = [(commitment, 255, None), (claim, 256, None)];
+        let claims = claims_paying_wallet(&relevant, |txid| txid == claim);
+        assert_eq!(claims, [261]);
+        let awaiting = |confirmation_height, source| Balance::ClaimableAwaitingConfirmations {
+            amount_satoshis: 5_000_000,
+            confirmation_height,
+            source,
+        };
+        assert!(awaits_a_claim_in(
+            &awaiting(261, BalanceSource::Htlc),
+            &claims
+        ));
+        // A justice transaction's take, also paid to the wallet.
+        assert!(awaits_a_claim_in(
+            &awaiting(261, BalanceSource::CounterpartyForceClosed),
+            &claims
+        ));
+        // The commitment's own output to us goes through the sweeper.
+        assert!(!awaits_a_claim_in(
+            &awaiting(260, BalanceSource::CounterpartyForceClosed),
+            &claims
+        ));
+        // An HTLC claimed from our own commitment waits for to_self_delay behind a transaction
+        // the wallet funded (its fee), which is not a claim paying the wallet.
+        let fee_bumped = claims_paying_wallet(&relevant, |_| false);
+        assert!(!awaits_a_claim_in(
+            &awaiting(256 + 143, BalanceSource::Htlc),
+            &fee_bumped
+        ));
+        assert!(!awaits_a_claim_in(
+            &awaiting(261, BalanceSource::HolderForceClosed),
+            &claims
+        ));
     }
 }
