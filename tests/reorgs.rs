@@ -242,20 +242,21 @@ fn force_close_through_reorgs(net: &ThreeNodes, channel_id: &str, depth: u32) ->
 
 /// The transaction among `txs` (decoded, as `getblock <hash> 2` or `getrawtransaction <txid> 1`
 /// give them) that spends an output of `commitment` with `preimage` in its witness: an HTLC
-/// claimed on chain with its preimage. Returns it and the output it spends.
+/// claimed on chain with its preimage.
 fn preimage_claim<'a>(
     txs: impl IntoIterator<Item = &'a Value>,
     commitment: &str,
     preimage: &str,
-) -> Option<(&'a Value, u64)> {
-    txs.into_iter().find_map(|tx| {
-        let input = tx["vin"].as_array()?.iter().find(|input| {
-            input["txid"] == commitment
-                && input["txinwitness"]
-                    .as_array()
-                    .is_some_and(|items| items.iter().any(|item| item == preimage))
-        })?;
-        Some((tx, input["vout"].as_u64()?))
+) -> Option<&'a Value> {
+    txs.into_iter().find(|tx| {
+        tx["vin"].as_array().is_some_and(|inputs| {
+            inputs.iter().any(|input| {
+                input["txid"] == commitment
+                    && input["txinwitness"]
+                        .as_array()
+                        .is_some_and(|items| items.iter().any(|item| item == preimage))
+            })
+        })
     })
 }
 
@@ -323,7 +324,7 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
                 .filter_map(Value::as_str)
                 .map(|txid| chain.cli_json(&["getrawtransaction", txid, "1"]))
                 .collect::<Result<_, _>>()?;
-            if let Some((tx, _)) = preimage_claim(&mempool, &commitment, &preimage) {
+            if let Some(tx) = preimage_claim(&mempool, &commitment, &preimage) {
                 break tx.clone();
             }
             ensure!(
@@ -334,13 +335,17 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
     };
+    // bob's wallet holds the claim's output, which is not also on its way back.
+    let claim_counted_once = |txid: &str| -> Result<u64> {
+        let claimed_sat = wallet_output(bob, txid)?;
+        bob.wait_cli(&["listfunds"], "the claim counted once", WAIT, |funds| {
+            (funds["pending_sweep_sat"].as_u64() == Some(bob_sweeps_before)).then_some(())
+        })?;
+        Ok(claimed_sat)
+    };
     let claim_txid = claim["txid"].as_str().context("a claim without txid")?;
     mine(chain, 1, &[alice, bob])?;
-    let claimed_sat = wallet_output(bob, claim_txid)?;
-    // The claim paid bob's wallet: it is not also on its way back.
-    bob.wait_cli(&["listfunds"], "the claim counted once", WAIT, |funds| {
-        (funds["pending_sweep_sat"].as_u64() == Some(bob_sweeps_before)).then_some(())
-    })?;
+    let claimed_sat = claim_counted_once(claim_txid)?;
     ensure!(
         claimed_sat <= amount_msat / 1000 && claimed_sat > amount_msat / 1000 * 9 / 10,
         "bob's claim of a {} sat HTLC gave him {claimed_sat} sat",
@@ -357,7 +362,7 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
     reorg(net, depth, &[alice, bob])?;
     let first_new = chain.cli(&["getblockhash", &(fork + 1).to_string()])?;
     let block = chain.cli_json(&["getblock", &first_new, "2"])?;
-    let (again, _) = preimage_claim(
+    let again = preimage_claim(
         block["tx"].as_array().context("a block without tx")?,
         &commitment,
         &preimage,
@@ -366,10 +371,7 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
         format!("no preimage claim of {commitment} in the new branch's first block: {block}")
     })?;
     let again_txid = again["txid"].as_str().context("a claim without txid")?;
-    let again_sat = wallet_output(bob, again_txid)?;
-    bob.wait_cli(&["listfunds"], "the claim counted once", WAIT, |funds| {
-        (funds["pending_sweep_sat"].as_u64() == Some(bob_sweeps_before)).then_some(())
-    })?;
+    let again_sat = claim_counted_once(again_txid)?;
     let fee_bump_allowance = net.capacity_sat / 200;
     ensure!(
         again_sat <= claimed_sat && claimed_sat - again_sat <= fee_bump_allowance,
