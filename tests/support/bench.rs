@@ -51,6 +51,84 @@ impl Default for Options {
     }
 }
 
+/// What a workload pays, over and over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Keysends from alice to bob, over their channel.
+    KeysendToBob,
+    /// Invoices of bob, made beforehand (not timed), paid by alice, one each.
+    InvoicesOfBob,
+    /// Keysends from alice through bob to carol.
+    KeysendToCarol,
+}
+
+impl WorkloadKind {
+    /// The workload's name in the figures: what was paid, how.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::KeysendToBob => "keysend A->B",
+            Self::InvoicesOfBob => "pay A->B",
+            Self::KeysendToCarol => "keysend A->B->C",
+        }
+    }
+}
+
+/// One measured run of payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    /// What is paid.
+    pub kind: WorkloadKind,
+    /// How many payments.
+    pub payments: usize,
+    /// How many of them are in flight at once.
+    pub in_flight: usize,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} payments, {} in flight",
+            self.kind.name(),
+            self.payments,
+            self.in_flight
+        )
+    }
+}
+
+/// The workloads `options` asks for, in the order they are run: keysends to
+/// bob at each level of concurrency, then invoices of bob and keysends to carol at 1 and 25.
+pub fn workloads(options: &Options) -> Vec<Workload> {
+    let mut workloads: Vec<Workload> = options
+        .concurrency
+        .iter()
+        .map(|&in_flight| Workload {
+            kind: WorkloadKind::KeysendToBob,
+            payments: options.payments,
+            in_flight,
+        })
+        .collect();
+    let payments = options.other_payments.unwrap_or(options.payments);
+    if payments > 0 {
+        for kind in [WorkloadKind::InvoicesOfBob, WorkloadKind::KeysendToCarol] {
+            workloads.extend([1, 25].map(|in_flight| Workload {
+                kind,
+                payments,
+                in_flight,
+            }));
+        }
+    }
+    workloads
+}
+
+/// The keysends before the measured workloads, on each node: the first payments over a channel
+/// pay for things done once (routes, scorer, connections' buffers) that no workload should.
+pub const WARM_UP: Workload = Workload {
+    kind: WorkloadKind::KeysendToBob,
+    payments: 20,
+    in_flight: 1,
+};
+
 /// One workload's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct PaymentFigures {
@@ -72,6 +150,47 @@ pub struct PaymentFigures {
     pub max_ms: f64,
     /// The first failure's text, if any.
     pub first_failure: Option<String>,
+}
+
+impl PaymentFigures {
+    /// The figures of `workload` from each payment's outcome (its latency, or why it failed),
+    /// made in `wall` time.
+    pub fn new(
+        workload: &Workload,
+        outcomes: impl IntoIterator<Item = std::result::Result<Duration, String>>,
+        wall: Duration,
+    ) -> Self {
+        let mut latencies = Vec::new();
+        let mut failed = 0;
+        let mut first_failure = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(latency) => latencies.push(latency),
+                Err(failure) => {
+                    failed += 1;
+                    first_failure.get_or_insert(failure);
+                }
+            }
+        }
+        // A payment that never reported back (a worker that died) failed too.
+        let unreported = workload.payments.saturating_sub(latencies.len() + failed);
+        if unreported > 0 {
+            failed += unreported;
+            first_failure.get_or_insert_with(|| format!("{unreported} payments never ended"));
+        }
+        latencies.sort();
+        Self {
+            workload: workload.kind.name().to_owned(),
+            in_flight: workload.in_flight,
+            payments: workload.payments,
+            failed,
+            payments_per_sec: latencies.len() as f64 / wall.as_secs_f64().max(1e-9),
+            p50_ms: percentile_ms(&latencies, 50.0),
+            p99_ms: percentile_ms(&latencies, 99.0),
+            max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            first_failure,
+        }
+    }
 }
 
 /// Everything one run measured.
@@ -157,19 +276,18 @@ enum Payment {
     Invoices(Arc<Vec<String>>),
 }
 
-/// Makes `options.payments` payments from `payer`, `in_flight` at a time.
+/// Makes `workload.payments` payments from `payer`, `workload.in_flight` at a time.
 async fn pay_many(
     payer: &RpcClient,
     payment: Payment,
     amount_msat: u64,
-    payments: usize,
-    in_flight: usize,
-    workload: &str,
+    workload: &Workload,
 ) -> PaymentFigures {
+    let payments = workload.payments;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..in_flight.max(1) {
+    for _ in 0..workload.in_flight.max(1) {
         let (payer, payment, next) = (payer.clone(), payment.clone(), Arc::clone(&next));
         workers.push(tokio::spawn(async move {
             let mut results: Vec<std::result::Result<Duration, String>> = Vec::new();
@@ -199,34 +317,11 @@ async fn pay_many(
             }
         }));
     }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    let mut first_failure = None;
+    let mut outcomes = Vec::new();
     for worker in workers {
-        let results = worker.await.unwrap_or_default();
-        for result in results {
-            match result {
-                Ok(latency) => latencies.push(latency),
-                Err(failure) => {
-                    failed += 1;
-                    first_failure.get_or_insert(failure);
-                }
-            }
-        }
+        outcomes.extend(worker.await.unwrap_or_default());
     }
-    let wall = started.elapsed();
-    latencies.sort();
-    PaymentFigures {
-        workload: workload.to_owned(),
-        in_flight,
-        payments,
-        failed,
-        payments_per_sec: latencies.len() as f64 / wall.as_secs_f64().max(1e-9),
-        p50_ms: percentile_ms(&latencies, 50.0),
-        p99_ms: percentile_ms(&latencies, 99.0),
-        max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        first_failure,
-    }
+    PaymentFigures::new(workload, outcomes, started.elapsed())
 }
 
 /// The `p`th percentile (nearest rank) of sorted `latencies`, ms.
@@ -307,6 +402,8 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let workloads = workloads(options);
+    let amount_msat = options.amount_msat;
     let figures = runtime.block_on(async {
         let alice_rpc = RpcClient::new(alice)?;
         let bob_rpc = RpcClient::new(bob)?;
@@ -316,50 +413,19 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         let to_carol = Payment::Keysend {
             destination: net.ids[CAROL].clone(),
         };
-        let amount = options.amount_msat;
-        let n = options.payments;
-        progress("warming up: 20 keysends alice -> bob");
-        pay_many(&alice_rpc, to_bob.clone(), amount, 20, 1, "warm-up").await;
+        progress("xln: warming up: 20 keysends alice -> bob");
+        pay_many(&alice_rpc, to_bob.clone(), amount_msat, &WARM_UP).await;
         let mut figures = Vec::new();
-        for &k in &options.concurrency {
-            progress(&format!(
-                "keysend alice -> bob: {n} payments, {k} in flight"
-            ));
-            figures.push(pay_many(&alice_rpc, to_bob.clone(), amount, n, k, "keysend A->B").await);
-        }
-        let n = options.other_payments.unwrap_or(n);
-        for k in [1, 25].into_iter().filter(|_| n > 0) {
-            progress(&format!(
-                "invoices of bob paid by alice: {n}, {k} in flight"
-            ));
-            let bolt11s = Arc::new(invoices(&bob_rpc, n, amount).await?);
-            figures.push(
-                pay_many(
-                    &alice_rpc,
-                    Payment::Invoices(bolt11s),
-                    amount,
-                    n,
-                    k,
-                    "pay A->B",
-                )
-                .await,
-            );
-        }
-        for k in [1, 25].into_iter().filter(|_| n > 0) {
-            progress(&format!(
-                "keysend alice -> bob -> carol: {n}, {k} in flight"
-            ));
-            figures.push(
-                pay_many(
-                    &alice_rpc,
-                    to_carol.clone(),
-                    amount,
-                    n,
-                    k,
-                    "keysend A->B->C",
-                )
-                .await,
-            );
+        for workload in &workloads {
+            progress(&format!("xln: {workload}"));
+            let payment = match workload.kind {
+                WorkloadKind::KeysendToBob => to_bob.clone(),
+                WorkloadKind::InvoicesOfBob => Payment::Invoices(Arc::new(
+                    invoices(&bob_rpc, workload.payments, amount_msat).await?,
+                )),
+                WorkloadKind::KeysendToCarol => to_carol.clone(),
+            };
+            figures.push(pay_many(&alice_rpc, payment, amount_msat, workload).await);
         }
         anyhow::Ok(figures)
     })?;
