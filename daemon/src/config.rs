@@ -83,6 +83,10 @@ pub struct Flags {
     /// payment through or to the node takes that much longer per hop) [default: none]
     #[arg(long, env = "XLN_HTLC_BATCHING")]
     pub htlc_batching: Option<String>,
+    /// How often the chain node is asked for new blocks, in milliseconds, 100 to 60000. Fee
+    /// estimates are refreshed with every new block (and every minute) [default: 2000]
+    #[arg(long, env = "XLN_BLOCK_POLL_INTERVAL_MS")]
+    pub block_poll_interval_ms: Option<u64>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -110,7 +114,14 @@ pub(crate) struct FileConfig {
     max_accepted_htlcs: Option<u16>,
     intercept_timeout_secs: Option<u64>,
     htlc_batching: Option<String>,
+    block_poll_interval_ms: Option<u64>,
 }
+
+/// How often xlnd asks the chain node for new blocks unless told otherwise, ms.
+const DEFAULT_BLOCK_POLL_INTERVAL_MS: u64 = 2000;
+/// The allowed range of `block-poll-interval-ms`: more often than every 100 ms only loads the
+/// chain node; less often than every minute leaves the node behind the chain.
+const BLOCK_POLL_INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
 /// The longest time limit on intercepted HTLCs, seconds: a week. Longer holds lock the payer's
 /// funds for longer than any LSP or gateway decision takes.
@@ -154,6 +165,8 @@ pub struct Config {
     pub intercept_timeout: Option<std::time::Duration>,
     /// When received HTLCs are forwarded or offered to the payee.
     pub htlc_batching: HtlcBatching,
+    /// How often the chain node is asked for new blocks.
+    pub block_poll_interval: std::time::Duration,
 }
 
 impl Config {
@@ -265,6 +278,17 @@ impl Config {
             Some("ldk") => HtlcBatching::Ldk,
             Some(other) => bail!("htlc-batching is {other:?}; it must be \"none\" or \"ldk\""),
         };
+        let block_poll_interval_ms = flags
+            .block_poll_interval_ms
+            .or(file.block_poll_interval_ms)
+            .unwrap_or(DEFAULT_BLOCK_POLL_INTERVAL_MS);
+        if !BLOCK_POLL_INTERVAL_MS.contains(&block_poll_interval_ms) {
+            bail!(
+                "block-poll-interval-ms is {block_poll_interval_ms}; it must be {} to {}",
+                BLOCK_POLL_INTERVAL_MS.start(),
+                BLOCK_POLL_INTERVAL_MS.end()
+            );
+        }
         Ok(Self {
             datadir,
             params,
@@ -279,6 +303,7 @@ impl Config {
             max_accepted_htlcs,
             intercept_timeout,
             htlc_batching,
+            block_poll_interval: std::time::Duration::from_millis(block_poll_interval_ms),
         })
     }
 }
@@ -449,6 +474,35 @@ mod tests {
             error.as_deref(),
             Some("htlc-batching is \"sometimes\"; it must be \"none\" or \"ldk\"")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn block_poll_interval_defaults_to_2_s_and_refuses_what_is_out_of_range() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        assert_eq!(
+            Config::resolve(flags(dir.path()))?.block_poll_interval,
+            std::time::Duration::from_secs(2)
+        );
+        std::fs::write(
+            dir.path().join("xln.toml"),
+            "block_poll_interval_ms = 250\n",
+        )?;
+        assert_eq!(
+            Config::resolve(flags(dir.path()))?.block_poll_interval,
+            std::time::Duration::from_millis(250)
+        );
+        for bad in [0, 99, 60_001] {
+            let mut f = flags(dir.path());
+            f.block_poll_interval_ms = Some(bad);
+            let error = Config::resolve(f).err().map(|e| format!("{e:#}"));
+            assert_eq!(
+                error,
+                Some(format!(
+                    "block-poll-interval-ms is {bad}; it must be 100 to 60000"
+                ))
+            );
+        }
         Ok(())
     }
 

@@ -75,6 +75,7 @@ async fn run(flags: Flags) -> Result<()> {
         .max_accepted_htlcs(config.max_accepted_htlcs)
         .intercept_timeout(config.intercept_timeout)
         .htlc_batching(config.htlc_batching)
+        .poll_interval(config.block_poll_interval)
         .crash_point(dev_crash_point()?)
         .slow_disk(dev_slow_disk()?)
         .full_disk_flag(dev_file("XLN_DEV_FULL_DISK_FLAG"))
