@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use bitcoin::{Amount, OutPoint, TxOut};
-use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
-use ln_core::chain::fees::{finalize, ALL_CONFIRMATION_TARGETS};
+use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
+use ln_core::chain::fees::{finalize, follows_estimate, ALL_CONFIRMATION_TARGETS};
 use ln_core::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
 use ln_core::{ChainParams, ChainSource};
 use xln_tests::test_key::{fund, TestKey};
@@ -57,6 +57,34 @@ async fn fee_estimator_answers_every_target_at_or_above_the_floor_and_survives_n
         .map(|t| u64::from(estimator.get_est_sat_per_1000_weight(*t)))
         .collect();
     assert_eq!(after, table);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fee_spike_multiplies_the_estimates_and_leaves_the_relay_floor_alone() -> Result<()> {
+    let (_bitcoind, source) = node().await?;
+    let params = source.params().clone();
+    let spike = tempfile::NamedTempFile::new()?;
+    std::fs::write(spike.path(), "20")?;
+    let estimator =
+        ChainFeeEstimator::new(source.clone()).with_fee_spike_file(Some(spike.path().to_owned()));
+    estimator.refresh().await?;
+    for target in ALL_CONFIRMATION_TARGETS {
+        let unspiked = source.fee_rate(target).await?.to_sat_per_kwu();
+        let expected = if follows_estimate(&params, target) {
+            unspiked * 20
+        } else {
+            unspiked
+        };
+        let answer = u64::from(estimator.get_est_sat_per_1000_weight(target));
+        assert_eq!(answer, expected, "{target:?}");
+    }
+    // An anchor channel's peer may keep any feerate that relays, spike or not.
+    let anchor_minimum = ConfirmationTarget::MinAllowedAnchorChannelRemoteFee;
+    assert_eq!(
+        u64::from(estimator.get_est_sat_per_1000_weight(anchor_minimum)),
+        params.relay_feerate_floor().to_sat_per_kwu()
+    );
     Ok(())
 }
 

@@ -42,7 +42,8 @@ impl ChainFeeEstimator {
 
     /// Multiplies every estimate of the chain's node by the whole number written in `file`, while
     /// that file exists (read at each refresh): a fee spike for tests of how channels ride one
-    /// out. Never set it in normal operation.
+    /// out. Targets held at the relay floor ([`fees::follows_estimate`]) stay there, as in a
+    /// real spike. Never set it in normal operation.
     pub fn with_fee_spike_file(mut self, file: Option<PathBuf>) -> Self {
         self.fee_spike_file = file;
         self
@@ -67,10 +68,16 @@ impl ChainFeeEstimator {
 
     /// Asks the chain's node for every target. On error the previous table is kept.
     pub async fn refresh(&self) -> Result<(), ChainSourceError> {
-        let factor = self.spike_factor();
+        let spike = self.spike_factor();
+        let params = self.source.params();
         let mut fresh = [0u32; ALL_CONFIRMATION_TARGETS.len()];
         for (slot, target) in fresh.iter_mut().zip(ALL_CONFIRMATION_TARGETS) {
             let rate = self.source.fee_rate(target).await?;
+            let factor = if fees::follows_estimate(params, target) {
+                spike
+            } else {
+                1
+            };
             *slot = to_sat_per_kw(rate.checked_mul(factor).unwrap_or(bitcoin::FeeRate::MAX));
         }
         match self.sat_per_kw.write() {

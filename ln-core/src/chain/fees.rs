@@ -117,9 +117,33 @@ pub fn floor(params: &ChainParams, target: ConfirmationTarget) -> FeeRate {
     }
 }
 
+/// Whether `target`'s feerate moves with the chain node's estimate. Two do not:
+/// `MinAllowedAnchorChannelRemoteFee`, always the relay floor (see [`finalize`]), and
+/// `MinAllowedNonAnchorChannelRemoteFee` on a chain whose
+/// [`ChainParams::min_allowed_remote_feerate`] is [`MinAllowedRemoteFeerate::Floor`]. A fee
+/// spike moves estimates, never the relay floor.
+pub fn follows_estimate(params: &ChainParams, target: ConfirmationTarget) -> bool {
+    match target {
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => false,
+        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => {
+            params.min_allowed_remote_feerate == MinAllowedRemoteFeerate::BelowEstimate
+        }
+        _ => true,
+    }
+}
+
 /// The feerate to use for `target`, given the node's estimate (`None` when it has none): the
-/// estimate, or the chain's documented fallback, never below [`floor`]. The
-/// `MinAllowed*ChannelRemoteFee` targets follow [`ChainParams::min_allowed_remote_feerate`].
+/// estimate, or the chain's documented fallback, never below [`floor`].
+///
+/// `MinAllowedAnchorChannelRemoteFee` is the chain's relay floor whatever the estimate. LDK
+/// force-closes a channel whose opener keeps its commitment feerate below the lowest value of
+/// this target over the last 144 blocks; on an anchor channel the commitment only has to enter
+/// the mempool, and its anchor pays for it to confirm (LDK's own advice for this target). Tying
+/// it to the estimate, as LDK Node does, force-closes every channel opened by a peer whose
+/// estimator lags ours through a day-long fee spike: LDK Node and LND peers at their usual
+/// commitment feerates, for one. `MinAllowedNonAnchorChannelRemoteFee` follows
+/// [`ChainParams::min_allowed_remote_feerate`]: without anchors the commitment's own fee is all
+/// it will ever pay.
 pub fn finalize(
     params: &ChainParams,
     target: ConfirmationTarget,
@@ -127,8 +151,8 @@ pub fn finalize(
 ) -> FeeRate {
     let fallbacks = &params.fallback_feerates;
     let chosen = match target {
-        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
-        | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => {
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => params.relay_feerate_floor(),
+        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => {
             match params.min_allowed_remote_feerate {
                 MinAllowedRemoteFeerate::BelowEstimate => estimate
                     .map(|rate| {
@@ -204,6 +228,36 @@ mod tests {
         let rate = finalize(&params, target, Some(FeeRate::from_sat_per_kwu(2_000)));
         assert_eq!(rate, FeeRate::from_sat_per_kwu(1_750));
         assert_eq!(finalize(&params, target, None), params.fee_floor());
+    }
+
+    #[test]
+    fn an_anchor_channel_peer_may_keep_any_feerate_that_relays() {
+        for params in [
+            ChainParams::bitcoin_mainnet(),
+            ChainParams::bitcoin_regtest(),
+        ] {
+            let target = ConfirmationTarget::MinAllowedAnchorChannelRemoteFee;
+            for estimate in [None, Some(FeeRate::from_sat_per_kwu(50_000))] {
+                assert_eq!(
+                    finalize(&params, target, estimate),
+                    params.relay_feerate_floor()
+                );
+            }
+            assert!(!follows_estimate(&params, target));
+            assert!(follows_estimate(
+                &params,
+                ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee
+            ));
+            assert!(follows_estimate(
+                &params,
+                ConfirmationTarget::AnchorChannelFee
+            ));
+        }
+        let qtum = ChainParams::qtum_regtest();
+        assert!(!follows_estimate(
+            &qtum,
+            ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee
+        ));
     }
 
     #[test]

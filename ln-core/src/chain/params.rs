@@ -153,8 +153,10 @@ pub struct FallbackFeerates {
     pub background: FeeRate,
 }
 
-/// How low a feerate a channel peer may keep before LDK force-closes the channel: what
-/// [`fees::finalize`](super::fees::finalize) answers for the `MinAllowed*ChannelRemoteFee` targets.
+/// How low a feerate a channel peer may keep on a channel without anchors before LDK
+/// force-closes it: what [`fees::finalize`](super::fees::finalize) answers for
+/// `MinAllowedNonAnchorChannelRemoteFee` (an anchor channel's peer may always go down to the
+/// relay floor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MinAllowedRemoteFeerate {
     /// A little below the node's current estimate (LDK Node's rule), or
