@@ -159,9 +159,10 @@ fn a_revoked_commitment_loses_the_cheaters_whole_balance(
     tracing::info!(gained, fair_bob_sat, old_alice_sat, checked, "justice done");
 
     // Alice gets nothing of the channel back, also once her to_self_delay is over: the output
-    // she would sweep is bob's now. (Her node still lists it as a pending sweep: LDK's monitor
-    // of the revoked commitment does not know the output was taken. That is the cheater's
-    // problem, and it shows only on the cheater's node.)
+    // she would sweep is bob's now. Nor does her node count it as on its way back any longer:
+    // LDK hands it over to be swept when her to_self_delay is over, and xlnd sees it is spent
+    // already. (Until then LDK's monitor of the revoked commitment lists it as awaiting its
+    // delay: it does not know the output was taken.)
     alice.restart()?;
     mine(&net.chain_node, MARGIN_BLOCKS + 6, &[alice, bob, carol])?;
     let alice_onchain_after = confirmed_sat(alice)?;
@@ -170,6 +171,12 @@ fn a_revoked_commitment_loses_the_cheaters_whole_balance(
         "alice got {} sat back from the channel she cheated in",
         alice_onchain_after - alice_onchain_before
     );
+    alice.wait_cli(
+        &["listfunds"],
+        "nothing of the cheated channel in alice's pending_sweep_sat",
+        xln_tests::steps::WAIT,
+        |funds| (funds["pending_sweep_sat"].as_u64() == Some(0)).then_some(()),
+    )?;
     ensure!(net.ids[ALICE] != net.ids[BOB]);
     Ok(())
 }

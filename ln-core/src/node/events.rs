@@ -416,6 +416,10 @@ impl NodeInner {
                 outputs,
                 channel_id,
             } => {
+                let outputs = self.not_taken_by_the_peer(outputs, channel_id).await;
+                if outputs.is_empty() {
+                    return Ok(());
+                }
                 if let Err(()) = self
                     .sweeper
                     .track_spendable_outputs(outputs, channel_id, true, None)
@@ -452,6 +456,55 @@ impl NodeInner {
             }
         }
         Ok(())
+    }
+
+    /// `outputs` less those the peer already took on chain. Only the peer's revocation key can
+    /// spend one of our outputs before we sweep it: the output is our balance in a commitment
+    /// this node should never have published (it ran from an old backup), and the peer's justice
+    /// transaction took it. LDK still hands it over once `to_self_delay` has passed; tracked, the
+    /// sweeper would try to spend it for ever and `listfunds` would count it in
+    /// `pending_sweep_sat` for ever. An output the sweeper already tracks (this event replayed
+    /// after a restart) stays, whatever its state; so does any output whose state the chain node
+    /// cannot tell now (tracking one more output than needed only costs a failed sweep attempt).
+    async fn not_taken_by_the_peer(
+        &self,
+        outputs: Vec<lightning::sign::SpendableOutputDescriptor>,
+        channel_id: Option<lightning::ln::types::ChannelId>,
+    ) -> Vec<lightning::sign::SpendableOutputDescriptor> {
+        let tracked: Vec<bitcoin::OutPoint> = self
+            .sweeper
+            .tracked_spendable_outputs()
+            .iter()
+            .map(|output| {
+                output
+                    .descriptor
+                    .spendable_outpoint()
+                    .into_bitcoin_outpoint()
+            })
+            .collect();
+        let mut kept = Vec::with_capacity(outputs.len());
+        for descriptor in outputs {
+            let outpoint = descriptor.spendable_outpoint().into_bitcoin_outpoint();
+            if tracked.contains(&outpoint) {
+                kept.push(descriptor);
+                continue;
+            }
+            match self.source.unspent_output(&outpoint).await {
+                Ok(None) => {
+                    tracing::warn!(
+                        %outpoint,
+                        ?channel_id,
+                        "an output of a closed channel is already spent by the peer, so it will not be swept: its justice transaction took this node's balance of a revoked commitment (was the node run from an old backup of its datadir?)"
+                    );
+                }
+                Ok(Some(_)) => kept.push(descriptor),
+                Err(error) => {
+                    tracing::debug!(%outpoint, %error, "the chain node cannot tell whether an output to sweep is unspent; tracking it");
+                    kept.push(descriptor);
+                }
+            }
+        }
+        kept
     }
 
     /// Marks unpaid invoices past their expiry as expired.
