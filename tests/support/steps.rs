@@ -34,6 +34,18 @@ pub fn mine(chain: &Bitcoind, blocks: u32, nodes: &[&Xlnd]) -> Result<()> {
     )
 }
 
+/// Mines `blocks` one at a time, each taken in by `nodes` before the next is mined: blocks as a
+/// live network brings them. A node catching up on many blocks at once tells LDK only of those
+/// that concern its channels and of the tip, so what LDK counts in blocks it was told of (the
+/// 144 blocks of feerates after which it closes a channel whose peer keeps too low a feerate)
+/// moves on only with blocks mined this way.
+pub fn mine_one_at_a_time(chain: &Bitcoind, blocks: u32, nodes: &[&Xlnd]) -> Result<()> {
+    for _ in 0..blocks {
+        mine(chain, 1, nodes)?;
+    }
+    Ok(())
+}
+
 /// Waits until every one of `nodes` reports `target` as its block height (`getinfo`).
 pub fn at_height(nodes: &[&Xlnd], target: u64, what: &str, wait: Duration) -> Result<()> {
     for node in nodes {

@@ -69,7 +69,11 @@ impl Drop for NodesDir {
                 let kept = dir.keep();
                 let _ = std::io::Write::write_all(
                     &mut std::io::stderr(),
-                    format!("xln-tests: kept the xlnd datadirs in {}\n", kept.display()).as_bytes(),
+                    format!(
+                        "xln-tests: kept the nodes' directories in {}\n",
+                        kept.display()
+                    )
+                    .as_bytes(),
                 );
             }
         }

@@ -11,27 +11,24 @@
 //! event, grows) and wakes the payer waiting for that payment.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use ldk_node::bitcoin::{Network, Txid};
+use ldk_node::bitcoin::Txid;
 use ldk_node::lightning::ln::channelmanager::PaymentId;
-use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning::routing::gossip::NodeId;
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
-use ldk_node::logger::LogLevel;
-use ldk_node::{Builder, ChannelDetails, Event, Node, NodeError};
+use ldk_node::{ChannelDetails, Event, Node, NodeError};
 use ln_core::node::ChannelPolicy;
 use ln_core::ChainParams;
-use tokio::sync::watch;
 
 use super::{PaymentFigures, Workload, WorkloadKind, WARM_UP};
-use crate::three_nodes::{ALICE, BOB, CAROL};
+use crate::ldk_node_peer::{self, EventThread};
+
+use crate::three_nodes::{NodesDir, ALICE, BOB, CAROL};
 use crate::Bitcoind;
 
 /// How long setting up waits for the nodes at each step.
@@ -100,52 +97,25 @@ pub fn measure(
 /// A, B and C, each with its event dispatcher.
 struct LdkNodes {
     // Declared (so dropped) first: the dispatchers hold the nodes.
-    dispatchers: Vec<Dispatcher>,
+    dispatchers: Vec<EventThread>,
     /// A, B, C.
     nodes: [Arc<Node>; 3],
     /// How A's payments ended, from A's dispatcher.
     endings: Arc<Endings>,
-    dir: StorageDir,
+    dir: NodesDir,
 }
 
 impl LdkNodes {
     /// Builds and starts the three nodes on `chain`, each in a directory of its own.
     fn start(chain: &Bitcoind) -> Result<Self> {
-        let dir = StorageDir::new()?;
-        let cookie = std::fs::read_to_string(chain.cookie_file())
-            .with_context(|| format!("reading {}", chain.cookie_file().display()))?;
-        let (rpc_user, rpc_password) = cookie
-            .trim()
-            .split_once(':')
-            .context("bitcoind's cookie is not user:password")?;
+        let dir = NodesDir::new(
+            tempfile::Builder::new()
+                .prefix("xln-bench-ldk-node-")
+                .tempdir()
+                .context("creating LDK Node's storage directory")?,
+        );
         let start = |name: &str| -> Result<Arc<Node>> {
-            let mut builder = Builder::new();
-            builder
-                .set_network(Network::Regtest)
-                .set_storage_dir_path(dir.path().join(name).to_string_lossy().into_owned())
-                // Info, as xlnd in the bench: LDK Node's default, debug, writes many lines a
-                // payment.
-                .set_filesystem_logger(None, Some(LogLevel::Info))
-                .set_chain_source_bitcoind_rpc(
-                    "127.0.0.1".to_owned(),
-                    chain.rpc_port(),
-                    rpc_user.to_owned(),
-                    rpc_password.to_owned(),
-                )
-                .set_gossip_source_p2p();
-            // A listening address and an alias: LDK Node opens announced channels only with both.
-            builder
-                .set_listening_addresses(vec![SocketAddress::TcpIpV4 {
-                    addr: [127, 0, 0, 1],
-                    port: free_port()?,
-                }])
-                .context("setting LDK Node's listening address")?;
-            builder
-                .set_node_alias(format!("xln-bench-ldk-node-{name}"))
-                .context("setting LDK Node's alias")?;
-            let node = builder
-                .build()
-                .with_context(|| format!("building LDK Node {name}"))?;
+            let node = ldk_node_peer::build(chain, dir.path(), name)?;
             node.start()
                 .with_context(|| format!("starting LDK Node {name}"))?;
             Ok(Arc::new(node))
@@ -164,7 +134,7 @@ impl LdkNodes {
             } else {
                 Arc::new(Endings::default())
             };
-            dispatchers.push(Dispatcher::spawn(name, Arc::clone(node), endings)?);
+            dispatchers.push(dispatcher(name, Arc::clone(node), endings)?);
         }
         Ok(Self {
             dispatchers,
@@ -445,13 +415,6 @@ fn in_mempool(chain: &Bitcoind, txid: &Txid) -> Result<bool> {
         .is_some_and(|txids| txids.iter().any(|listed| *listed == txid.as_str())))
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// How A's payments ended, by payment id: the dispatcher reports each end, a payer waits for
 /// its payment's, whichever comes first.
 #[derive(Default)]
@@ -526,119 +489,28 @@ impl Endings {
     }
 }
 
-/// One node's event dispatcher: a thread that takes each event off the node's queue, reports
-/// payments' ends to its [`Endings`] and marks the event handled. Stopped and joined on drop.
-struct Dispatcher {
-    stop: Option<watch::Sender<bool>>,
-    thread: Option<JoinHandle<Result<()>>>,
-}
-
-impl Dispatcher {
-    fn spawn(name: &str, node: Arc<Node>, endings: Arc<Endings>) -> Result<Self> {
-        let (stop, stopped) = watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name(format!("ldk-node-{name}-events"))
-            .spawn(move || {
-                let dispatched = dispatch(&node, &endings, stopped);
-                if let Err(error) = &dispatched {
-                    endings.close(format!("the event dispatcher stopped: {error:#}"));
-                }
-                dispatched
-            })
-            .context("starting an event dispatcher thread")?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the thread and waits for it; its error, if it stopped on one.
-    fn stop(&mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
-            // An error means the thread has ended already.
-            let _ = stop.send(true);
-        }
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| anyhow!("an LDK Node event dispatcher panicked"))?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Dispatcher {
-    fn drop(&mut self) {
-        if let Err(error) = self.stop() {
-            tracing::warn!(error = %format!("{error:#}"), "LDK Node event dispatcher");
-        }
-    }
-}
-
-/// The dispatcher's loop, until `stopped` says so.
-fn dispatch(node: &Node, endings: &Endings, mut stopped: watch::Receiver<bool>) -> Result<()> {
-    // A runtime of its own to wait on the queue and the stop signal at once. `event_handled`
-    // is called outside it: it blocks on LDK Node's own runtime.
-    let waiter = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .context("building the event dispatcher's runtime")?;
-    loop {
-        let next = waiter.block_on(async {
-            tokio::select! {
-                event = node.next_event_async() => Some(event),
-                _ = stopped.changed() => None,
+/// One node's event dispatcher: reports payments' ends to its [`Endings`]; if it stops on an
+/// error, every payment still awaited fails with it.
+fn dispatcher(name: &str, node: Arc<Node>, endings: Arc<Endings>) -> Result<EventThread> {
+    let closing = Arc::clone(&endings);
+    EventThread::spawn(
+        name,
+        node,
+        move |event| {
+            let taken_at = Instant::now();
+            match event {
+                Event::PaymentSuccessful {
+                    payment_id: Some(payment_id),
+                    ..
+                } => endings.end(payment_id, Ok(taken_at)),
+                Event::PaymentFailed {
+                    payment_id: Some(payment_id),
+                    reason,
+                    ..
+                } => endings.end(payment_id, Err(format!("PaymentFailed: {reason:?}"))),
+                _ => {}
             }
-        });
-        let Some(event) = next else {
-            return Ok(());
-        };
-        let taken_at = Instant::now();
-        match event {
-            Event::PaymentSuccessful {
-                payment_id: Some(payment_id),
-                ..
-            } => endings.end(payment_id, Ok(taken_at)),
-            Event::PaymentFailed {
-                payment_id: Some(payment_id),
-                reason,
-                ..
-            } => endings.end(payment_id, Err(format!("PaymentFailed: {reason:?}"))),
-            _ => {}
-        }
-        node.event_handled()
-            .context("LDK Node could not mark an event handled")?;
-    }
-}
-
-/// The nodes' storage directories: deleted at the end, or kept (and named) with
-/// `XLN_KEEP_TEST_DIRS=1`, to read the nodes' logs.
-struct StorageDir(Option<tempfile::TempDir>);
-
-impl StorageDir {
-    fn new() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("xln-bench-ldk-node-")
-            .tempdir()
-            .context("creating LDK Node's storage directory")?;
-        Ok(Self(Some(dir)))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_ref().map_or(Path::new(""), |dir| dir.path())
-    }
-}
-
-impl Drop for StorageDir {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            if crate::bitcoind::keep_test_dirs() {
-                let kept = dir.keep();
-                let _ = std::io::Write::write_all(
-                    &mut std::io::stderr(),
-                    format!("xln-bench: kept LDK Node's storage in {}\n", kept.display())
-                        .as_bytes(),
-                );
-            }
-        }
-    }
+        },
+        move |error| closing.close(format!("the event dispatcher stopped: {error:#}")),
+    )
 }
