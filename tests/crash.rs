@@ -75,9 +75,27 @@ impl Network {
     }
 
     fn keysend(&self, from: usize, to: usize, amount_msat: u64) -> Result<Value> {
-        let sent = self.nodes[from].cli(&["keysend", &self.ids[to], &amount_msat.to_string()])?;
-        ensure!(sent["status"] == "succeeded", "keysend failed: {sent}");
-        Ok(sent)
+        let sent = self.nodes[from]
+            .cli(&["keysend", &self.ids[to], &amount_msat.to_string()])
+            .and_then(|sent| {
+                ensure!(sent["status"] == "succeeded", "keysend failed: {sent}");
+                Ok(sent)
+            });
+        // Once (CI, stop 28) a set-up keysend found no route through bob although alice's graph
+        // had B-C: the nodes' logs say whether a peer went away or a channel was disabled.
+        sent.with_context(|| {
+            let logs: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| format!("--- {}:\n{}", n.name, n.log_tail()))
+                .collect();
+            format!(
+                "{} keysend to {}; the nodes' logs end:\n{}",
+                self.nodes[from].name,
+                self.nodes[to].name,
+                logs.join("\n")
+            )
+        })
     }
 
     /// Waits until every channel is usable at both ends with no HTLC in flight and no payment
