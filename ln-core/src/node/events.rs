@@ -465,7 +465,8 @@ impl NodeInner {
     /// sweeper would try to spend it for ever and `listfunds` would count it in
     /// `pending_sweep_sat` for ever. An output the sweeper already tracks (this event replayed
     /// after a restart) stays, whatever its state; so does any output whose state the chain node
-    /// cannot tell now (tracking one more output than needed only costs a failed sweep attempt).
+    /// cannot tell now: better a sweep retried in vain at every block than an output of ours
+    /// never swept.
     async fn not_taken_by_the_peer(
         &self,
         outputs: Vec<lightning::sign::SpendableOutputDescriptor>,
