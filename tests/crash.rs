@@ -84,18 +84,23 @@ impl Network {
         // Once (CI, stop 28) a set-up keysend found no route through bob although alice's graph
         // had B-C: the nodes' logs say whether a peer went away or a channel was disabled.
         sent.with_context(|| {
-            let logs: Vec<String> = self
-                .nodes
-                .iter()
-                .map(|n| format!("--- {}:\n{}", n.name, n.log_tail()))
-                .collect();
             format!(
                 "{} keysend to {}; the nodes' logs end:\n{}",
                 self.nodes[from].name,
                 self.nodes[to].name,
-                logs.join("\n")
+                self.log_tails()
             )
         })
+    }
+
+    /// The three nodes' log tails, each under its name.
+    fn log_tails(&self) -> String {
+        let logs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("--- {}:\n{}", n.name, n.log_tail()))
+            .collect();
+        logs.join("\n")
     }
 
     /// Waits until every channel is usable at both ends with no HTLC in flight and no payment
@@ -108,15 +113,10 @@ impl Network {
                 return Ok(());
             };
             if started.elapsed() > SETTLE {
-                let logs: Vec<String> = self
-                    .nodes
-                    .iter()
-                    .map(|n| format!("--- {}:\n{}", n.name, n.log_tail()))
-                    .collect();
                 bail!(
                     "{when}: not settled after {:?}: {reason}\n{}",
                     started.elapsed(),
-                    logs.join("\n")
+                    self.log_tails()
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
