@@ -193,7 +193,24 @@ impl Xlnd {
             })
             .copied()
             .collect();
+        // The last "no route" diagnosis before the tail (one multi-line record, see
+        // `log_no_route_diagnosis`): what the router saw when a payment found no route.
+        let diagnosis: Vec<&str> = lines[..tail_start]
+            .iter()
+            .rposition(|line| line.contains("no route found; the router saw:"))
+            .map(|at| {
+                let body = lines[at + 1..tail_start]
+                    .iter()
+                    .take_while(|line| line.starts_with("  "))
+                    .count();
+                lines[at..=at + body].to_vec()
+            })
+            .unwrap_or_default();
         let mut shown = Vec::new();
+        if !diagnosis.is_empty() {
+            shown.push("the last \"no route\" diagnosis, before the tail:");
+            shown.extend(&diagnosis);
+        }
         if !replays.is_empty() {
             shown.push("monitors and replays at the last starts, before the tail:");
             shown.extend(&replays[replays.len().saturating_sub(40)..]);

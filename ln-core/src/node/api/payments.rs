@@ -765,6 +765,7 @@ impl Attempt {
     fn failure(&self, inner: &NodeInner, failure: RetryableSendFailure, waited: Duration) -> Error {
         match failure {
             RetryableSendFailure::RouteNotFound => {
+                inner.log_no_route_diagnosis(&self.payee, &self.route_params);
                 let why = inner.explain_no_route(&self.payee, &self.route_params);
                 Error::RouteNotFound(if waited >= ROUTE_RETRY {
                     format!(

@@ -370,9 +370,10 @@ impl Node {
     /// The route a payment of `route_params` to `payee` would take now, or why there is none.
     fn route(&self, payee: PublicKey, route_params: RouteParameters) -> Result<RouteInfo, Error> {
         let inner = &self.inner;
-        let route = inner
-            .find_route(&route_params)
-            .map_err(|_| Error::RouteNotFound(inner.explain_no_route(&payee, &route_params)))?;
+        let route = inner.find_route(&route_params).map_err(|_| {
+            inner.log_no_route_diagnosis(&payee, &route_params);
+            Error::RouteNotFound(inner.explain_no_route(&payee, &route_params))
+        })?;
         let path = route
             .paths
             .first()
@@ -417,5 +418,177 @@ impl Node {
             success_probability,
             hops,
         })
+    }
+}
+
+/// How many of the router's own trace lines a "no route" diagnosis keeps: its first hops, the
+/// graph's size and why it set candidate hops aside come first.
+const ROUTER_TRACE_LINES: usize = 24;
+
+/// How many of the payee's graph channels a "no route" diagnosis describes.
+const PAYEE_CHANNELS_SHOWN: usize = 8;
+
+/// An LDK logger that keeps the first [`ROUTER_TRACE_LINES`] lines it is given, at every level.
+#[derive(Default)]
+struct CapturedTrace(std::sync::Mutex<Vec<String>>);
+
+impl lightning::util::logger::Logger for CapturedTrace {
+    fn log(&self, record: lightning::util::logger::Record) {
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() < ROUTER_TRACE_LINES {
+            lines.push(format!("router: {}", record.args));
+        }
+    }
+}
+
+impl NodeInner {
+    /// Logs at `warn` what the router saw when it found no route for `route_params` to `payee`:
+    /// our first hops, the payee's channels in our graph with their policies and the scorer's
+    /// liquidity estimates, and LDK's own trace of the search (which candidate hops it set aside
+    /// and why). A "no route" whose cause the operator cannot see otherwise is then in the log.
+    pub(crate) fn log_no_route_diagnosis(&self, payee: &PublicKey, route_params: &RouteParameters) {
+        let mut lines = self.graph_around(payee);
+        lines.extend(self.router_trace(route_params));
+        tracing::warn!(
+            %payee,
+            amount_msat = route_params.final_value_msat,
+            "no route found; the router saw:\n  {}",
+            lines.join("\n  ")
+        );
+    }
+
+    /// Our usable first hops and the payee's channels as our graph and scorer know them.
+    fn graph_around(&self, payee: &PublicKey) -> Vec<String> {
+        let graph = self.graph.read_only();
+        let mut lines = vec![format!(
+            "graph: {} nodes, {} channels",
+            graph.nodes().len(),
+            graph.channels().len()
+        )];
+        let node_line = |id: &PublicKey, role: &str| match graph.node(&NodeId::from_pubkey(id)) {
+            None => format!("{role} {id}: not in our graph"),
+            Some(node) => {
+                let announced = node.announcement_info.as_ref().map(|info| info.features());
+                format!(
+                    "{role} {id}: {} channels in our graph, {}",
+                    node.channels.len(),
+                    match announced {
+                        None => "no node_announcement".to_owned(),
+                        Some(features) if features.requires_unknown_bits() => {
+                            format!("its node_announcement requires features we do not know ({features})")
+                        }
+                        Some(_) => "node_announcement known".to_owned(),
+                    }
+                )
+            }
+        };
+        for hop in self.channel_manager.list_usable_channels() {
+            let limit = htlc_limit(&hop);
+            lines.push(format!(
+                "first hop {} to {}: {}..{} msat ({})",
+                hop.short_channel_id
+                    .map(format_short_channel_id)
+                    .unwrap_or_default(),
+                hop.counterparty.node_id,
+                limit.minimum_msat,
+                limit.limit_msat,
+                limit.cause
+            ));
+            lines.push(node_line(&hop.counterparty.node_id, "  peer"));
+        }
+        lines.push(node_line(payee, "payee"));
+        let payee_id = NodeId::from_pubkey(payee);
+        let Some(node) = graph.node(&payee_id) else {
+            return lines;
+        };
+        let scorer = self.scorer.read().unwrap_or_else(|p| p.into_inner());
+        let now = crate::node::records::unix_now();
+        for scid in node.channels.iter().take(PAYEE_CHANNELS_SHOWN) {
+            let Some(channel) = graph.channel(*scid) else {
+                lines.push(format!(
+                    "  channel {}: listed but not in the graph",
+                    format_short_channel_id(*scid)
+                ));
+                continue;
+            };
+            let (towards_payee, source) = if channel.node_two == payee_id {
+                (&channel.one_to_two, channel.node_one)
+            } else {
+                (&channel.two_to_one, channel.node_two)
+            };
+            let capacity = channel
+                .capacity_sats
+                .map_or("unknown capacity".to_owned(), |sat| format!("{sat} sat"));
+            let policy = match towards_payee {
+                None => format!("no channel_update from {source} yet"),
+                Some(update) => format!(
+                    "from {source} {}, fee {} msat + {} ppm, cltv_expiry_delta {}, htlc {}..{} msat, updated {} s ago",
+                    if update.enabled { "enabled" } else { "disabled" },
+                    update.fees.base_msat,
+                    update.fees.proportional_millionths,
+                    update.cltv_expiry_delta,
+                    update.htlc_minimum_msat,
+                    update.htlc_maximum_msat,
+                    now.saturating_sub(u64::from(update.last_update)),
+                ),
+            };
+            // LDK routes only over channels whose two ends have both sent a channel_update.
+            let away = if channel.node_two == payee_id {
+                &channel.two_to_one
+            } else {
+                &channel.one_to_two
+            };
+            let payee_side = if away.is_some() {
+                "the payee's channel_update known"
+            } else {
+                "no channel_update from the payee yet: LDK does not route over a channel until both ends' are known"
+            };
+            let scored = scorer
+                .estimated_channel_liquidity_range(*scid, &payee_id)
+                .map_or("no liquidity estimate".to_owned(), |(low, high)| {
+                    format!("liquidity estimate {low}..{high} msat")
+                });
+            lines.push(format!(
+                "  channel {} ({capacity}): {policy}; {payee_side}; {scored}{}",
+                format_short_channel_id(*scid),
+                if channel.features.requires_unknown_bits() {
+                    "; its announcement requires features we do not know"
+                } else {
+                    ""
+                }
+            ));
+        }
+        lines
+    }
+
+    /// LDK's trace of one route search for `route_params` over our graph, first hops, scorer and
+    /// HTLCs in flight, as the payment's own search ran it.
+    fn router_trace(&self, route_params: &RouteParameters) -> Vec<String> {
+        use lightning::routing::router::{find_route, ScorerAccountingForInFlightHtlcs};
+        use lightning::sign::EntropySource;
+        let trace = CapturedTrace::default();
+        let usable = self.channel_manager.list_usable_channels();
+        let first_hops: Vec<&ChannelDetails> = usable.iter().collect();
+        let in_flight = self.channel_manager.compute_inflight_htlcs();
+        let scorer = self.scorer.read().unwrap_or_else(|p| p.into_inner());
+        let result = find_route(
+            &self.node_id,
+            route_params,
+            &self.graph,
+            Some(&first_hops),
+            &trace,
+            &ScorerAccountingForInFlightHtlcs::new(&*scorer, &in_flight),
+            &ProbabilisticScoringFeeParameters::default(),
+            &self.keys.get_secure_random_bytes(),
+        );
+        let mut lines = trace.0.into_inner().unwrap_or_else(|p| p.into_inner());
+        lines.push(match result {
+            Ok(route) => format!(
+                "router: this search found a route ({} paths): what was missing is back",
+                route.paths.len()
+            ),
+            Err(error) => format!("router: {error}"),
+        });
+        lines
     }
 }
