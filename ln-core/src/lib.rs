@@ -8,6 +8,7 @@
 pub mod chain;
 #[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
+pub mod gossip_handler;
 pub mod gossip_verifier;
 pub mod invoice;
 pub mod ldk_adapters;

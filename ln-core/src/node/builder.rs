@@ -449,6 +449,11 @@ impl NodeBuilder {
             logger.clone(),
         ));
         verifier.set_gossip_sync(&gossip_sync);
+        let gossip_handler = Arc::new(GossipHandler::new(
+            gossip_sync.clone(),
+            graph.clone(),
+            params.chain_hash,
+        ));
 
         let onion_messenger: Arc<OnionMessenger> = Arc::new(OnionMessenger::new(
             keys.clone(),
@@ -465,7 +470,7 @@ impl NodeBuilder {
         let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
             MessageHandler {
                 chan_handler: channel_manager.clone(),
-                route_handler: gossip_sync.clone(),
+                route_handler: gossip_handler,
                 onion_message_handler: onion_messenger.clone(),
                 custom_message_handler: IgnoringMessageHandler {},
                 send_only_message_handler: chain_monitor.clone(),

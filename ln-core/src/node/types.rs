@@ -75,6 +75,10 @@ pub type ChannelManager = lightning::ln::channelmanager::ChannelManager<
 /// Gossip handling with channel announcements verified against our chain.
 pub type GossipSync = VerifiedGossipSync<Logger>;
 
+/// The peer manager's gossip handler: the gossip sync, keeping `channel_update`s that overtake
+/// their channel's announcement.
+pub type GossipHandler = crate::gossip_handler::GossipHandler<Logger>;
+
 /// The gossip verifier (UTXO look-ups through the `ChainSource`).
 pub type GossipUtxoVerifier = GossipVerifier<Logger>;
 
@@ -95,7 +99,7 @@ pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     SocketDescriptor,
     Arc<ChannelManager>,
-    Arc<GossipSync>,
+    Arc<GossipHandler>,
     Arc<OnionMessenger>,
     Logger,
     IgnoringMessageHandler,
