@@ -147,11 +147,10 @@ pub fn channel<'a>(list: &'a Value, channel_id: &str) -> Option<&'a Value> {
         .find(|c| c["channel_id"] == channel_id)
 }
 
-/// Waits until `node`'s gossip graph has the public channel `short_channel_id` with the
-/// direction out of `from` (one end's node id) announced and enabled: what `node` needs to route
-/// through `from` over that channel. The other direction comes from the other end and may arrive
-/// later: a `channel_update` that overtakes its channel's announcement is dropped, and LDK
-/// rebroadcasts only every 6 blocks.
+/// Waits until `node`'s gossip graph has the public channel `short_channel_id` with both ends'
+/// `channel_update`s and the direction out of `from` (one end's node id) enabled: what `node`
+/// needs to route through `from` over that channel. LDK's router passes over a channel until it
+/// knows both directions (`ChannelInfo::as_directed_to`), as a sign that both ends are online.
 pub fn gossiped(node: &Xlnd, short_channel_id: &str, from: &str, what: &str) -> Result<()> {
     node.wait_cli(&["listgraphchannels"], what, WAIT, |graph| {
         graph["channels"]
@@ -165,7 +164,9 @@ pub fn gossiped(node: &Xlnd, short_channel_id: &str, from: &str, what: &str) -> 
                 } else {
                     return false;
                 };
-                c["short_channel_id"] == short_channel_id && *enabled == true
+                let both_directions =
+                    !c["node1_to_node2"].is_null() && !c["node2_to_node1"].is_null();
+                c["short_channel_id"] == short_channel_id && *enabled == true && both_directions
             })
             .map(drop)
     })

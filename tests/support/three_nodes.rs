@@ -151,6 +151,16 @@ impl ThreeNodes {
         Ok(())
     }
 
+    /// The three nodes' log tails, each under its name: what to print when a step fails.
+    pub fn log_tails(&self) -> String {
+        let logs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("--- {}:\n{}", n.name, n.log_tail()))
+            .collect();
+        logs.join("\n")
+    }
+
     /// The short channel id of `channel_id` as `node` lists it.
     pub fn short_channel_id(&self, node: usize, channel_id: &str) -> Result<String> {
         channel(&self.nodes[node].cli(&["listchannels"])?, channel_id)
