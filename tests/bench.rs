@@ -1,6 +1,7 @@
-//! `xln-bench` works: the binary, run once with tiny counts on a real bitcoind and three real
-//! xlnd nodes, prints every workload's figures as JSON with no failed payment. It asserts no
-//! speed (issue 15: speed is read from the bench's output, not from tests).
+//! `xln-bench` works: the binary, run once with tiny counts on a real bitcoind, three real xlnd
+//! nodes and three LDK Node nodes, prints every workload's figures for both as JSON with no
+//! failed payment, and their ratios. It asserts no speed (issue 15: speed is read from the
+//! bench's output, not from tests).
 
 use std::process::Command;
 
@@ -8,7 +9,7 @@ use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
 #[test]
-fn the_bench_measures_every_workload_with_tiny_counts() -> Result<()> {
+fn the_bench_measures_every_workload_on_xln_and_ldk_node_with_tiny_counts() -> Result<()> {
     let output = Command::new(env!("CARGO_BIN_EXE_xln-bench"))
         .args([
             "--payments=3",
@@ -22,7 +23,45 @@ fn the_bench_measures_every_workload_with_tiny_counts() -> Result<()> {
     ensure!(output.status.success(), "xln-bench failed: {stderr}");
     let report: Value = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("xln-bench printed no JSON; stderr: {stderr}"))?;
-    let workloads = report["payments"].as_array().context("no payments")?;
+    for node in ["payments", "ldk_node_payments"] {
+        every_workload_paid(&report[node]).with_context(|| format!("{node}: {report}"))?;
+    }
+    let ratios = report["xln_over_ldk_node"]
+        .as_array()
+        .context("no xln_over_ldk_node")?;
+    ensure!(
+        ratios.len() == 6
+            && ratios.iter().all(|r| {
+                r["payments_per_sec"].as_f64().is_some_and(|x| x > 0.0)
+                    && r["p50_ms"].as_f64().is_some_and(|x| x > 0.0)
+            }),
+        "xln_over_ldk_node: {report}"
+    );
+    ensure!(report["ldk_node_skipped"].is_null(), "{report}");
+    for field in ["rss_idle_kib", "rss_after_kib"] {
+        ensure!(
+            report[field]
+                .as_array()
+                .is_some_and(|kib| kib.iter().all(|k| k.as_u64() > Some(0))),
+            "{field}: {report}"
+        );
+    }
+    ensure!(report["restart_ms"].as_f64() > Some(0.0), "{report}");
+    ensure!(
+        report["catch_up_blocks_per_sec"].as_f64() > Some(0.0),
+        "{report}"
+    );
+    ensure!(
+        stderr.contains("xln-bench: restarting bob"),
+        "no progress: {stderr}"
+    );
+    Ok(())
+}
+
+/// Checks that `workloads` (`payments` or `ldk_node_payments`) holds every workload, in order,
+/// each with all its payments made and a latency.
+fn every_workload_paid(workloads: &Value) -> Result<()> {
+    let workloads = workloads.as_array().context("not a list")?;
     let names: Vec<(&str, u64)> = workloads
         .iter()
         .map(|w| {
@@ -54,22 +93,5 @@ fn the_bench_measures_every_workload_with_tiny_counts() -> Result<()> {
             "no latency: {workload}"
         );
     }
-    for field in ["rss_idle_kib", "rss_after_kib"] {
-        ensure!(
-            report[field]
-                .as_array()
-                .is_some_and(|kib| kib.iter().all(|k| k.as_u64() > Some(0))),
-            "{field}: {report}"
-        );
-    }
-    ensure!(report["restart_ms"].as_f64() > Some(0.0), "{report}");
-    ensure!(
-        report["catch_up_blocks_per_sec"].as_f64() > Some(0.0),
-        "{report}"
-    );
-    ensure!(
-        stderr.contains("xln-bench: restarting bob"),
-        "no progress: {stderr}"
-    );
     Ok(())
 }

@@ -5,6 +5,11 @@
 //! bitcoind or qtumd ([`ThreeNodes`]), called over HTTP with kept-alive connections. Nothing here
 //! asserts a speed: the numbers are printed, to be compared across commits
 //! (`xln-bench --json`). `tests/bench.rs` runs it with tiny counts to show it works.
+//!
+//! [`ldk_node`] runs the same [`workloads`] on three LDK Node nodes on the same chain node, so
+//! that the report can give xln / LDK Node ratios.
+
+pub mod ldk_node;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,6 +41,8 @@ pub struct Options {
     pub sync_blocks: u32,
     /// Extra `xlnd` arguments for all three nodes (e.g. `--htlc-batching=ldk`).
     pub xlnd_args: Vec<String>,
+    /// Whether to run the same workloads on LDK Node too (on Bitcoin only).
+    pub ldk_node: bool,
 }
 
 impl Default for Options {
@@ -47,9 +54,88 @@ impl Default for Options {
             amount_msat: 1_000_000,
             sync_blocks: 2000,
             xlnd_args: Vec::new(),
+            ldk_node: true,
         }
     }
 }
+
+/// What a workload pays, over and over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Keysends from alice to bob, over their channel.
+    KeysendToBob,
+    /// Invoices of bob, made beforehand (not timed), paid by alice, one each.
+    InvoicesOfBob,
+    /// Keysends from alice through bob to carol.
+    KeysendToCarol,
+}
+
+impl WorkloadKind {
+    /// The workload's name in the figures: what was paid, how.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::KeysendToBob => "keysend A->B",
+            Self::InvoicesOfBob => "pay A->B",
+            Self::KeysendToCarol => "keysend A->B->C",
+        }
+    }
+}
+
+/// One measured run of payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    /// What is paid.
+    pub kind: WorkloadKind,
+    /// How many payments.
+    pub payments: usize,
+    /// How many of them are in flight at once.
+    pub in_flight: usize,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} payments, {} in flight",
+            self.kind.name(),
+            self.payments,
+            self.in_flight
+        )
+    }
+}
+
+/// The workloads `options` asks for, in the order xln and LDK Node both run them: keysends to
+/// bob at each level of concurrency, then invoices of bob and keysends to carol at 1 and 25.
+pub fn workloads(options: &Options) -> Vec<Workload> {
+    let mut workloads: Vec<Workload> = options
+        .concurrency
+        .iter()
+        .map(|&in_flight| Workload {
+            kind: WorkloadKind::KeysendToBob,
+            payments: options.payments,
+            in_flight,
+        })
+        .collect();
+    let payments = options.other_payments.unwrap_or(options.payments);
+    if payments > 0 {
+        for kind in [WorkloadKind::InvoicesOfBob, WorkloadKind::KeysendToCarol] {
+            workloads.extend([1, 25].map(|in_flight| Workload {
+                kind,
+                payments,
+                in_flight,
+            }));
+        }
+    }
+    workloads
+}
+
+/// The keysends before the measured workloads, on each node: the first payments over a channel
+/// pay for things done once (routes, scorer, connections' buffers) that no workload should.
+pub const WARM_UP: Workload = Workload {
+    kind: WorkloadKind::KeysendToBob,
+    payments: 20,
+    in_flight: 1,
+};
 
 /// One workload's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +160,80 @@ pub struct PaymentFigures {
     pub first_failure: Option<String>,
 }
 
+impl PaymentFigures {
+    /// The figures of `workload` from each payment's outcome (its latency, or why it failed),
+    /// made in `wall` time.
+    pub fn new(
+        workload: &Workload,
+        outcomes: impl IntoIterator<Item = std::result::Result<Duration, String>>,
+        wall: Duration,
+    ) -> Self {
+        let mut latencies = Vec::new();
+        let mut failed = 0;
+        let mut first_failure = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(latency) => latencies.push(latency),
+                Err(failure) => {
+                    failed += 1;
+                    first_failure.get_or_insert(failure);
+                }
+            }
+        }
+        // A payment that never reported back (a worker that died) failed too.
+        let unreported = workload.payments.saturating_sub(latencies.len() + failed);
+        if unreported > 0 {
+            failed += unreported;
+            first_failure.get_or_insert_with(|| format!("{unreported} payments never ended"));
+        }
+        latencies.sort();
+        Self {
+            workload: workload.kind.name().to_owned(),
+            in_flight: workload.in_flight,
+            payments: workload.payments,
+            failed,
+            payments_per_sec: latencies.len() as f64 / wall.as_secs_f64().max(1e-9),
+            p50_ms: percentile_ms(&latencies, 50.0),
+            p99_ms: percentile_ms(&latencies, 99.0),
+            max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            first_failure,
+        }
+    }
+}
+
+/// xln's figures of one workload divided by LDK Node's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    /// The workload, as in [`PaymentFigures::workload`].
+    pub workload: String,
+    /// Payments in flight at once.
+    pub in_flight: usize,
+    /// xln's payments/s over LDK Node's: above 1, xln pays faster. `null` when either made no
+    /// payment.
+    pub payments_per_sec: Option<f64>,
+    /// xln's p50 latency over LDK Node's: below 1, xln answers sooner. `null` when either made
+    /// no payment.
+    pub p50_ms: Option<f64>,
+}
+
+/// xln / LDK Node for each workload both measured.
+pub fn ratios(xln: &[PaymentFigures], ldk_node: &[PaymentFigures]) -> Vec<Ratio> {
+    let ratio = |xln: f64, ldk_node: f64| (xln > 0.0 && ldk_node > 0.0).then(|| xln / ldk_node);
+    xln.iter()
+        .filter_map(|x| {
+            let l = ldk_node
+                .iter()
+                .find(|l| l.workload == x.workload && l.in_flight == x.in_flight)?;
+            Some(Ratio {
+                workload: x.workload.clone(),
+                in_flight: x.in_flight,
+                payments_per_sec: ratio(x.payments_per_sec, l.payments_per_sec),
+                p50_ms: ratio(x.p50_ms, l.p50_ms),
+            })
+        })
+        .collect()
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -88,8 +248,19 @@ pub struct Report {
     /// p50 of 200 4-KiB write+fsync rounds in the nodes' directory, µs: the floor under every
     /// durable step of a payment.
     pub fsync_p50_us: f64,
+    /// The capacity of each of xln's channels A-B and B-C, sat.
+    pub channel_sat: u64,
+    /// The capacity of each of LDK Node's channels, sat: xln's, or less if LDK Node does not
+    /// accept that much (`null` when LDK Node was not measured).
+    pub ldk_node_channel_sat: Option<u64>,
     /// The payment workloads.
     pub payments: Vec<PaymentFigures>,
+    /// The same workloads on three LDK Node nodes on the same chain node; empty when skipped.
+    pub ldk_node_payments: Vec<PaymentFigures>,
+    /// Why LDK Node was not measured, if it was not.
+    pub ldk_node_skipped: Option<String>,
+    /// xln / LDK Node for each workload.
+    pub xln_over_ldk_node: Vec<Ratio>,
     /// alice's and bob's resident memory before the payments, KiB.
     pub rss_idle_kib: [u64; 2],
     /// The same after them.
@@ -157,19 +328,18 @@ enum Payment {
     Invoices(Arc<Vec<String>>),
 }
 
-/// Makes `options.payments` payments from `payer`, `in_flight` at a time.
+/// Makes `workload.payments` payments from `payer`, `workload.in_flight` at a time.
 async fn pay_many(
     payer: &RpcClient,
     payment: Payment,
     amount_msat: u64,
-    payments: usize,
-    in_flight: usize,
-    workload: &str,
+    workload: &Workload,
 ) -> PaymentFigures {
+    let payments = workload.payments;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..in_flight.max(1) {
+    for _ in 0..workload.in_flight.max(1) {
         let (payer, payment, next) = (payer.clone(), payment.clone(), Arc::clone(&next));
         workers.push(tokio::spawn(async move {
             let mut results: Vec<std::result::Result<Duration, String>> = Vec::new();
@@ -199,34 +369,11 @@ async fn pay_many(
             }
         }));
     }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    let mut first_failure = None;
+    let mut outcomes = Vec::new();
     for worker in workers {
-        let results = worker.await.unwrap_or_default();
-        for result in results {
-            match result {
-                Ok(latency) => latencies.push(latency),
-                Err(failure) => {
-                    failed += 1;
-                    first_failure.get_or_insert(failure);
-                }
-            }
-        }
+        outcomes.extend(worker.await.unwrap_or_default());
     }
-    let wall = started.elapsed();
-    latencies.sort();
-    PaymentFigures {
-        workload: workload.to_owned(),
-        in_flight,
-        payments,
-        failed,
-        payments_per_sec: latencies.len() as f64 / wall.as_secs_f64().max(1e-9),
-        p50_ms: percentile_ms(&latencies, 50.0),
-        p99_ms: percentile_ms(&latencies, 99.0),
-        max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        first_failure,
-    }
+    PaymentFigures::new(workload, outcomes, started.elapsed())
 }
 
 /// The `p`th percentile (nearest rank) of sorted `latencies`, ms.
@@ -294,6 +441,11 @@ async fn invoices(payee: &RpcClient, count: usize, amount_msat: u64) -> Result<V
 /// Sets up alice - bob - carol on `chain` and measures everything `options` asks for; `progress`
 /// hears of each step as it starts.
 pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Result<Report> {
+    let workloads = workloads(options);
+    if ldk_node_skipped(chain, options).is_none() {
+        // Before xln's half, not after it: LDK Node's channels are at most this large.
+        ldk_node::ensure_workloads_fit(ldk_node::MAX_CHANNEL_SAT, options.amount_msat, &workloads)?;
+    }
     progress("starting the chain node and alice, bob and carol; funding and opening A-B and B-C");
     let xlnd_args: Vec<&str> = options.xlnd_args.iter().map(String::as_str).collect();
     let net = ThreeNodes::start(chain, "xln-bench", [&xlnd_args, &xlnd_args, &xlnd_args])?
@@ -307,6 +459,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let amount_msat = options.amount_msat;
     let figures = runtime.block_on(async {
         let alice_rpc = RpcClient::new(alice)?;
         let bob_rpc = RpcClient::new(bob)?;
@@ -316,50 +469,19 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         let to_carol = Payment::Keysend {
             destination: net.ids[CAROL].clone(),
         };
-        let amount = options.amount_msat;
-        let n = options.payments;
-        progress("warming up: 20 keysends alice -> bob");
-        pay_many(&alice_rpc, to_bob.clone(), amount, 20, 1, "warm-up").await;
+        progress("xln: warming up: 20 keysends alice -> bob");
+        pay_many(&alice_rpc, to_bob.clone(), amount_msat, &WARM_UP).await;
         let mut figures = Vec::new();
-        for &k in &options.concurrency {
-            progress(&format!(
-                "keysend alice -> bob: {n} payments, {k} in flight"
-            ));
-            figures.push(pay_many(&alice_rpc, to_bob.clone(), amount, n, k, "keysend A->B").await);
-        }
-        let n = options.other_payments.unwrap_or(n);
-        for k in [1, 25].into_iter().filter(|_| n > 0) {
-            progress(&format!(
-                "invoices of bob paid by alice: {n}, {k} in flight"
-            ));
-            let bolt11s = Arc::new(invoices(&bob_rpc, n, amount).await?);
-            figures.push(
-                pay_many(
-                    &alice_rpc,
-                    Payment::Invoices(bolt11s),
-                    amount,
-                    n,
-                    k,
-                    "pay A->B",
-                )
-                .await,
-            );
-        }
-        for k in [1, 25].into_iter().filter(|_| n > 0) {
-            progress(&format!(
-                "keysend alice -> bob -> carol: {n}, {k} in flight"
-            ));
-            figures.push(
-                pay_many(
-                    &alice_rpc,
-                    to_carol.clone(),
-                    amount,
-                    n,
-                    k,
-                    "keysend A->B->C",
-                )
-                .await,
-            );
+        for workload in &workloads {
+            progress(&format!("xln: {workload}"));
+            let payment = match workload.kind {
+                WorkloadKind::KeysendToBob => to_bob.clone(),
+                WorkloadKind::InvoicesOfBob => Payment::Invoices(Arc::new(
+                    invoices(&bob_rpc, workload.payments, amount_msat).await?,
+                )),
+                WorkloadKind::KeysendToCarol => to_carol.clone(),
+            };
+            figures.push(pay_many(&alice_rpc, payment, amount_msat, workload).await);
         }
         anyhow::Ok(figures)
     })?;
@@ -368,6 +490,25 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         dir_size(alice.datadir())? / 1024,
         dir_size(bob.datadir())? / 1024,
     ];
+
+    // Before the catch-up below: LDK Node's nodes are funded by mining, and regtest's block
+    // subsidy halves every 150 blocks, to almost nothing after 2,000.
+    let (ldk_node_payments, ldk_node_skipped) = match ldk_node_skipped(chain, options) {
+        Some(reason) => {
+            progress(&format!("LDK Node: not measured: {reason}"));
+            (Vec::new(), Some(reason))
+        }
+        None => (
+            ldk_node::measure(
+                &net.chain_node,
+                ldk_node::capacity_sat(net.capacity_sat),
+                amount_msat,
+                &workloads,
+                progress,
+            )?,
+            None,
+        ),
+    };
 
     progress("restarting bob");
     bob.stop()?;
@@ -405,7 +546,14 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         xlnd_args: options.xlnd_args.clone(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         fsync_p50_us,
+        xln_over_ldk_node: ratios(&figures, &ldk_node_payments),
+        channel_sat: net.capacity_sat,
+        ldk_node_channel_sat: ldk_node_skipped
+            .is_none()
+            .then(|| ldk_node::capacity_sat(net.capacity_sat)),
         payments: figures,
+        ldk_node_payments,
+        ldk_node_skipped,
         rss_idle_kib,
         rss_after_kib,
         datadir_after_kib,
@@ -413,6 +561,17 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         catch_up_blocks: options.sync_blocks,
         catch_up_blocks_per_sec,
     })
+}
+
+/// Why LDK Node is not to be measured in this run, if it is not.
+fn ldk_node_skipped(chain: TestChain, options: &Options) -> Option<String> {
+    if chain == TestChain::Qtum {
+        Some("it knows only Bitcoin's networks, not qtum".to_owned())
+    } else if !options.ldk_node {
+        Some("--no-ldk-node".to_owned())
+    } else {
+        None
+    }
 }
 
 /// `report` as the table `xln-bench` prints.
@@ -429,31 +588,7 @@ pub fn table(report: &Report) -> String {
         report.cpus,
         report.fsync_p50_us
     );
-    out.push_str(&format!(
-        "{:<18} {:>9} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
-        "workload", "in flight", "payments", "failed", "pay/s", "p50 ms", "p99 ms", "max ms"
-    ));
-    for f in &report.payments {
-        out.push_str(&format!(
-            "{:<18} {:>9} {:>8} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
-            f.workload,
-            f.in_flight,
-            f.payments,
-            f.failed,
-            f.payments_per_sec,
-            f.p50_ms,
-            f.p99_ms,
-            f.max_ms
-        ));
-    }
-    for f in report.payments.iter().filter(|f| f.failed > 0) {
-        out.push_str(&format!(
-            "  {} at {} in flight, first failure: {}\n",
-            f.workload,
-            f.in_flight,
-            f.first_failure.as_deref().unwrap_or("?")
-        ));
-    }
+    out.push_str(&payments_table(report));
     out.push_str(&format!(
         "\nRSS alice/bob: idle {} / {} KiB, after the payments {} / {} KiB\n",
         report.rss_idle_kib[0],
@@ -474,6 +609,83 @@ pub fn table(report: &Report) -> String {
             "catching up {} blocks: {:.1} blocks/s\n",
             report.catch_up_blocks, report.catch_up_blocks_per_sec
         ));
+    }
+    out
+}
+
+/// The payment figures: per workload a row for xln and, when measured, one for LDK Node with
+/// the ratios xln / LDK Node; then the first failure of each workload that had failures.
+fn payments_table(report: &Report) -> String {
+    let measured_ldk_node = !report.ldk_node_payments.is_empty();
+    let mut out = format!(
+        "{:<18} {:>9} {:>8} {:<8} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "workload",
+        "in flight",
+        "payments",
+        "node",
+        "failed",
+        "pay/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms"
+    );
+    if measured_ldk_node {
+        out.push_str(&format!(" {:>13} {:>11}", "xln/LDK pay/s", "xln/LDK p50"));
+    }
+    out.push('\n');
+    let figures = |node: &str, f: &PaymentFigures| {
+        format!(
+            "{node:<8} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            f.failed, f.payments_per_sec, f.p50_ms, f.p99_ms, f.max_ms
+        )
+    };
+    for xln in &report.payments {
+        out.push_str(&format!(
+            "{:<18} {:>9} {:>8} {}\n",
+            xln.workload,
+            xln.in_flight,
+            xln.payments,
+            figures("xln", xln)
+        ));
+        let same = |f: &&PaymentFigures| f.workload == xln.workload && f.in_flight == xln.in_flight;
+        if let Some(ldk_node) = report.ldk_node_payments.iter().find(same) {
+            let ratio = report
+                .xln_over_ldk_node
+                .iter()
+                .find(|r| r.workload == xln.workload && r.in_flight == xln.in_flight);
+            let shown = |ratio: Option<f64>| ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
+            out.push_str(&format!(
+                "{:<37} {} {:>13} {:>11}\n",
+                "",
+                figures("LDK Node", ldk_node),
+                shown(ratio.and_then(|r| r.payments_per_sec)),
+                shown(ratio.and_then(|r| r.p50_ms)),
+            ));
+        }
+    }
+    let failures = [
+        ("xln", &report.payments),
+        ("LDK Node", &report.ldk_node_payments),
+    ];
+    for (node, payments) in failures {
+        for f in payments.iter().filter(|f| f.failed > 0) {
+            out.push_str(&format!(
+                "  {node} {} at {} in flight, first failure: {}\n",
+                f.workload,
+                f.in_flight,
+                f.first_failure.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    match &report.ldk_node_skipped {
+        Some(reason) => out.push_str(&format!("LDK Node: not measured: {reason}\n")),
+        None => out.push_str(&format!(
+            "LDK Node: the same payments on three LDK Node nodes A - B - C in this process, \
+             through its API (xln: through xlnd's JSON-RPC API),\n  on channels of {} sat \
+             (xln: {} sat). xln/LDK: pay/s above 1 and p50 below 1 favour xln.\n",
+            report.ldk_node_channel_sat.unwrap_or(0),
+            report.channel_sat
+        )),
     }
     out
 }

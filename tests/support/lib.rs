@@ -11,6 +11,8 @@
 //! - [`ln_node`] runs in-process xln nodes on such a bitcoind, and [`qtum_policy`] gives both
 //!   Qtum's relay policy and Qtum's policy numbers, to test the Qtum channel policy on bitcoind;
 //!   [`broadcast_audit`] proves that every transaction the nodes published relayed and confirmed.
+//! - [`ldk_node_peer`] runs LDK Node in-process on such a bitcoind: another implementation as
+//!   xlnd's peer, and the bench's yardstick.
 //! - [`error`] holds the one error type, [`TestEnvError`].
 //!
 //! ```no_run
@@ -29,6 +31,7 @@ pub mod broadcast_audit;
 pub mod chain_source;
 mod command;
 pub mod error;
+pub mod ldk_node_peer;
 pub mod ln_node;
 pub mod qtum_policy;
 pub mod qtumd;

@@ -4,7 +4,9 @@
 //! xlnd nodes alice - bob - carol with public channels A-B and B-C, then pays through xlnd's
 //! JSON-RPC API as a program would (HTTP, kept-alive connections) and prints payments/s,
 //! p50/p99/max latency and failures per workload, memory, restart time and catch-up speed.
-//! `--json` prints the same as one JSON document, to compare commits.
+//! It runs the same payments on three LDK Node nodes in this process, on the same bitcoind, and
+//! prints xln / LDK Node ratios. `--json` prints the same as one JSON document, to compare
+//! commits.
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
@@ -21,7 +23,8 @@ enum Chain {
     Qtum,
 }
 
-/// Measure xln's payments, memory, restart and chain catch-up on real processes.
+/// Measure xln's payments (beside LDK Node's), memory, restart and chain catch-up on real
+/// processes.
 #[derive(Parser)]
 #[command(
     version,
@@ -31,6 +34,18 @@ enum Chain {
         failures: keysends alice -> bob at each --concurrency, invoices of bob paid by alice and \
         keysends alice -> bob -> carol at 1 and 25 in flight. Then alice's and bob's RSS, bob's \
         restart time and carol's catch-up speed over --sync-blocks blocks.\n\n\
+        The same payments are then made on LDK Node (the ldk-node crate, in this process): three \
+        nodes A - B - C on the same bitcoind, with announced channels A-B and B-C paid the same \
+        amounts as xln's, its default SQLite store, called through its API; a payment's \
+        latency runs from the send call to its PaymentSuccessful or PaymentFailed event. LDK Node \
+        holds each HTLC for LDK's random forwarding delay (median 50 ms) before it forwards or \
+        settles it: --xlnd-arg=--htlc-batching=ldk has xlnd do the same. It accepts channels of \
+        at most 16,777,215 sat, so its channels are that large where xln's are larger. Each \
+        workload gets an LDK Node row and the ratios xln / LDK Node of payments/s (above 1: xln \
+        pays faster) and p50 (below 1: xln answers sooner). LDK Node allows 50 HTLCs in flight \
+        per channel (LDK's default, which it does not let one change), so it refuses payments \
+        beyond 50 in flight, and they count as failures. --no-ldk-node skips it; on --chain qtum \
+        it cannot run (it knows only Bitcoin's networks) and is skipped.\n\n\
         Run it as `cargo run --release -p xln-tests --bin xln-bench`: xlnd is built in the \
         profile the bench was built in. The first line shows this disk's write+fsync time, the \
         floor under every durable step of a payment."
@@ -58,6 +73,9 @@ struct Args {
     /// An extra argument for every xlnd, e.g. `--xlnd-arg=--htlc-batching=ldk`; repeatable.
     #[arg(long = "xlnd-arg", allow_hyphen_values = true)]
     xlnd_args: Vec<String>,
+    /// Measure xln only: skip the same workloads on LDK Node.
+    #[arg(long)]
+    no_ldk_node: bool,
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -79,6 +97,7 @@ fn main() -> Result<()> {
         amount_msat: args.amount_msat,
         sync_blocks: args.sync_blocks,
         xlnd_args: args.xlnd_args,
+        ldk_node: !args.no_ldk_node,
     };
     let chain = match args.chain {
         Chain::Bitcoin => TestChain::Bitcoin,

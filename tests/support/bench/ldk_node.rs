@@ -1,0 +1,516 @@
+//! The LDK Node half of `xln-bench` (issue 15): the same workloads as xln's, on three LDK Node
+//! nodes A - B - C in this process, on the chain node xln's nodes use.
+//!
+//! Each node is LDK Node as a program embeds it: its default SQLite store, Bitcoin Core's RPC as
+//! its chain source, gossip from its peers, anchor channels and LDK's default channel limits.
+//! The channels are xln's: A-B and B-C, announced, paid the same amounts, and as large as xln's
+//! up to [`MAX_CHANNEL_SAT`], the largest LDK Node accepts.
+//! A payment's latency runs from the send call until its `PaymentSuccessful` or `PaymentFailed`
+//! event. A node has one event queue, so one dispatcher thread per node takes its events off the
+//! queue, marks them handled (as a program must, or the queue, rewritten to the store on every
+//! event, grows) and wakes the payer waiting for that payment.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use ldk_node::bitcoin::Txid;
+use ldk_node::lightning::ln::channelmanager::PaymentId;
+use ldk_node::lightning::routing::gossip::NodeId;
+use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
+use ldk_node::{ChannelDetails, Event, Node, NodeError};
+use ln_core::node::ChannelPolicy;
+use ln_core::ChainParams;
+
+use super::{PaymentFigures, Workload, WorkloadKind, WARM_UP};
+use crate::ldk_node_peer::{self, EventThread};
+
+use crate::three_nodes::{NodesDir, ALICE, BOB, CAROL};
+use crate::Bitcoind;
+
+/// How long setting up waits for the nodes at each step.
+const WAIT: Duration = Duration::from_secs(120);
+/// How often setting up looks again.
+const POLL: Duration = Duration::from_millis(50);
+/// How long a payer waits for its payment's event: as long as xln's RPC client waits for an
+/// answer.
+const PAYMENT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Confirmations after which a channel is announced (BOLT 7), mined after the channels are
+/// usable as xln's are.
+const ANNOUNCEMENT_DEPTH: u32 = 6;
+/// Seconds until the invoices expire: longer than any workload.
+const INVOICE_EXPIRY_SECS: u32 = 3600;
+/// The largest channel LDK Node accepts, sat: LDK's default `max_funding_satoshis` without
+/// wumbo channels, which LDK Node does not let one change.
+pub const MAX_CHANNEL_SAT: u64 = (1 << 24) - 1;
+/// The nodes' names, by index ([`ALICE`], [`BOB`], [`CAROL`]).
+const NAMES: [&str; 3] = ["A", "B", "C"];
+
+/// The capacity of LDK Node's channels when xln's have `xln_capacity_sat`.
+pub fn capacity_sat(xln_capacity_sat: u64) -> u64 {
+    xln_capacity_sat.min(MAX_CHANNEL_SAT)
+}
+
+/// Fails unless A-B, of `capacity_sat`, can carry `workloads` of `amount_msat` payments and the
+/// warm-up: A pays them all out of it, and LDK's channels keep 1 % in reserve.
+pub fn ensure_workloads_fit(
+    capacity_sat: u64,
+    amount_msat: u64,
+    workloads: &[Workload],
+) -> Result<()> {
+    let payments = WARM_UP.payments + workloads.iter().map(|w| w.payments).sum::<usize>();
+    let paid_sat = (payments as u64).saturating_mul(amount_msat.div_ceil(1000));
+    ensure!(
+        paid_sat < capacity_sat / 10 * 9,
+        "the workloads pay {paid_sat} sat out of A-B, too much for LDK Node's channel of \
+         {capacity_sat} sat: fewer --payments or a smaller --amount-msat, or --no-ldk-node"
+    );
+    Ok(())
+}
+
+/// Starts A, B and C on `chain`, funds them, opens A-B and B-C of `capacity_sat` each, and
+/// measures `workloads` of `amount_msat` payments; `progress` hears of each step as it starts.
+/// The nodes are stopped before it returns.
+pub fn measure(
+    chain: &Bitcoind,
+    capacity_sat: u64,
+    amount_msat: u64,
+    workloads: &[Workload],
+    progress: &dyn Fn(&str),
+) -> Result<Vec<PaymentFigures>> {
+    ensure_workloads_fit(capacity_sat, amount_msat, workloads)?;
+    progress("LDK Node: starting A, B and C; funding them and opening A-B and B-C");
+    let nodes = LdkNodes::start(chain)?;
+    let figures = nodes
+        .set_up(chain, capacity_sat, progress)
+        .and_then(|()| nodes.pay_workloads(amount_msat, workloads, progress));
+    progress("LDK Node: stopping A, B and C");
+    let stopped = nodes.stop();
+    let figures = figures?;
+    stopped?;
+    Ok(figures)
+}
+
+/// A, B and C, each with its event dispatcher.
+struct LdkNodes {
+    // Declared (so dropped) first: the dispatchers hold the nodes.
+    dispatchers: Vec<EventThread>,
+    /// A, B, C.
+    nodes: [Arc<Node>; 3],
+    /// How A's payments ended, from A's dispatcher.
+    endings: Arc<Endings>,
+    dir: NodesDir,
+}
+
+impl LdkNodes {
+    /// Builds and starts the three nodes on `chain`, each in a directory of its own.
+    fn start(chain: &Bitcoind) -> Result<Self> {
+        let dir = NodesDir::new(
+            tempfile::Builder::new()
+                .prefix("xln-bench-ldk-node-")
+                .tempdir()
+                .context("creating LDK Node's storage directory")?,
+        );
+        let start = |name: &str| -> Result<Arc<Node>> {
+            let node = ldk_node_peer::build(chain, dir.path(), name)?;
+            node.start()
+                .with_context(|| format!("starting LDK Node {name}"))?;
+            Ok(Arc::new(node))
+        };
+        let nodes = [
+            start(NAMES[ALICE])?,
+            start(NAMES[BOB])?,
+            start(NAMES[CAROL])?,
+        ];
+        let endings = Arc::new(Endings::default());
+        let mut dispatchers = Vec::new();
+        for (node, name) in nodes.iter().zip(NAMES) {
+            // Only A pays; B's and C's events are taken off their queues all the same.
+            let endings = if name == NAMES[ALICE] {
+                Arc::clone(&endings)
+            } else {
+                Arc::new(Endings::default())
+            };
+            dispatchers.push(dispatcher(name, Arc::clone(node), endings)?);
+        }
+        Ok(Self {
+            dispatchers,
+            nodes,
+            endings,
+            dir,
+        })
+    }
+
+    /// Funds the nodes by mining, opens A-B and B-C as xln's (announced, `capacity_sat` each,
+    /// confirmed as deep as xln's), and waits until A can pay C through B.
+    fn set_up(&self, chain: &Bitcoind, capacity_sat: u64, progress: &dyn Fn(&str)) -> Result<()> {
+        let params = ChainParams::bitcoin_regtest();
+        // C too: LDK Node accepts an anchor channel only with coins on chain for its reserve.
+        for node in &self.nodes {
+            let address = node
+                .onchain_payment()
+                .new_address()
+                .context("a new address of LDK Node")?;
+            chain.mine_to_address(1, &address.to_string())?;
+        }
+        chain.mine(params.coinbase_maturity)?;
+        self.sync()?;
+        for (node, name) in self.nodes.iter().zip(NAMES) {
+            self.wait_for(&format!("mature coins of {name}"), || {
+                Ok((node.list_balances().spendable_onchain_balance_sats > 0).then_some(()))
+            })?;
+        }
+        let funding_txids = [
+            self.open(ALICE, BOB, capacity_sat)?,
+            self.open(BOB, CAROL, capacity_sat)?,
+        ];
+        for txid in funding_txids {
+            let what = format!("funding transaction {txid} in the mempool");
+            self.wait_for(&what, || Ok(in_mempool(chain, &txid)?.then_some(())))?;
+        }
+        chain.mine(ChannelPolicy::for_chain(&params).minimum_depth)?;
+        self.sync()?;
+        for (node, peer) in [(ALICE, BOB), (BOB, ALICE), (BOB, CAROL), (CAROL, BOB)] {
+            let what = format!("usable channel {}-{}", NAMES[node], NAMES[peer]);
+            self.wait_for(&what, || {
+                Ok(self
+                    .channel(node, peer)
+                    .filter(|channel| channel.is_usable)
+                    .map(drop))
+            })?;
+        }
+        chain.mine(ANNOUNCEMENT_DEPTH)?;
+        self.sync()?;
+        progress("LDK Node: waiting for A to learn B-C from gossip");
+        self.wait_for_route_to_carol()
+    }
+
+    /// `opener` opens an announced channel of `capacity_sat` to `peer`; returns its funding
+    /// transaction id once it has one.
+    fn open(&self, opener: usize, peer: usize, capacity_sat: u64) -> Result<Txid> {
+        let peer_node = &self.nodes[peer];
+        let address = peer_node
+            .listening_addresses()
+            .and_then(|addresses| addresses.first().cloned())
+            .with_context(|| format!("LDK Node {} listens nowhere", NAMES[peer]))?;
+        self.nodes[opener]
+            .open_announced_channel(peer_node.node_id(), address, capacity_sat, None, None)
+            .with_context(|| {
+                format!(
+                    "LDK Node {} opening {capacity_sat} sat to {}",
+                    NAMES[opener], NAMES[peer]
+                )
+            })?;
+        let channel = format!("{}-{}", NAMES[opener], NAMES[peer]);
+        self.wait_for(&format!("funding transaction of {channel}"), || match self
+            .channel(opener, peer)
+        {
+            Some(opening) => Ok(opening.funding_txo.map(|funding| funding.txid)),
+            None => bail!(
+                "LDK Node: {channel} was closed while opening (the nodes' logs: {})",
+                self.logs()
+            ),
+        })
+    }
+
+    /// Waits until A's graph has B-C with its direction out of B enabled: what A needs to route
+    /// through B to C (A-B is A's own channel).
+    fn wait_for_route_to_carol(&self) -> Result<()> {
+        let short_channel_id = self
+            .channel(BOB, CAROL)
+            .and_then(|channel| channel.short_channel_id)
+            .context("B-C has no short channel id")?;
+        let bob = NodeId::from_pubkey(&self.nodes[BOB].node_id());
+        self.wait_for("B-C in A's graph", || {
+            let Some(channel) = self.nodes[ALICE].network_graph().channel(short_channel_id) else {
+                return Ok(None);
+            };
+            let out_of_bob = if channel.node_one == bob {
+                channel.one_to_two
+            } else if channel.node_two == bob {
+                channel.two_to_one
+            } else {
+                None
+            };
+            Ok(out_of_bob.filter(|update| update.enabled).map(drop))
+        })
+    }
+
+    /// The warm-up, then `workloads` of `amount_msat` payments, in order.
+    fn pay_workloads(
+        &self,
+        amount_msat: u64,
+        workloads: &[Workload],
+        progress: &dyn Fn(&str),
+    ) -> Result<Vec<PaymentFigures>> {
+        progress("LDK Node: warming up: 20 keysends A -> B");
+        self.pay_many(&WARM_UP, amount_msat)?;
+        workloads
+            .iter()
+            .map(|workload| {
+                progress(&format!("LDK Node: {workload}"));
+                self.pay_many(workload, amount_msat)
+            })
+            .collect()
+    }
+
+    /// Makes `workload.payments` payments of `amount_msat` from A, `workload.in_flight` at a
+    /// time: as many payers, each sending its next payment when the last one ended.
+    fn pay_many(&self, workload: &Workload, amount_msat: u64) -> Result<PaymentFigures> {
+        let [alice, bob, carol] = &self.nodes;
+        let invoices = match workload.kind {
+            WorkloadKind::InvoicesOfBob => invoices(bob, workload.payments, amount_msat)?,
+            WorkloadKind::KeysendToBob | WorkloadKind::KeysendToCarol => Vec::new(),
+        };
+        let send = |index: usize| match workload.kind {
+            WorkloadKind::KeysendToBob => {
+                alice
+                    .spontaneous_payment()
+                    .send(amount_msat, bob.node_id(), None)
+            }
+            WorkloadKind::KeysendToCarol => {
+                alice
+                    .spontaneous_payment()
+                    .send(amount_msat, carol.node_id(), None)
+            }
+            WorkloadKind::InvoicesOfBob => match invoices.get(index) {
+                Some(invoice) => alice.bolt11_payment().send(invoice, None),
+                None => Err(NodeError::InvalidInvoice),
+            },
+        };
+        let next = AtomicUsize::new(0);
+        let started = Instant::now();
+        let outcomes = std::thread::scope(|scope| -> Result<Vec<_>> {
+            let mut payers = Vec::new();
+            for _ in 0..workload.in_flight.max(1) {
+                let payer = || {
+                    let mut outcomes = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::SeqCst);
+                        if index >= workload.payments {
+                            return outcomes;
+                        }
+                        let call = Instant::now();
+                        outcomes.push(match send(index) {
+                            Ok(payment_id) => self
+                                .endings
+                                .wait(payment_id)
+                                .map(|ended_at| ended_at.duration_since(call)),
+                            Err(refusal) => Err(self.refused(&refusal)),
+                        });
+                    }
+                };
+                payers.push(
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, payer)
+                        .context("starting a payer thread")?,
+                );
+            }
+            Ok(payers
+                .into_iter()
+                .flat_map(|payer| payer.join().unwrap_or_default())
+                .collect())
+        })?;
+        Ok(PaymentFigures::new(workload, outcomes, started.elapsed()))
+    }
+
+    /// Why A refused to send a payment at once: LDK Node's error, and what A-B can carry in a
+    /// new HTLC just after (0 while all the HTLC slots B allows are taken; a payment that ended
+    /// meanwhile may have freed one).
+    fn refused(&self, error: &NodeError) -> String {
+        let limit = self
+            .channel(ALICE, BOB)
+            .map_or("no channel".to_owned(), |channel| {
+                channel.next_outbound_htlc_limit_msat.to_string()
+            });
+        format!("refused: {error} (A-B's next_outbound_htlc_limit_msat just after: {limit})")
+    }
+
+    /// `node`'s channel with `peer`, if it has one.
+    fn channel(&self, node: usize, peer: usize) -> Option<ChannelDetails> {
+        let peer_id = self.nodes[peer].node_id();
+        self.nodes[node]
+            .list_channels()
+            .into_iter()
+            .find(|channel| channel.counterparty_node_id == peer_id)
+    }
+
+    /// Has every node take in the chain's new blocks now, not at its next poll.
+    fn sync(&self) -> Result<()> {
+        for (node, name) in self.nodes.iter().zip(NAMES) {
+            node.sync_wallets()
+                .with_context(|| format!("LDK Node {name} syncing to the chain"))?;
+        }
+        Ok(())
+    }
+
+    /// Polls `ready` until it gives a value, for up to [`WAIT`].
+    fn wait_for<T>(&self, what: &str, mut ready: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+        let started = Instant::now();
+        loop {
+            if let Some(value) = ready()? {
+                return Ok(value);
+            }
+            if started.elapsed() > WAIT {
+                bail!(
+                    "LDK Node: no {what} after {WAIT:?} (the nodes' logs: {})",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Where the nodes' logs are, for errors.
+    fn logs(&self) -> String {
+        format!(
+            "{}/*/ldk_node.log; XLN_KEEP_TEST_DIRS=1 keeps them",
+            self.dir.path().display()
+        )
+    }
+
+    /// Stops the dispatchers, then the nodes.
+    fn stop(mut self) -> Result<()> {
+        let mut first_error = None;
+        for dispatcher in &mut self.dispatchers {
+            if let Err(error) = dispatcher.stop() {
+                first_error.get_or_insert(error);
+            }
+        }
+        for (node, name) in self.nodes.iter().zip(NAMES) {
+            if let Err(error) = node.stop() {
+                first_error.get_or_insert(anyhow!("stopping LDK Node {name}: {error}"));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// `count` invoices of `amount_msat` from `payee`.
+fn invoices(payee: &Node, count: usize, amount_msat: u64) -> Result<Vec<Bolt11Invoice>> {
+    (0..count)
+        .map(|n| {
+            let description = Description::new(format!("bench {n}"))?;
+            payee
+                .bolt11_payment()
+                .receive(
+                    amount_msat,
+                    &Bolt11InvoiceDescription::Direct(description),
+                    INVOICE_EXPIRY_SECS,
+                )
+                .context("LDK Node B making an invoice")
+        })
+        .collect()
+}
+
+/// Whether `txid` is in `chain`'s mempool.
+fn in_mempool(chain: &Bitcoind, txid: &Txid) -> Result<bool> {
+    let txid = txid.to_string();
+    let mempool = chain.cli_json(&["getrawmempool"])?;
+    Ok(mempool
+        .as_array()
+        .is_some_and(|txids| txids.iter().any(|listed| *listed == txid.as_str())))
+}
+
+/// How A's payments ended, by payment id: the dispatcher reports each end, a payer waits for
+/// its payment's, whichever comes first.
+#[derive(Default)]
+struct Endings {
+    state: Mutex<EndingsState>,
+}
+
+#[derive(Default)]
+struct EndingsState {
+    payments: HashMap<PaymentId, Ending>,
+    /// Set when the dispatcher stopped for good: why no payment can end any more.
+    closed: Option<String>,
+}
+
+/// One payment's end, or the payer waiting for it.
+enum Ending {
+    /// The payer waits; the dispatcher sends the end through here.
+    Awaited(mpsc::Sender<Ended>),
+    /// It ended before its payer asked.
+    Ended(Ended),
+}
+
+/// When a payment's event was taken off the queue, or why the payment failed.
+type Ended = std::result::Result<Instant, String>;
+
+impl Endings {
+    fn lock(&self) -> MutexGuard<'_, EndingsState> {
+        // A payer that panicked leaves the map as valid as before.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reports that `payment_id` ended.
+    fn end(&self, payment_id: PaymentId, ended: Ended) {
+        let mut state = self.lock();
+        match state.payments.remove(&payment_id) {
+            // A payer gone is a payer that timed out: nobody is left to tell.
+            Some(Ending::Awaited(payer)) => drop(payer.send(ended)),
+            _ => drop(state.payments.insert(payment_id, Ending::Ended(ended))),
+        }
+    }
+
+    /// Waits until `payment_id` ended, for up to [`PAYMENT_TIMEOUT`].
+    fn wait(&self, payment_id: PaymentId) -> Ended {
+        let ending = {
+            let mut state = self.lock();
+            if let Some(Ending::Ended(ended)) = state.payments.remove(&payment_id) {
+                return ended;
+            }
+            if let Some(why) = &state.closed {
+                return Err(why.clone());
+            }
+            let (payer, ending) = mpsc::channel();
+            state.payments.insert(payment_id, Ending::Awaited(payer));
+            ending
+        };
+        ending.recv_timeout(PAYMENT_TIMEOUT).unwrap_or_else(|_| {
+            Err(format!(
+                "no PaymentSuccessful or PaymentFailed within {PAYMENT_TIMEOUT:?}"
+            ))
+        })
+    }
+
+    /// Fails every awaited payment, and every later wait, with `why`.
+    fn close(&self, why: String) {
+        let mut state = self.lock();
+        for (_, ending) in state.payments.drain() {
+            if let Ending::Awaited(payer) = ending {
+                drop(payer.send(Err(why.clone())));
+            }
+        }
+        state.closed = Some(why);
+    }
+}
+
+/// One node's event dispatcher: reports payments' ends to its [`Endings`]; if it stops on an
+/// error, every payment still awaited fails with it.
+fn dispatcher(name: &str, node: Arc<Node>, endings: Arc<Endings>) -> Result<EventThread> {
+    let closing = Arc::clone(&endings);
+    EventThread::spawn(
+        name,
+        node,
+        move |event| {
+            let taken_at = Instant::now();
+            match event {
+                Event::PaymentSuccessful {
+                    payment_id: Some(payment_id),
+                    ..
+                } => endings.end(payment_id, Ok(taken_at)),
+                Event::PaymentFailed {
+                    payment_id: Some(payment_id),
+                    reason,
+                    ..
+                } => endings.end(payment_id, Err(format!("PaymentFailed: {reason:?}"))),
+                _ => {}
+            }
+        },
+        move |error| closing.close(format!("the event dispatcher stopped: {error:#}")),
+    )
+}
