@@ -328,3 +328,44 @@ fn a_full_disk_pauses_the_channels_and_they_resume_when_space_returns() -> Resul
     );
     Ok(())
 }
+
+/// alice empties her wallet (an operator's `withdraw ... all`), then force-closes her anchor
+/// channel to bob: her commitment is published at once, with no coin of hers to pay a child.
+/// LDK publishes a commitment alone when its own feerate meets LDK's target, as here; above the
+/// target it needs a child that pays from a confirmed coin (docs/faults.md, known defects).
+/// Bitcoin only: Qtum's channels have no anchors.
+#[test]
+fn a_force_close_publishes_the_commitment_with_an_empty_wallet() -> Result<()> {
+    let Some(net) = ThreeNodes::start(TestChain::Bitcoin, "empty wallet", [&[], &[], &[]])? else {
+        return Ok(());
+    };
+    let [alice, bob, _] = &net.nodes;
+    let ab = net.channels[0].0.clone();
+    let drained = alice.cli(&["withdraw", &xln_tests::steps::new_address(bob)?, "all"])?;
+    ensure!(drained["txid"].is_string(), "alice's withdrawal: {drained}");
+    xln_tests::steps::mine(&net.chain_node, 1, &[alice, bob])?;
+    alice.wait_cli(
+        &["listfunds"],
+        "alice's wallet empty",
+        xln_tests::steps::WAIT,
+        |funds| {
+            (funds["onchain_confirmed_sat"] == 0 && funds["onchain_unconfirmed_sat"] == 0)
+                .then_some(())
+        },
+    )?;
+    let closed = alice.cli(&["close", &ab, "force=true"])?;
+    let txid = closed["txid"].as_str().with_context(|| {
+        format!(
+            "alice's force close published no commitment: {closed}\n{}",
+            net.log_tails()
+        )
+    })?;
+    let mempool = net.chain_node.cli_json(&["getrawmempool"])?;
+    ensure!(
+        mempool
+            .as_array()
+            .is_some_and(|txids| txids.iter().any(|t| t == txid)),
+        "the commitment {txid} is not in bitcoind's mempool: {mempool}"
+    );
+    Ok(())
+}

@@ -204,9 +204,14 @@ fn force_close_through_reorgs(net: &ThreeNodes, channel_id: &str, depth: u32) ->
     let chain = &net.chain_node;
     let sweeps_before = pending_sweep_sat(alice)?;
     let closed = bob.cli(&["close", channel_id, "force=true"])?;
-    let commitment = closed["txid"]
-        .as_str()
-        .context("a force close without txid")?;
+    // Once (CI, stop 29) bob's 6-block-round force close published nothing within the close
+    // call's 10 s: the nodes' logs say whether LDK failed to build the commitment's fee bump.
+    let commitment = closed["txid"].as_str().with_context(|| {
+        format!(
+            "a force close without txid: {closed}\nthe nodes' logs end:\n{}",
+            net.log_tails()
+        )
+    })?;
     mine(chain, depth, &[alice, bob])?;
     reorg(net, depth, &[alice, bob])?;
     let confirmed = chain.cli_json(&["getrawtransaction", commitment, "1"])?;
