@@ -331,9 +331,8 @@ fn a_full_disk_pauses_the_channels_and_they_resume_when_space_returns() -> Resul
 
 /// alice empties her wallet (an operator's `withdraw ... all`), then force-closes her anchor
 /// channel to bob: her commitment is published at once, with no coin of hers to pay a child.
-/// LDK publishes a commitment alone when its own feerate meets LDK's target, as here; above the
-/// target it needs a child that pays from a confirmed coin (docs/faults.md, known defects).
-/// Bitcoin only: Qtum's channels have no anchors.
+/// Here its own feerate meets LDK's target, so LDK publishes it alone; the next test covers the
+/// case where it does not. Bitcoin only: Qtum's channels have no anchors.
 #[test]
 fn a_force_close_publishes_the_commitment_with_an_empty_wallet() -> Result<()> {
     let Some(net) = ThreeNodes::start(TestChain::Bitcoin, "empty wallet", [&[], &[], &[]])? else {
@@ -357,6 +356,53 @@ fn a_force_close_publishes_the_commitment_with_an_empty_wallet() -> Result<()> {
     let txid = closed["txid"].as_str().with_context(|| {
         format!(
             "alice's force close published no commitment: {closed}\n{}",
+            net.log_tails()
+        )
+    })?;
+    let mempool = net.chain_node.cli_json(&["getrawmempool"])?;
+    ensure!(
+        mempool
+            .as_array()
+            .is_some_and(|txids| txids.iter().any(|t| t == txid)),
+        "the commitment {txid} is not in bitcoind's mempool: {mempool}"
+    );
+    Ok(())
+}
+
+/// bob, paid on A-B, empties his wallet and force-closes A-B. LDK wants a fee-bumping child for
+/// his commitment here and, with no confirmed coin to pay it, logged "Failed bumping commitment
+/// transaction fee" and published nothing (this test failed so before the fix); xlnd now
+/// publishes the commitment alone at the feerate agreed with alice, which relays.
+#[test]
+fn a_force_close_publishes_the_commitment_when_the_wallet_cannot_pay_its_child() -> Result<()> {
+    let Some(net) =
+        ThreeNodes::start(TestChain::Bitcoin, "no coin for the child", [&[], &[], &[]])?
+    else {
+        return Ok(());
+    };
+    let [alice, bob, _] = &net.nodes;
+    let ab = net.channels[0].0.clone();
+    let sent = alice.cli(&["keysend", &net.ids[BOB], "100000000"])?;
+    ensure!(
+        sent["status"] == "succeeded",
+        "alice's keysend to bob: {sent}"
+    );
+    let drained = bob.cli(&["withdraw", &xln_tests::steps::new_address(alice)?, "all"])?;
+    ensure!(drained["txid"].is_string(), "bob's withdrawal: {drained}");
+    xln_tests::steps::mine(&net.chain_node, 1, &[alice, bob])?;
+    bob.wait_cli(
+        &["listfunds"],
+        "bob's wallet empty",
+        xln_tests::steps::WAIT,
+        |funds| {
+            (funds["onchain_confirmed_sat"] == 0 && funds["onchain_unconfirmed_sat"] == 0)
+                .then_some(())
+        },
+    )?;
+    let closed = bob.cli(&["close", &ab, "force=true"])?;
+    let txid = closed["txid"].as_str().with_context(|| {
+        format!(
+            "bob's force close published no commitment: {closed}\n{}",
             net.log_tails()
         )
     })?;

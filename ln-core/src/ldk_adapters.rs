@@ -114,7 +114,13 @@ pub struct ChainBroadcaster {
     source: Arc<dyn ChainSource>,
     runtime: tokio::runtime::Handle,
     outcomes: Arc<BroadcastOutcomes>,
+    /// The last [`HANDED_OVER_KEPT`] txids LDK handed over, noted as it hands them (their
+    /// outcomes come later): whether LDK published a transaction at all.
+    handed_over: std::sync::Mutex<std::collections::VecDeque<bitcoin::Txid>>,
 }
+
+/// How many txids [`ChainBroadcaster::was_handed_over`] remembers.
+const HANDED_OVER_KEPT: usize = 256;
 
 /// What the chain node answered when one transaction was handed to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +231,17 @@ impl ChainBroadcaster {
             source,
             runtime,
             outcomes: Arc::default(),
+            handed_over: std::sync::Mutex::default(),
         }
+    }
+
+    /// Whether LDK handed `txid` over to be published (among the last 256 it handed over),
+    /// whatever the chain node answers.
+    pub fn was_handed_over(&self, txid: &bitcoin::Txid) -> bool {
+        self.handed_over
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(txid)
     }
 
     /// Publishes one transaction of the node's own (a withdrawal) now, and records the outcome
@@ -324,6 +340,18 @@ impl ChainBroadcaster {
 
 impl BroadcasterInterface for ChainBroadcaster {
     fn broadcast_transactions(&self, txs: &[&Transaction]) {
+        {
+            let mut handed_over = self
+                .handed_over
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for tx in txs {
+                if handed_over.len() >= HANDED_OVER_KEPT {
+                    handed_over.pop_front();
+                }
+                handed_over.push_back(tx.compute_txid());
+            }
+        }
         let transactions: Vec<Transaction> = txs.iter().map(|tx| (*tx).clone()).collect();
         let source = Arc::clone(&self.source);
         let outcomes = Arc::clone(&self.outcomes);

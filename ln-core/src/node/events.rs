@@ -433,6 +433,7 @@ impl NodeInner {
             }
             Event::BumpTransaction(bump) => {
                 self.bump_handler.handle_event(&bump);
+                self.publish_commitment_without_its_bump(&bump);
             }
             Event::ConnectionNeeded { node_id, addresses } => {
                 let inner = Arc::clone(&self);
@@ -456,6 +457,43 @@ impl NodeInner {
             }
         }
         Ok(())
+    }
+
+    /// Publishes our commitment alone when LDK could not publish it with a fee-bumping child.
+    ///
+    /// On an anchor channel LDK publishes a force close's commitment only together with a child
+    /// that spends its anchor, unless the commitment's own feerate already meets the target. The
+    /// child needs a confirmed coin of our wallet; with none (an emptied wallet, coins not
+    /// confirmed yet), LDK logs "Failed bumping commitment transaction fee" and publishes
+    /// nothing until a later block, however long that takes. The commitment pays the feerate
+    /// agreed with the peer and usually relays alone: then it is in mempools at once, as a node
+    /// without anchors would have it, and LDK's child can still raise it later.
+    fn publish_commitment_without_its_bump(
+        &self,
+        bump: &lightning::events::bump_transaction::BumpTransactionEvent,
+    ) {
+        use lightning::chain::chaininterface::BroadcasterInterface;
+        use lightning::events::bump_transaction::BumpTransactionEvent;
+        let BumpTransactionEvent::ChannelClose {
+            commitment_tx,
+            channel_id,
+            ..
+        } = bump
+        else {
+            return;
+        };
+        let txid = commitment_tx.compute_txid();
+        if self.broadcaster.was_handed_over(&txid) {
+            return;
+        }
+        tracing::warn!(
+            %channel_id,
+            %txid,
+            "our commitment could not be published with a fee-bumping child (has the wallet a \
+             confirmed coin for it?); publishing it alone at its own feerate, and the child is \
+             tried again at the next block"
+        );
+        self.broadcaster.broadcast_transactions(&[commitment_tx]);
     }
 
     /// `outputs` less those the peer already took on chain. Only the peer's revocation key can
