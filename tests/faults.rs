@@ -352,13 +352,7 @@ fn a_force_close_publishes_the_commitment_with_an_empty_wallet() -> Result<()> {
                 .then_some(())
         },
     )?;
-    let closed = alice.cli(&["close", &ab, "force=true"])?;
-    let txid = closed["txid"].as_str().with_context(|| {
-        format!(
-            "alice's force close published no commitment: {closed}\n{}",
-            net.log_tails()
-        )
-    })?;
+    let txid = &xln_tests::steps::force_close(alice, &ab)?;
     let mempool = net.chain_node.cli_json(&["getrawmempool"])?;
     ensure!(
         mempool
@@ -399,13 +393,7 @@ fn a_force_close_publishes_the_commitment_when_the_wallet_cannot_pay_its_child()
                 .then_some(())
         },
     )?;
-    let closed = bob.cli(&["close", &ab, "force=true"])?;
-    let txid = closed["txid"].as_str().with_context(|| {
-        format!(
-            "bob's force close published no commitment: {closed}\n{}",
-            net.log_tails()
-        )
-    })?;
+    let txid = &xln_tests::steps::force_close(bob, &ab)?;
     let mempool = net.chain_node.cli_json(&["getrawmempool"])?;
     ensure!(
         mempool

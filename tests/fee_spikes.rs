@@ -37,8 +37,8 @@ use ln_core::ChainParams;
 use serde_json::Value;
 use xln_tests::ldk_node_peer::LdkNodePeer;
 use xln_tests::steps::{
-    channel, closed_and_confirmed, fund, fund_channel, id, invoice, mine, mine_one_at_a_time,
-    mine_until, pay, relayed, swept, usable,
+    channel, closed_and_confirmed, force_close, fund, fund_channel, id, invoice, mine,
+    mine_one_at_a_time, mine_until, pay, relayed, swept, usable,
 };
 use xln_tests::three_nodes::{NodesDir, TestChain, ThreeNodes, ALICE, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
@@ -168,11 +168,7 @@ fn channels_ride_out_a_fee_spike(chain: TestChain, test: &str) -> Result<()> {
     // 3. bob force-closes B-C at the spike. carol's output is hers at once (after 1 block on an
     // anchor channel) and her node sweeps it; bob's waits for his to_self_delay (the sweep of such
     // an output is tested in tests/breach.rs and tests/faults.rs), so his must only be listed.
-    let closed = bob.cli(&["close", &bc, "force=true"])?;
-    let commitment = closed["txid"]
-        .as_str()
-        .context("a force close without txid")?
-        .to_owned();
+    let commitment = force_close(bob, &bc)?;
     let mined = mine_until(
         &net.chain_node,
         &[alice, bob, carol],

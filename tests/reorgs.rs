@@ -22,8 +22,8 @@ use ln_core::node::ChannelPolicy;
 use serde_json::Value;
 use xln_tests::steps::{
     answer, at_height, channel, cli_in_background, closed_and_confirmed, confirmed_sat,
-    fund_channel, height, hold_invoice, mine, mine_until, new_address, relayed, settled, usable,
-    WAIT,
+    force_close, fund_channel, height, hold_invoice, mine, mine_until, new_address, relayed,
+    settled, usable, WAIT,
 };
 use xln_tests::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
@@ -203,15 +203,7 @@ fn force_close_through_reorgs(net: &ThreeNodes, channel_id: &str, depth: u32) ->
     let [alice, bob, _] = &net.nodes;
     let chain = &net.chain_node;
     let sweeps_before = pending_sweep_sat(alice)?;
-    let closed = bob.cli(&["close", channel_id, "force=true"])?;
-    // Once (CI, stop 29) bob's 6-block-round force close published nothing within the close
-    // call's 10 s: the nodes' logs say whether LDK failed to build the commitment's fee bump.
-    let commitment = closed["txid"].as_str().with_context(|| {
-        format!(
-            "a force close without txid: {closed}\nthe nodes' logs end:\n{}",
-            net.log_tails()
-        )
-    })?;
+    let commitment = &force_close(bob, channel_id)?;
     mine(chain, depth, &[alice, bob])?;
     reorg(net, depth, &[alice, bob])?;
     let confirmed = chain.cli_json(&["getrawtransaction", commitment, "1"])?;
@@ -242,6 +234,9 @@ fn force_close_through_reorgs(net: &ThreeNodes, channel_id: &str, depth: u32) ->
         "alice's confirmed balance was {before} sat before the {depth}-block reorg under her \
          sweep and is {after} sat after it"
     );
+    // `force_close` disconnected alice, and no channel is left between them to bring the
+    // connection back by itself.
+    alice.cli(&["connect", &bob.uri()?])?;
     Ok(())
 }
 
@@ -304,16 +299,11 @@ fn htlc_claim_through_a_reorg(net: &ThreeNodes, depth: u32) -> Result<()> {
             .is_some_and(|c| c["pending_htlcs"] == 1),
         "the HTLC is not on the channel alice is about to close"
     );
-    // Offline, bob does not hear of the close and cannot race alice's commitment with his own
-    // (both ends publish theirs; the first in the mempool wins). He reconnects within seconds
-    // (a closed channel's peer is not reconnected to by itself: alice connects again at the end).
-    alice.cli(&["disconnect", &net.ids[BOB]])?;
+    // `force_close` disconnects bob first: offline, he does not hear of the close and cannot
+    // race alice's commitment with his own. He reconnects within seconds (a closed channel's
+    // peer is not reconnected to by itself: alice connects again at the end).
     let bob_sweeps_before = pending_sweep_sat(bob)?;
-    let closed = alice.cli(&["close", &channel_id, "force=true"])?;
-    let commitment = closed["txid"]
-        .as_str()
-        .with_context(|| format!("alice's force close has no txid: {closed}"))?
-        .to_owned();
+    let commitment = force_close(alice, &channel_id)?;
     mine(chain, 1, &[alice, bob])?;
     bob.cli(&["settleinvoice", &preimage])?;
 

@@ -157,7 +157,10 @@ two xln nodes on Bitcoin). xlnd sweeps it to the wallet by itself; until then it
 `pending_sweep_sat` in `listfunds`.
 
 The call returns once the closing transaction (for `force`, our commitment transaction) is with
-the chain node, or after 30 s (10 s with `force`) without it; the close goes on either way.
+the chain node, or after 30 s (10 s with `force`) without it; the close goes on either way. A
+peer online when we force-close publishes its own commitment too: if the chain node got the
+peer's first, ours is refused and `txid` is null. The channel then closes with the peer's
+commitment, and our balance in it is ours after one block, not after the delay above.
 
 Errors: 100 (no open channel with that id), -32602 (not a channel id, short channel id or node id;
 the peer id matches several channels: name one by channel id), 200 (cooperative close with the peer

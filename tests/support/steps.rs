@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use ln_core::node::ChannelPolicy;
 use ln_core::ChainParams;
 use serde_json::Value;
@@ -346,4 +346,81 @@ fn spends_a_confirmed_spent_output(chain: &Bitcoind, tx_hex: &str) -> Result<boo
         }
     }
     Ok(false)
+}
+
+/// Force-closes `channel_id` from `node`, offline from its peer, and returns the txid of the
+/// commitment it published.
+///
+/// The peer is disconnected first. Told of the close, it would publish its own commitment at the
+/// same feerate at once, and whichever reaches the chain node's mempool first wins: the other is
+/// refused as a replacement that pays no more (seen in CI: `close` answered `txid: null` because
+/// carol's commitment had beaten bob's by a millisecond). The peer reconnects within seconds if
+/// it still has the channel; a test that needs the connection without a channel reconnects
+/// itself. A null txid fails here with `node`'s broadcasts and the end of its log.
+pub fn force_close(node: &Xlnd, channel_id: &str) -> Result<String> {
+    let listed = node.cli(&["listchannels"])?;
+    let (peer, funding_txid) = channel(&listed, channel_id)
+        .and_then(|c| Some((c["peer_id"].as_str()?, c["funding_txid"].as_str()?)))
+        .with_context(|| format!("{} lists no funded channel {channel_id}", node.name))?;
+    let connected = node.cli(&["listpeers"])?["peers"]
+        .as_array()
+        .is_some_and(|peers| {
+            peers
+                .iter()
+                .any(|p| p["id"] == peer && p["connected"] == true)
+        });
+    if connected {
+        node.cli(&["disconnect", peer])?;
+    }
+    let closed = node.cli(&["close", channel_id, "force=true"])?;
+    ensure!(
+        closed["type"] == "unilateral",
+        "a force close answered {closed}"
+    );
+    if let Some(txid) = closed["txid"].as_str() {
+        return Ok(txid.to_owned());
+    }
+    let broadcasts: Vec<String> = node
+        .cli(&["listbroadcasts"])
+        .ok()
+        .and_then(|list| list["broadcasts"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .take(8)
+        .map(|b| {
+            let spends_funding = b["tx_hex"]
+                .as_str()
+                .is_some_and(|hex| spends(hex, funding_txid));
+            format!(
+                "{} {} {}{}",
+                b["txid"],
+                b["outcome"],
+                b["reason"],
+                if spends_funding {
+                    " (spends the funding output)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    bail!(
+        "{}'s force close of {channel_id} published no commitment: {closed}\n{}'s last \
+         broadcasts, newest first:\n{}\n{}'s log ends:\n{}",
+        node.name,
+        node.name,
+        broadcasts.join("\n"),
+        node.name,
+        node.log_tail()
+    )
+}
+
+/// Whether the transaction `tx_hex` spends an output of `txid`.
+fn spends(tx_hex: &str, txid: &str) -> bool {
+    bitcoin::consensus::encode::deserialize_hex::<bitcoin::Transaction>(tx_hex).is_ok_and(|tx| {
+        tx.input
+            .iter()
+            .any(|input| input.previous_output.txid.to_string() == txid)
+    })
 }
