@@ -441,9 +441,7 @@ fn cli_forwards_through_three_nodes_and_force_close_sweeps_to_both_wallets() -> 
         .and_then(|c| c["local_balance_msat"].as_u64())
         .context("bob's balance")?
         / 1000;
-    let closed = alice.cli(&["close", &ab, "force=true"])?;
-    assert_eq!(closed["type"], "unilateral");
-    let commitment_txid = closed["txid"].as_str().context("no commitment txid")?;
+    let commitment_txid = &xln_tests::steps::force_close(&alice, &ab)?;
     ensure!(
         bitcoind
             .cli_json(&["getrawmempool"])?

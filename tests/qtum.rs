@@ -319,9 +319,7 @@ fn three_qtum_nodes_pay_forward_hold_survive_kill_9_and_close_both_ways() -> Res
     let carol_before = confirmed_sat(&carol)?;
     let bob_in_channel_sat = local_sat(&bob, &bc)?;
     let carol_in_channel_sat = local_sat(&carol, &bc)?;
-    let closed = bob.cli(&["close", &bc, "force=true"])?;
-    ensure!(closed["type"] == "unilateral", "{closed}");
-    let commitment_txid = closed["txid"].as_str().context("no commitment txid")?;
+    let commitment_txid = &xln_tests::steps::force_close(&bob, &bc)?;
     ensure!(
         qtumd
             .cli_json(&["getrawmempool"])?
