@@ -353,10 +353,10 @@ fn spends_a_confirmed_spent_output(chain: &Bitcoind, tx_hex: &str) -> Result<boo
 ///
 /// The peer is disconnected first. Told of the close, it would publish its own commitment at the
 /// same feerate at once, and whichever reaches the chain node's mempool first wins: the other is
-/// refused as a replacement that pays no more (seen in CI: `close` answered `txid: null` because
-/// carol's commitment had beaten bob's by a millisecond). The peer reconnects within seconds if
-/// it still has the channel; a test that needs the connection without a channel reconnects
-/// itself. A null txid fails here with `node`'s broadcasts and the end of its log.
+/// refused as a replacement that pays no more. CI saw `close` answer `txid: null`; reproduced
+/// here, bitcoind had taken carol's commitment first, the two answers 55 µs apart. The peer
+/// reconnects within seconds if it still has the channel; a test that needs the connection
+/// without a channel reconnects itself. A null txid fails here with `node`'s broadcasts and the end of its log.
 pub fn force_close(node: &Xlnd, channel_id: &str) -> Result<String> {
     let listed = node.cli(&["listchannels"])?;
     let (peer, funding_txid) = channel(&listed, channel_id)
