@@ -340,27 +340,7 @@ fn a_force_close_publishes_the_commitment_with_an_empty_wallet() -> Result<()> {
     };
     let [alice, bob, _] = &net.nodes;
     let ab = net.channels[0].0.clone();
-    let drained = alice.cli(&["withdraw", &xln_tests::steps::new_address(bob)?, "all"])?;
-    ensure!(drained["txid"].is_string(), "alice's withdrawal: {drained}");
-    xln_tests::steps::mine(&net.chain_node, 1, &[alice, bob])?;
-    alice.wait_cli(
-        &["listfunds"],
-        "alice's wallet empty",
-        xln_tests::steps::WAIT,
-        |funds| {
-            (funds["onchain_confirmed_sat"] == 0 && funds["onchain_unconfirmed_sat"] == 0)
-                .then_some(())
-        },
-    )?;
-    let txid = &xln_tests::steps::force_close(alice, &ab)?;
-    let mempool = net.chain_node.cli_json(&["getrawmempool"])?;
-    ensure!(
-        mempool
-            .as_array()
-            .is_some_and(|txids| txids.iter().any(|t| t == txid)),
-        "the commitment {txid} is not in bitcoind's mempool: {mempool}"
-    );
-    Ok(())
+    drain_and_force_close(&net, &ab, alice, bob)
 }
 
 /// bob, paid on A-B, empties his wallet and force-closes A-B. LDK wants a fee-bumping child for
@@ -381,19 +361,35 @@ fn a_force_close_publishes_the_commitment_when_the_wallet_cannot_pay_its_child()
         sent["status"] == "succeeded",
         "alice's keysend to bob: {sent}"
     );
-    let drained = bob.cli(&["withdraw", &xln_tests::steps::new_address(alice)?, "all"])?;
-    ensure!(drained["txid"].is_string(), "bob's withdrawal: {drained}");
-    xln_tests::steps::mine(&net.chain_node, 1, &[alice, bob])?;
-    bob.wait_cli(
+    drain_and_force_close(&net, &ab, bob, alice)
+}
+
+/// `closer` sends its whole wallet to `other` (an operator's `withdraw ... all`), waits until the
+/// wallet is empty, then force-closes `channel_id`: its commitment must be in the chain node's
+/// mempool when `close` returns.
+fn drain_and_force_close(
+    net: &ThreeNodes,
+    channel_id: &str,
+    closer: &Xlnd,
+    other: &Xlnd,
+) -> Result<()> {
+    let drained = closer.cli(&["withdraw", &xln_tests::steps::new_address(other)?, "all"])?;
+    ensure!(
+        drained["txid"].is_string(),
+        "{}'s withdrawal: {drained}",
+        closer.name
+    );
+    xln_tests::steps::mine(&net.chain_node, 1, &[closer, other])?;
+    closer.wait_cli(
         &["listfunds"],
-        "bob's wallet empty",
+        &format!("{}'s wallet empty", closer.name),
         xln_tests::steps::WAIT,
         |funds| {
             (funds["onchain_confirmed_sat"] == 0 && funds["onchain_unconfirmed_sat"] == 0)
                 .then_some(())
         },
     )?;
-    let txid = &xln_tests::steps::force_close(bob, &ab)?;
+    let txid = &xln_tests::steps::force_close(closer, channel_id)?;
     let mempool = net.chain_node.cli_json(&["getrawmempool"])?;
     ensure!(
         mempool

@@ -356,7 +356,8 @@ fn spends_a_confirmed_spent_output(chain: &Bitcoind, tx_hex: &str) -> Result<boo
 /// refused as a replacement that pays no more. CI saw `close` answer `txid: null`; reproduced
 /// here, bitcoind had taken carol's commitment first, the two answers 55 µs apart. The peer
 /// reconnects within seconds if it still has the channel; a test that needs the connection
-/// without a channel reconnects itself. A null txid fails here with `node`'s broadcasts and the end of its log.
+/// without a channel reconnects itself. A null txid fails here with `node`'s broadcasts and
+/// the end of its log.
 pub fn force_close(node: &Xlnd, channel_id: &str) -> Result<String> {
     let listed = node.cli(&["listchannels"])?;
     let (peer, funding_txid) = channel(&listed, channel_id)
