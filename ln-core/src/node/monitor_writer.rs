@@ -8,11 +8,11 @@
 //!    snapshot of the monitor as LDK gives it (the update applied), queues it and returns
 //!    `InProgress`. By then the `ChannelManager` has already recorded the update as in flight
 //!    (LDK records it, under the channel's peer lock, before it calls the `ChainMonitor`).
-//! 2. The writer thread takes everything queued, then writes the `ChannelManager` (serialized
-//!    after the queue was taken, so it lists every queued update as applied or in flight) and
-//!    makes it durable.
-//! 3. Only then does it write the queued monitor snapshots, with one fsync for all of them.
-//! 4. Only after that fsync does it tell LDK the updates are done
+//! 2. The writer thread takes everything queued, serializes the `ChannelManager` (after the
+//!    queue was taken, so it lists every queued update as applied or in flight) and writes it
+//!    together with the queued monitor snapshots as one store transaction, made durable with one
+//!    fsync: after a crash the store holds all of them or none of them.
+//! 3. Only after that fsync does it tell LDK the updates are done
 //!    (`ChainMonitor::channel_monitor_updated`); until then LDK holds back every message and claim
 //!    that depends on them.
 //!
@@ -23,10 +23,10 @@
 //! Hence, at every instant, each monitor on disk is at or behind the state the manager on disk
 //! knows (applied, or in flight and replayed by LDK on restart), and no monitor update is
 //! acknowledged before it is durable. A monitor is never rolled back: each one's snapshots are
-//! written in the order LDK made them, by the one writer. A crash between 2 and 3 leaves updates
-//! in flight that LDK replays at start-up; a crash between 3 and 4 leaves updates that LDK finds
-//! already applied and completes. A channel whose very first monitor was written but never
-//! reported (LDK does not reconcile that case on its own, ldk-node issue #1081) is completed at
+//! written in the order LDK made them, by the one writer. A crash before the fsync leaves the
+//! store as the previous batch left it: this batch's updates were never acknowledged, so no peer
+//! saw their effect. A crash after it leaves updates that LDK finds already applied and
+//! completes. A channel whose very first monitor was written but never reported (LDK does not reconcile that case on its own, ldk-node issue #1081) is completed at
 //! start-up by the node builder, which reports every monitor it loaded as durable.
 //!
 //! If a write fails (disk full, I/O error), the writer retries until it succeeds, logging why;
@@ -60,8 +60,10 @@ use crate::store::SledStore;
 /// that must crash at an exact moment. Never set in normal operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
-    /// Right after the writer's `n`th `ChannelManager` write (counting from 1) is durable,
-    /// before the monitors of its batch are written.
+    /// Right after the writer's `n`th `ChannelManager` write (counting from 1) is durable. The
+    /// writer writes the manager and its batch's monitors as one transaction, so this is also
+    /// after those monitors, before LDK is told: the point where a manager written on its own
+    /// would be ahead of them no longer exists.
     AfterManagerWrite(u64),
     /// Right after the `n`th batch of monitor writes is durable, before LDK is told.
     AfterMonitorWrite(u64),
@@ -292,17 +294,12 @@ impl Shared {
                 tracing::warn!("the channel manager is gone; monitor writes stop");
                 return;
             };
-            let written = self.retry("write the channel manager before channel monitors", || {
-                self.write_manager(&manager)
-            });
+            let completed = self.write_batch(&manager, &batch);
             drop(manager);
-            if !written {
-                return;
-            }
-            self.crash_if(CrashPoint::AfterManagerWrite, &self.manager_writes);
-            let Some(completed) = self.write_monitors(&batch) else {
+            let Some(completed) = completed else {
                 return;
             };
+            self.crash_if(CrashPoint::AfterManagerWrite, &self.manager_writes);
             self.crash_if(CrashPoint::AfterMonitorWrite, &self.monitor_batches);
             match ldk.chain_monitor.upgrade() {
                 Some(chain_monitor) => {
@@ -352,12 +349,15 @@ impl Shared {
         )
     }
 
-    /// Writes the batch's monitors with one fsync (only the newest snapshot of a monitor that
-    /// appears twice: it contains the older one), then its archives; returns the updates now
+    /// Writes the `ChannelManager`, serialized now (so it knows every update of the batch as
+    /// applied or in flight), together with the batch's monitors, as one transaction and with
+    /// one fsync: after a crash either all of them are found or none, so no monitor is ever on
+    /// disk ahead of the manager. A monitor that appears twice is written once, at its newest
+    /// snapshot (it contains the older one). Then the batch's archives. Returns the updates now
     /// durable, in the order LDK made them (`None` if the store gave up while stopping).
-    fn write_monitors(&self, batch: &[Op]) -> Option<Vec<(ChannelId, u64)>> {
+    fn write_batch(&self, manager: &ChannelManager, batch: &[Op]) -> Option<Vec<(ChannelId, u64)>> {
         let mut completed = Vec::new();
-        let mut written_any = false;
+        let mut monitors: Vec<(&str, &[u8])> = Vec::new();
         for (index, op) in batch.iter().enumerate() {
             let Op::Write {
                 key,
@@ -372,23 +372,32 @@ impl Shared {
             let superseded = batch[index + 1..]
                 .iter()
                 .any(|later| matches!(later, Op::Write { key: later_key, .. } if later_key == key));
-            if superseded {
-                continue;
+            if !superseded {
+                monitors.push((key.as_str(), snapshot.as_slice()));
             }
-            let written = self.retry("write a channel monitor", || {
-                self.store.write_unflushed(
+        }
+        let written = self.retry("write the channel manager and channel monitors", || {
+            let _serialized_in_order = lock(&self.manager_write);
+            let manager = manager.encode();
+            let mut entries: Vec<(&str, &str, &str, &[u8])> =
+                Vec::with_capacity(1 + monitors.len());
+            entries.push((
+                CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_KEY,
+                &manager,
+            ));
+            entries.extend(monitors.iter().map(|(key, snapshot)| {
+                (
                     CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
                     CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
-                    key,
-                    snapshot.clone(),
+                    *key,
+                    *snapshot,
                 )
-            });
-            if !written {
-                return None;
-            }
-            written_any = true;
-        }
-        if written_any && !self.retry("make channel monitors durable", || self.store.flush()) {
+            }));
+            self.store.write_all_durably(&entries)
+        });
+        if !written {
             return None;
         }
         for op in batch {

@@ -250,6 +250,56 @@ impl SledStore {
             .map_err(|e| store_failure(format!("write {tree_name}/{key}"), e))
     }
 
+    /// Writes LDK entries `(primary, secondary, key, value)` as one sled transaction, so that
+    /// after a crash either all of them or none are found, then makes them durable with one
+    /// flush: for a writer whose entries must never be found without one another (a channel
+    /// manager and the monitors it knows), at the cost of one fsync instead of one per entry.
+    pub fn write_all_durably(
+        &self,
+        entries: &[(&str, &str, &str, &[u8])],
+    ) -> Result<(), io::Error> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let mut trees: Vec<sled::Tree> = Vec::new();
+        let mut tree_names: Vec<String> = Vec::new();
+        let mut placed = Vec::with_capacity(entries.len());
+        for (primary, secondary, key, _) in entries {
+            check_names("write", primary, secondary, Some(key))?;
+            let tree_name = ldk_tree_name(primary, secondary);
+            let index = match tree_names.iter().position(|name| *name == tree_name) {
+                Some(index) => index,
+                None => {
+                    let tree = self
+                        .db
+                        .open_tree(&tree_name)
+                        .map_err(|e| store_failure(format!("open {tree_name}"), e))?;
+                    trees.push(tree);
+                    tree_names.push(tree_name);
+                    trees.len() - 1
+                }
+            };
+            placed.push(index);
+        }
+        trees
+            .as_slice()
+            .transaction(|views| {
+                for (&index, (_, _, key, value)) in placed.iter().zip(entries) {
+                    views[index].insert(*key, *value)?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| {
+                let source = match e {
+                    TransactionError::Storage(source) => source,
+                    TransactionError::Abort(()) => {
+                        sled::Error::ReportableBug("a write-only transaction aborted".to_owned())
+                    }
+                };
+                store_failure(format!("write {} entries at once", entries.len()), source)
+            })?;
+        self.flush()
+    }
+
     /// Makes every write so far durable (sled's flush, which fsyncs).
     pub fn flush(&self) -> Result<(), io::Error> {
         self.durability

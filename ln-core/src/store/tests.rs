@@ -294,3 +294,76 @@ fn namespace_batches_survive_sigkill_whole() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn entries_written_all_at_once_are_read_back_and_bad_names_write_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open(dir.path())?;
+    store.write_all_durably(&[
+        ("", "", "manager", &[1; 5000]),
+        ("monitors", "", "abc_0", &[2]),
+        ("monitors", "", "def_1", &[3]),
+    ])?;
+    assert_eq!(store.read("", "", "manager")?, vec![1; 5000]);
+    assert_eq!(store.read("monitors", "", "abc_0")?, vec![2]);
+    assert_eq!(store.read("monitors", "", "def_1")?, vec![3]);
+    let refused = store.write_all_durably(&[
+        ("", "", "manager", &[9]),
+        ("monitors", "", "not/a/key", &[9]),
+    ]);
+    assert_eq!(kind(refused), REFUSED);
+    assert_eq!(store.read("", "", "manager")?, vec![1; 5000]);
+    Ok(())
+}
+
+/// What the monitor writer relies on: a manager and the monitors written with it are found
+/// together after a `kill -9`, never one without the others, and none acknowledged is lost.
+#[test]
+fn entries_written_all_at_once_survive_sigkill_whole() -> TestResult {
+    const KEYS: [&str; 4] = ["abc_0", "def_1", "ghi_2", "jkl_3"];
+    if let Some(dir) = std::env::var_os(CRASH_CHILD_DIR) {
+        let store = SledStore::open(Path::new(&dir))?;
+        let started = Instant::now();
+        for generation in 0u32.. {
+            // Large values, as monitors are, so that a write spans sled's I/O buffers.
+            let value: Vec<u8> = generation.to_be_bytes().repeat(5_000);
+            let mut entries: Vec<(&str, &str, &str, &[u8])> = vec![("", "", "manager", &value)];
+            entries.extend(
+                KEYS.iter()
+                    .map(|key| ("monitors", "", *key, value.as_slice())),
+            );
+            store.write_all_durably(&entries)?;
+            acknowledge("together")?;
+            if started.elapsed() > Duration::from_secs(60) {
+                break; // the parent is gone; don't linger
+            }
+        }
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let mut child = spawn_crash_child(
+        "entries_written_all_at_once_survive_sigkill_whole",
+        dir.path(),
+    )?;
+    let awaited = await_lines(&mut child, "together", 20);
+    std::thread::sleep(Duration::from_millis(50)); // kill it in the middle of further writes
+    child.kill()?;
+    child.wait()?;
+    drop(awaited?);
+    let store = SledStore::open(dir.path())?;
+    let generation = |value: Vec<u8>| -> Result<u32, std::array::TryFromSliceError> {
+        Ok(u32::from_be_bytes(
+            value.get(..4).unwrap_or_default().try_into()?,
+        ))
+    };
+    let manager = generation(store.read("", "", "manager")?)?;
+    for key in KEYS {
+        let monitor = generation(store.read("monitors", "", key)?)?;
+        assert_eq!(monitor, manager, "monitor {key} found without its manager");
+    }
+    assert!(
+        manager >= 19,
+        "acknowledged writes lost: generation {manager}"
+    );
+    Ok(())
+}
