@@ -20,6 +20,8 @@ pub(crate) const DEFAULT_SEND_QUEUE_LIMIT: usize = 1_000;
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     first_in_line: tokio::sync::Mutex<()>,
+    /// Held while one payment of ours is handed to LDK (see [`SendQueue::one_send_at_a_time`]).
+    sending: std::sync::Mutex<()>,
     waiting: AtomicUsize,
     limit: usize,
 }
@@ -35,6 +37,7 @@ impl SendQueue {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
             first_in_line: tokio::sync::Mutex::new(()),
+            sending: std::sync::Mutex::new(()),
             waiting: AtomicUsize::new(0),
             limit,
         }
@@ -48,6 +51,19 @@ impl SendQueue {
     /// How many payments may wait at once.
     pub(crate) fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Held while a payment of ours is handed to LDK, so that our sends find their route and
+    /// add their HTLC one at a time: LDK routes a send over a channel's room as it is before the
+    /// send, so two sends at once could both be routed over the last free slot; the second then
+    /// failed when its HTLC was added, and LDK's retry, which avoids the channel that failed,
+    /// found no route and gave the payment up ("Cannot send more than our next-HTLC maximum").
+    /// One at a time, the second finds the channel full and waits in the queue instead. For
+    /// blocking threads only (a send runs the router).
+    pub(crate) fn one_send_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.sending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A place at the end of the queue, or `None` when it is full.

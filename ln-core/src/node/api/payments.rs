@@ -739,6 +739,7 @@ impl Attempt {
     }
 
     fn try_send(&self, inner: &NodeInner) -> Result<(), RetryableSendFailure> {
+        let _one_at_a_time = inner.send_queue.one_send_at_a_time();
         let retry = Retry::Timeout(PAYMENT_RETRY);
         match self.keysend_preimage {
             Some(preimage) => inner
