@@ -231,10 +231,8 @@ impl SledStore {
 }
 
 impl SledStore {
-    /// Writes an LDK entry without making it durable: for a writer that commits several entries
-    /// with one [`Self::flush`] (one fsync for all of them). Nothing may rely on the entry
-    /// surviving a crash until that flush has returned.
-    pub fn write_unflushed(
+    /// Writes an LDK entry without making it durable; [`KVStoreSync::write`] flushes after it.
+    fn write_unflushed(
         &self,
         primary: &str,
         secondary: &str,
