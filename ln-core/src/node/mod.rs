@@ -444,6 +444,14 @@ async fn reconnect_loop(inner: Arc<NodeInner>) {
             .collect();
         wanted.sort();
         wanted.dedup();
+        if !wanted.is_empty() {
+            // LDK queues a channel announcement for a channel's peer every 6 blocks, connected
+            // or not (its rebroadcast), and expects that queue drained before the peer
+            // connects: a debug build asserts it, a release build drops the announcement.
+            // After a restart's catch-up of many blocks, or a peer's long absence, hand them
+            // out first.
+            inner.peer_manager.process_events();
+        }
         for node_id in wanted {
             let Ok(Some(address)) = api::known_peer_address(&inner, &node_id) else {
                 continue;
