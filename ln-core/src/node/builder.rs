@@ -23,7 +23,7 @@ use lightning::routing::scoring::{
 };
 use lightning::sign::{EntropySource, InMemorySigner, NodeSigner};
 use lightning::util::persist::{
-    read_channel_monitors, KVStoreSync, CHANNEL_MANAGER_PERSISTENCE_KEY,
+    KVStoreSync, MonitorUpdatingPersister, CHANNEL_MANAGER_PERSISTENCE_KEY,
     CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
     NETWORK_GRAPH_PERSISTENCE_KEY, NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
     NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_KEY,
@@ -41,7 +41,9 @@ use crate::chain::{ChainParams, ChainSource};
 use crate::gossip_verifier::GossipVerifier;
 use crate::ldk_adapters::{ChainBroadcaster, ChainFeeEstimator};
 use crate::logging::TracingLogger;
-use crate::node::monitor_writer::{CrashPoint, LdkStore, MonitorWriter};
+use crate::node::monitor_writer::{
+    CrashPoint, LdkStore, MonitorWriter, ReadWholeMonitor, FULL_MONITOR_EVERY,
+};
 use crate::node::policy::ChannelPolicy;
 use crate::node::records::Records;
 use crate::poller::{ChainPoller, PollerError, WatchList};
@@ -297,7 +299,19 @@ impl NodeBuilder {
         let wallet = Arc::new(OnchainWallet::load_or_create(&node_seed, &params, &store)?);
         let keys = Arc::new(NodeKeys::new(node_seed.keys_manager(now), wallet.clone()));
 
-        let mut monitors = read_channel_monitors(store.clone(), keys.clone(), keys.clone())
+        // The monitor writer stores updates between whole monitors as LDK's
+        // `MonitorUpdatingPersister` does; its reader applies them.
+        let monitor_reader = Arc::new(MonitorUpdatingPersister::new(
+            store.clone(),
+            logger.clone(),
+            FULL_MONITOR_EVERY,
+            keys.clone(),
+            keys.clone(),
+            broadcaster.clone(),
+            fee_estimator.clone(),
+        ));
+        let mut monitors = monitor_reader
+            .read_all_channel_monitors_with_updates()
             .map_err(|e| read_error("channel monitors", e))?;
         for (_, monitor) in &monitors {
             // With LDK's own debug lines ("Replaying ChannelMonitorUpdate …"), this says which
@@ -323,7 +337,11 @@ impl NodeBuilder {
         ));
         let message_router = Arc::new(MessageRouter::new(graph.clone(), keys.clone()));
 
-        let monitor_writer = MonitorWriter::start(store.clone(), self.crash_point)
+        let read_whole_monitor: ReadWholeMonitor = Box::new(move |key| {
+            let (_, monitor) = monitor_reader.read_channel_monitor_with_updates(key)?;
+            Ok(monitor.encode())
+        });
+        let monitor_writer = MonitorWriter::start(store.clone(), read_whole_monitor, self.crash_point)
             .map_err(|e| read_error("monitor writer", format!("cannot start its thread: {e}")))?;
         let ldk_store = Arc::new(LdkStore::new(store.clone(), monitor_writer.clone()));
         let chain_monitor: Arc<ChainMonitor> = Arc::new(ChainMonitor::new(

@@ -4,17 +4,25 @@
 //!
 //! This is LDK's asynchronous monitor persistence, driven by one writer thread:
 //!
-//! 1. LDK hands every monitor write to [`MonitorWriter`]'s `Persist` implementation. It takes a
-//!    snapshot of the monitor as LDK gives it (the update applied), queues it and returns
-//!    `InProgress`. By then the `ChannelManager` has already recorded the update as in flight
-//!    (LDK records it, under the channel's peer lock, before it calls the `ChainMonitor`).
+//! 1. LDK hands every monitor write to [`MonitorWriter`]'s `Persist` implementation. It queues
+//!    the `ChannelMonitorUpdate` LDK gives (small), or every [`FULL_MONITOR_EVERY`] updates and
+//!    for writes without an update (a new channel, a block) a snapshot of the whole monitor, and
+//!    returns `InProgress`. By then the `ChannelManager` has already recorded the update as in
+//!    flight (LDK records it, under the channel's peer lock, before it calls the `ChainMonitor`).
 //! 2. The writer thread takes everything queued, serializes the `ChannelManager` (after the
 //!    queue was taken, so it lists every queued update as applied or in flight) and writes it
-//!    together with the queued monitor snapshots as one store transaction, made durable with one
-//!    fsync: after a crash the store holds all of them or none of them.
+//!    together with the queued updates and monitor snapshots as one store transaction, made
+//!    durable with one fsync: after a crash the store holds all of them or none of them.
 //! 3. Only after that fsync does it tell LDK the updates are done
 //!    (`ChainMonitor::channel_monitor_updated`); until then LDK holds back every message and claim
 //!    that depends on them.
+//!
+//! Updates and monitors are stored as LDK's `MonitorUpdatingPersister` stores them (a monitor,
+//! prefixed with its sentinel, under `monitors/`; its later updates under
+//! `monitor_updates/<monitor>/<update id>`), and the node reads them back with its reader, which
+//! applies a monitor's stored updates in order. Serializing the whole monitor at every update
+//! cost more with every payment the channel had claimed (a monitor keeps them): it was a quarter
+//! of the node's CPU at 400 payments in flight.
 //!
 //! Every `ChannelManager` write in the node goes through [`MonitorWriter::persist_manager`],
 //! which serializes and writes under one lock, so a manager write never replaces a newer one;
@@ -50,6 +58,7 @@ use lightning::util::persist::{
     ARCHIVED_CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY,
     CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
     CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+    CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL,
 };
 use lightning::util::ser::Writeable;
 
@@ -85,14 +94,34 @@ impl FromStr for CrashPoint {
     }
 }
 
+/// A monitor is written whole at every update whose id is a multiple of this, and its stored
+/// updates up to there are dropped; in between only the updates are written. So a restart
+/// applies at most this many updates per monitor, and a whole monitor is serialized once per
+/// this many updates instead of at each. LDK Node stores updates the same way, with the same
+/// bound.
+pub const FULL_MONITOR_EVERY: u64 = 100;
+
+/// Reads a stored monitor by its key, with its stored updates applied, and serializes it whole
+/// (no sentinel): what the archive keeps. The node builder makes it from LDK's reader.
+pub type ReadWholeMonitor = Box<dyn Fn(&str) -> Result<Vec<u8>, io::Error> + Send + Sync>;
+
 /// One queued persistence operation.
 enum Op {
-    /// Store this snapshot of a monitor; report `update_id` done once it is durable.
+    /// Store this snapshot of a whole monitor (sentinel first), whose latest update is
+    /// `latest_update_id`; report `update_id` done once it is durable.
     Write {
         key: String,
         channel_id: ChannelId,
         snapshot: Vec<u8>,
+        latest_update_id: u64,
         update_id: Option<u64>,
+    },
+    /// Store this `ChannelMonitorUpdate` of a monitor; report it done once it is durable.
+    Update {
+        key: String,
+        channel_id: ChannelId,
+        update_id: u64,
+        update: Vec<u8>,
     },
     /// Move the monitor to the archive (LDK is done with it).
     Archive { key: String },
@@ -112,6 +141,7 @@ struct Ldk {
 
 struct Shared {
     store: Arc<SledStore>,
+    read_whole_monitor: ReadWholeMonitor,
     queue: Mutex<Queue>,
     queued: Condvar,
     ldk: OnceLock<Ldk>,
@@ -136,13 +166,15 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 impl MonitorWriter {
     /// Starts the writer thread on `store`. Nothing is written until [`Self::attach`] names the
-    /// manager and the chain monitor.
+    /// manager and the chain monitor. `read_whole_monitor` is used to archive a monitor.
     pub fn start(
         store: Arc<SledStore>,
+        read_whole_monitor: ReadWholeMonitor,
         crash_point: Option<CrashPoint>,
     ) -> Result<Arc<Self>, io::Error> {
         let shared = Arc::new(Shared {
             store,
+            read_whole_monitor,
             queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
             ldk: OnceLock::new(),
@@ -251,10 +283,13 @@ impl MonitorWriter {
         monitor: &ChannelMonitor<InMemorySigner>,
         update_id: Option<u64>,
     ) -> ChannelMonitorUpdateStatus {
+        let mut snapshot = MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL.to_vec();
+        serialize_into(monitor, &mut snapshot);
         self.enqueue(Op::Write {
             key: name.to_string(),
             channel_id: monitor.channel_id(),
-            snapshot: monitor.encode(),
+            snapshot,
+            latest_update_id: monitor.get_latest_update_id(),
             update_id,
         })
     }
@@ -269,15 +304,32 @@ impl Persist<InMemorySigner> for MonitorWriter {
         self.enqueue_write(name, monitor, Some(monitor.get_latest_update_id()))
     }
 
-    /// Chain-sync writes (no update) are queued like the others, so that they too land after a
-    /// manager write that knows every update they contain; LDK expects no report of them.
+    /// An update is stored on its own, except every [`FULL_MONITOR_EVERY`]th, which writes the
+    /// whole monitor. Chain-sync writes (no update, also what LDK sends after an update failed
+    /// to apply) write the whole monitor; they are queued like the others, so that they too
+    /// land after a manager write that knows every update they contain; LDK expects no report
+    /// of them.
     fn update_persisted_channel(
         &self,
         name: MonitorName,
         update: Option<&ChannelMonitorUpdate>,
         monitor: &ChannelMonitor<InMemorySigner>,
     ) -> ChannelMonitorUpdateStatus {
-        self.enqueue_write(name, monitor, update.map(|update| update.update_id))
+        match update {
+            // LDK before 0.1 numbered every update after a close u64::MAX; stored as an update,
+            // it would be read back as the monitor's next one forever.
+            Some(update)
+                if update.update_id % FULL_MONITOR_EVERY != 0 && update.update_id != u64::MAX =>
+            {
+                self.enqueue(Op::Update {
+                    key: name.to_string(),
+                    channel_id: monitor.channel_id(),
+                    update_id: update.update_id,
+                    update: serialize(update),
+                })
+            }
+            _ => self.enqueue_write(name, monitor, update.map(|update| update.update_id)),
+        }
     }
 
     fn archive_persisted_channel(&self, name: MonitorName) {
@@ -345,60 +397,104 @@ impl Shared {
             CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_KEY,
-            manager.encode(),
+            serialize(manager),
         )
     }
 
     /// Writes the `ChannelManager`, serialized now (so it knows every update of the batch as
-    /// applied or in flight), together with the batch's monitors, as one transaction and with
-    /// one fsync: after a crash either all of them are found or none, so no monitor is ever on
-    /// disk ahead of the manager. A monitor that appears twice is written once, at its newest
-    /// snapshot (it contains the older one). Then the batch's archives. Returns the updates now
-    /// durable, in the order LDK made them (`None` if the store gave up while stopping).
+    /// applied or in flight), together with the batch's updates and monitors, as one
+    /// transaction and with one fsync: after a crash either all of them are found or none, so
+    /// no monitor state is ever on disk ahead of the manager. A whole monitor supersedes what
+    /// the batch holds of that monitor before it (it contains all of it), so only the newest
+    /// snapshot and the updates after it are written. Then the updates the written monitors
+    /// contain are dropped, and the batch's archives made. Returns the updates now durable, in
+    /// the order LDK made them (`None` if the store gave up while stopping).
     fn write_batch(&self, manager: &ChannelManager, batch: &[Op]) -> Option<Vec<(ChannelId, u64)>> {
         let mut completed = Vec::new();
-        let mut monitors: Vec<(&str, &[u8])> = Vec::new();
+        // (primary, secondary, key, value) of each monitor entry to write.
+        let mut monitor_entries: Vec<(&str, &str, String, &[u8])> = Vec::new();
+        // (monitor key, its latest update id) of each whole monitor written.
+        let mut whole_monitors: Vec<(&str, u64)> = Vec::new();
         for (index, op) in batch.iter().enumerate() {
-            let Op::Write {
-                key,
-                channel_id,
-                snapshot,
-                update_id,
-            } = op
-            else {
-                continue;
+            let key = match op {
+                Op::Write {
+                    key,
+                    channel_id,
+                    update_id,
+                    ..
+                } => {
+                    completed.extend(update_id.map(|id| (*channel_id, id)));
+                    key
+                }
+                Op::Update {
+                    key,
+                    channel_id,
+                    update_id,
+                    ..
+                } => {
+                    completed.push((*channel_id, *update_id));
+                    key
+                }
+                Op::Archive { .. } => continue,
             };
-            completed.extend(update_id.map(|id| (*channel_id, id)));
             let superseded = batch[index + 1..]
                 .iter()
                 .any(|later| matches!(later, Op::Write { key: later_key, .. } if later_key == key));
-            if !superseded {
-                monitors.push((key.as_str(), snapshot.as_slice()));
+            if superseded {
+                continue;
+            }
+            match op {
+                Op::Write {
+                    key,
+                    snapshot,
+                    latest_update_id,
+                    ..
+                } => {
+                    monitor_entries.push((
+                        CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+                        CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+                        key.clone(),
+                        snapshot,
+                    ));
+                    whole_monitors.push((key, *latest_update_id));
+                }
+                Op::Update {
+                    key,
+                    update_id,
+                    update,
+                    ..
+                } => monitor_entries.push((
+                    CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE,
+                    key,
+                    update_id.to_string(),
+                    update,
+                )),
+                Op::Archive { .. } => {}
             }
         }
         let written = self.retry("write the channel manager and channel monitors", || {
             let _serialized_in_order = lock(&self.manager_write);
-            let manager = manager.encode();
+            let manager = serialize(manager);
             let mut entries: Vec<(&str, &str, &str, &[u8])> =
-                Vec::with_capacity(1 + monitors.len());
+                Vec::with_capacity(1 + monitor_entries.len());
             entries.push((
                 CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
                 CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
                 CHANNEL_MANAGER_PERSISTENCE_KEY,
                 &manager,
             ));
-            entries.extend(monitors.iter().map(|(key, snapshot)| {
-                (
-                    CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
-                    CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
-                    *key,
-                    *snapshot,
-                )
-            }));
+            entries.extend(
+                monitor_entries
+                    .iter()
+                    .map(|(primary, secondary, key, value)| (*primary, *secondary, key.as_str(), *value)),
+            );
             self.store.write_all_durably(&entries)
         });
         if !written {
             return None;
+        }
+        for (key, latest_update_id) in whole_monitors {
+            self.drop_updates(key, |update_id| update_id <= latest_update_id);
         }
         for op in batch {
             if let Op::Archive { key } = op {
@@ -408,13 +504,32 @@ impl Shared {
         Some(completed)
     }
 
-    /// What LDK's own persister does: copy to the archive, then drop from the live monitors.
+    /// Removes a monitor's stored updates whose id `matches`, without waiting for the disk: an
+    /// update at or below its monitor's latest is never read again (LDK's reader applies only
+    /// the ones after it), so one left behind by a crash is only space, and goes at the
+    /// monitor's next whole write.
+    fn drop_updates(&self, key: &str, matches: impl Fn(u64) -> bool) {
+        let primary = CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE;
+        let stored = match self.store.list(primary, key) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(monitor = key, error = %e, "cannot list a channel monitor's stored updates to drop the old ones");
+                return;
+            }
+        };
+        for name in stored {
+            if name.parse::<u64>().is_ok_and(&matches) {
+                if let Err(e) = self.store.remove(primary, key, &name, true) {
+                    tracing::warn!(monitor = key, update = %name, error = %e, "cannot drop an old channel monitor update");
+                }
+            }
+        }
+    }
+
+    /// What LDK's own persister does: copy the whole monitor (its stored updates applied) to
+    /// the archive, then drop it and its updates from the live ones.
     fn archive(&self, key: &str) {
-        let monitor = match self.store.read(
-            CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
-            CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
-            key,
-        ) {
+        let monitor = match (self.read_whole_monitor)(key) {
             Ok(monitor) => monitor,
             Err(e) => {
                 tracing::warn!(monitor = key, error = %e, "cannot read a channel monitor to archive it");
@@ -437,6 +552,7 @@ impl Shared {
         }) {
             tracing::warn!(monitor = key, error = %e, "cannot archive a channel monitor; it stays live");
         } else {
+            self.drop_updates(key, |_| true);
             tracing::info!(monitor = key, "archived a fully resolved channel monitor");
         }
     }
@@ -478,6 +594,19 @@ impl Shared {
             std::process::abort();
         }
     }
+}
+
+/// `value` serialized. LDK's `encode` serializes twice (once only to size its buffer): for a
+/// channel manager or monitor that nearly doubles the CPU a write costs.
+fn serialize(value: &impl Writeable) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    serialize_into(value, &mut bytes);
+    bytes
+}
+
+fn serialize_into(value: &impl Writeable, bytes: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail.
+    let _ = value.write(bytes);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
