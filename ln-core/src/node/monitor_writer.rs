@@ -59,6 +59,8 @@ use lightning::util::persist::{
     CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
     CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
     CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL,
+    SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
+    SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
 };
 use lightning::util::ser::Writeable;
 
@@ -658,6 +660,19 @@ impl KVStoreSync for LdkStore {
             return crate::store::outside_the_runtime(|| {
                 self.writer.persist_manager_until_written()
             });
+        }
+        if (primary, secondary, key)
+            == (
+                SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
+                SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
+                SCORER_PERSISTENCE_KEY,
+            )
+        {
+            // The background processor writes the scorer after every payment, before it hands
+            // out the next event, and on a runtime thread. An fsync there held up the payer's
+            // next events; the scorer's estimates are worth no fsync (a crash loses at most
+            // the last moments of them, which only route less well for a while).
+            return self.store.write_lazily(primary, secondary, key, value);
         }
         self.store.write(primary, secondary, key, value)
     }

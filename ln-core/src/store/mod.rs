@@ -231,6 +231,19 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// Writes an LDK entry without waiting for the disk: it becomes durable with the store's
+    /// next flush (any durable write, or sled's own flush every 500 ms). For entries that may
+    /// be lost in a crash at no cost, such as the scorer's estimates.
+    pub fn write_lazily(
+        &self,
+        primary: &str,
+        secondary: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        self.write_unflushed(primary, secondary, key, value)
+    }
+
     /// Writes an LDK entry without making it durable; [`KVStoreSync::write`] flushes after it.
     fn write_unflushed(
         &self,
