@@ -644,7 +644,7 @@ impl NodeInner {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
-        self.notifications.payments.notify_waiters();
+        self.notifications.payments.notify(hash);
         match result {
             Ok(()) => true,
             Err(error) => {

@@ -69,12 +69,71 @@ pub(crate) enum OpenOutcome {
 /// Wake-ups for callers waiting on events.
 #[derive(Default)]
 pub(crate) struct Notifications {
-    pub(crate) payments: Notify,
+    pub(crate) payments: PaymentWakeups,
     pub(crate) invoices: Notify,
     pub(crate) channels: Notify,
     /// The outcome of each channel open an `open_channel` call is waiting for (`None` until it
     /// comes); entries exist only while their call waits.
     pub(crate) channel_opens: Mutex<HashMap<u128, Option<OpenOutcome>>>,
+}
+
+/// One wake-up per outgoing payment someone waits for, told when that payment's record changes.
+/// With one wake-up for all of them, each change woke every waiting `pay` and `keysend`, and each
+/// read its record again: at 400 payments in flight, a tenth of the node's CPU.
+#[derive(Default)]
+pub(crate) struct PaymentWakeups {
+    waiting: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl PaymentWakeups {
+    /// The wake-up for payment `hash`, held while the caller waits.
+    pub(crate) fn watch(&self, hash: &str) -> PaymentWatch<'_> {
+        let notify = lock_wakeups(&self.waiting)
+            .entry(hash.to_owned())
+            .or_default()
+            .clone();
+        PaymentWatch {
+            wakeups: self,
+            hash: hash.to_owned(),
+            notify,
+        }
+    }
+
+    /// Wakes whoever waits for payment `hash`.
+    pub(crate) fn notify(&self, hash: &str) {
+        if let Some(notify) = lock_wakeups(&self.waiting).get(hash) {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// A caller's hold on a payment's wake-up; the last one dropped removes it.
+pub(crate) struct PaymentWatch<'a> {
+    wakeups: &'a PaymentWakeups,
+    hash: String,
+    notify: Arc<Notify>,
+}
+
+impl PaymentWatch<'_> {
+    pub(crate) fn notified(&self) -> &Notify {
+        &self.notify
+    }
+}
+
+impl Drop for PaymentWatch<'_> {
+    fn drop(&mut self) {
+        let mut waiting = lock_wakeups(&self.wakeups.waiting);
+        // Clones are only made under this lock: 2 is the map's and ours.
+        if Arc::strong_count(&self.notify) <= 2 {
+            waiting.remove(&self.hash);
+        }
+    }
+}
+
+fn lock_wakeups<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) struct NodeInner {

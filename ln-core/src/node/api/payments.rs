@@ -442,7 +442,8 @@ impl Node {
 
     async fn wait_payment(&self, hash: &str, timeout: Duration) -> Result<PaymentRecord, Error> {
         let inner = &self.inner;
-        let done = wait_until(inner, &inner.notifications.payments, timeout, || async {
+        let watch = inner.notifications.payments.watch(hash);
+        let done = wait_until(inner, watch.notified(), timeout, || async {
             let record = inner.records.payment(hash).ok().flatten()?;
             (record.status != PaymentStatus::Pending).then_some(record)
         })
