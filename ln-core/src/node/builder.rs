@@ -341,8 +341,10 @@ impl NodeBuilder {
             let (_, monitor) = monitor_reader.read_channel_monitor_with_updates(key)?;
             Ok(monitor.encode())
         });
-        let monitor_writer = MonitorWriter::start(store.clone(), read_whole_monitor, self.crash_point)
-            .map_err(|e| read_error("monitor writer", format!("cannot start its thread: {e}")))?;
+        let monitor_writer =
+            MonitorWriter::start(store.clone(), read_whole_monitor, self.crash_point).map_err(
+                |e| read_error("monitor writer", format!("cannot start its thread: {e}")),
+            )?;
         let ldk_store = Arc::new(LdkStore::new(store.clone(), monitor_writer.clone()));
         let chain_monitor: Arc<ChainMonitor> = Arc::new(ChainMonitor::new(
             Some(watch_list.clone() as Arc<dyn Filter + Send + Sync>),
