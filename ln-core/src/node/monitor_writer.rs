@@ -24,10 +24,9 @@
 //! cost more with every payment the channel had claimed (a monitor keeps them): it was a quarter
 //! of the node's CPU at 400 payments in flight.
 //!
-//! Every `ChannelManager` write in the node serializes and writes under one lock, so a manager
-//! write never replaces a newer one: the writer's batches, [`MonitorWriter::persist_manager`],
-//! and the background processor's own writes, which [`LdkStore`] turns into asks answered by
-//! the writer's next batch ([`MonitorWriter::persist_manager_soon`]).
+//! Every `ChannelManager` write in the node goes through [`MonitorWriter::persist_manager`],
+//! which serializes and writes under one lock, so a manager write never replaces a newer one;
+//! the background processor's own writes of it are routed there by [`LdkStore`].
 //!
 //! Hence, at every instant, each monitor on disk is at or behind the state the manager on disk
 //! knows (applied, or in flight and replayed by LDK on restart), and no monitor update is
@@ -46,7 +45,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lightning::chain::chainmonitor::Persist;
 use lightning::chain::channelmonitor::{ChannelMonitor, ChannelMonitorUpdate};
@@ -133,9 +132,6 @@ enum Op {
 #[derive(Default)]
 struct Queue {
     ops: Vec<Op>,
-    /// When a manager write was asked for ([`MonitorWriter::persist_manager_soon`]), if it is
-    /// not answered yet: the writer's next batch, serialized after the ask, answers it.
-    manager_asked: Option<Instant>,
     stopping: bool,
 }
 
@@ -166,9 +162,6 @@ pub struct MonitorWriter {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
-
-/// How long a manager write asked for alone waits for monitor writes to share a batch with.
-const MANAGER_ASK_DELAY: Duration = Duration::from_millis(50);
 
 /// How long the writer waits before retrying a failed write, at most.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -228,32 +221,9 @@ impl MonitorWriter {
         }
     }
 
-    /// Has the writer write the `ChannelManager` in its next batch, serialized after this call,
-    /// and returns at once: what LDK's background processor writes through. The background
-    /// processor writes the manager after nearly every change, before it hands out the next
-    /// events; waiting there for the disk held up every payment's `PaymentClaimable` and
-    /// `PaymentSent` by one or two manager writes. What the manager must have on disk in time
-    /// is there already: every monitor update goes to disk with a manager serialized after it.
-    /// What else changed in it reaches the disk with the writer's next batch, at most
-    /// [`MANAGER_ASK_DELAY`] later; a crash before that loses what a crash just before the
-    /// background processor's own write would have lost. If the writer is stopping or not
-    /// attached, the manager is written here, until it lands.
-    pub fn persist_manager_soon(&self) -> Result<(), io::Error> {
-        {
-            let mut queue = lock(&self.shared.queue);
-            if queue.stopping || self.shared.ldk.get().is_none() {
-                drop(queue);
-                return crate::store::outside_the_runtime(|| self.write_manager_until_written());
-            }
-            queue.manager_asked.get_or_insert_with(Instant::now);
-        }
-        self.shared.queued.notify_one();
-        Ok(())
-    }
-
-    /// Serializes the `ChannelManager` now and makes it durable on this thread, retrying a
-    /// failed write until it lands or the node stops.
-    fn write_manager_until_written(&self) -> Result<(), io::Error> {
+    /// Serializes the `ChannelManager` now and makes it durable, retrying a failed write until
+    /// it lands or the node stops: what LDK's background processor writes through.
+    pub fn persist_manager_until_written(&self) -> Result<(), io::Error> {
         match self.shared.ldk.get().and_then(|ldk| ldk.manager.upgrade()) {
             Some(manager) => {
                 if self.shared.retry("write the channel manager", || {
@@ -383,10 +353,6 @@ impl Shared {
             let Some(completed) = completed else {
                 return;
             };
-            if batch.is_empty() {
-                // Only a manager ask: no monitor step for the crash points to count.
-                continue;
-            }
             self.crash_if(CrashPoint::AfterManagerWrite, &self.manager_writes);
             self.crash_if(CrashPoint::AfterMonitorWrite, &self.monitor_batches);
             match ldk.chain_monitor.upgrade() {
@@ -404,24 +370,12 @@ impl Shared {
         }
     }
 
-    /// Waits for queued operations once LDK is attached, and takes them all; `None` once
-    /// stopped with nothing left. A manager ask alone is answered after [`MANAGER_ASK_DELAY`]
-    /// unless monitor writes come first (their batch answers it): a batch of its own would
-    /// hold up the monitor writes that follow it by one serialization and one fsync.
+    /// Waits for queued operations once LDK is attached; `None` once stopped with nothing left.
     fn next_batch(&self) -> Option<(Vec<Op>, &Ldk)> {
         let mut queue = lock(&self.queue);
         loop {
-            let mut wait = None;
-            if let Some(ldk) = self.ldk.get() {
-                let ask_due = queue
-                    .manager_asked
-                    .map(|asked| MANAGER_ASK_DELAY.saturating_sub(asked.elapsed()));
-                let answer_ask = ask_due.is_some_and(|left| left.is_zero() || queue.stopping);
-                if !queue.ops.is_empty() || answer_ask {
-                    queue.manager_asked = None;
-                    return Some((std::mem::take(&mut queue.ops), ldk));
-                }
-                wait = ask_due;
+            if let Some(ldk) = self.ldk.get().filter(|_| !queue.ops.is_empty()) {
+                return Some((std::mem::take(&mut queue.ops), ldk));
             }
             if queue.stopping {
                 if !queue.ops.is_empty() {
@@ -432,18 +386,10 @@ impl Shared {
                 }
                 return None;
             }
-            queue = match wait {
-                Some(left) => {
-                    self.queued
-                        .wait_timeout(queue, left)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .0
-                }
-                None => self
-                    .queued
-                    .wait(queue)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            };
+            queue = self
+                .queued
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
     }
 
@@ -708,9 +654,14 @@ impl KVStoreSync for LdkStore {
                 CHANNEL_MANAGER_PERSISTENCE_KEY,
             )
         {
-            // The bytes LDK serialized are not written: the writer's next batch writes a newer
-            // manager (see `persist_manager_soon`).
-            return self.writer.persist_manager_soon();
+            // The writer thread may be writing the manager: waiting for it is waiting for the
+            // disk, which must not hold up the runtime the background processor runs on.
+            // A failed write is retried until it lands (LDK's background processor stops for
+            // good on an error here): meanwhile events wait, and nothing of the manager's new
+            // state is acknowledged.
+            return crate::store::outside_the_runtime(|| {
+                self.writer.persist_manager_until_written()
+            });
         }
         if (primary, secondary, key)
             == (
