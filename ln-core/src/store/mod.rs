@@ -232,20 +232,10 @@ impl SledStore {
 
 impl SledStore {
     /// Writes an LDK entry without waiting for the disk: it becomes durable with the store's
-    /// next flush (any durable write, or sled's own flush every 500 ms). For entries that may
-    /// be lost in a crash at no cost, such as the scorer's estimates.
+    /// next flush (any durable write, or sled's own flush every 500 ms). [`KVStoreSync::write`]
+    /// flushes after it; on its own it is for entries that may be lost in a crash at no cost,
+    /// such as the scorer's estimates.
     pub fn write_lazily(
-        &self,
-        primary: &str,
-        secondary: &str,
-        key: &str,
-        value: Vec<u8>,
-    ) -> Result<(), io::Error> {
-        self.write_unflushed(primary, secondary, key, value)
-    }
-
-    /// Writes an LDK entry without making it durable; [`KVStoreSync::write`] flushes after it.
-    fn write_unflushed(
         &self,
         primary: &str,
         secondary: &str,
@@ -388,7 +378,7 @@ impl KVStoreSync for SledStore {
         key: &str,
         buf: Vec<u8>,
     ) -> Result<(), io::Error> {
-        self.write_unflushed(primary, secondary, key, buf)?;
+        self.write_lazily(primary, secondary, key, buf)?;
         self.flush()
     }
 
