@@ -45,7 +45,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lightning::chain::chainmonitor::Persist;
 use lightning::chain::channelmonitor::{ChannelMonitor, ChannelMonitorUpdate};
@@ -161,6 +161,14 @@ struct Shared {
 pub struct MonitorWriter {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Where a batch's time went, for the trace log.
+#[derive(Default)]
+struct BatchTiming {
+    manager_bytes: usize,
+    serialize: Duration,
+    write: Duration,
 }
 
 /// How long the writer waits before retrying a failed write, at most.
@@ -395,12 +403,23 @@ impl Shared {
 
     fn write_manager(&self, manager: &ChannelManager) -> Result<(), io::Error> {
         let _serialized_in_order = lock(&self.manager_write);
+        let started = Instant::now();
+        let manager = serialize(manager);
+        let serialized = started.elapsed();
+        let manager_bytes = manager.len();
         self.store.write(
             CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_KEY,
-            serialize(manager),
-        )
+            manager,
+        )?;
+        tracing::trace!(
+            manager_bytes,
+            serialize_us = serialized.as_micros() as u64,
+            write_and_fsync_us = (started.elapsed() - serialized).as_micros() as u64,
+            "channel manager durable"
+        );
+        Ok(())
     }
 
     /// Writes the `ChannelManager`, serialized now (so it knows every update of the batch as
@@ -474,9 +493,13 @@ impl Shared {
                 Op::Archive { .. } => {}
             }
         }
+        let mut timing = BatchTiming::default();
         let written = self.retry("write the channel manager and channel monitors", || {
             let _serialized_in_order = lock(&self.manager_write);
+            let started = Instant::now();
             let manager = serialize(manager);
+            timing.manager_bytes = manager.len();
+            timing.serialize = started.elapsed();
             let mut entries: Vec<(&str, &str, &str, &[u8])> =
                 Vec::with_capacity(1 + monitor_entries.len());
             entries.push((
@@ -492,11 +515,21 @@ impl Shared {
                         (*primary, *secondary, key.as_str(), *value)
                     }),
             );
-            self.store.write_all_durably(&entries)
+            let started = Instant::now();
+            let written = self.store.write_all_durably(&entries);
+            timing.write = started.elapsed();
+            written
         });
         if !written {
             return None;
         }
+        tracing::trace!(
+            ops = batch.len(),
+            manager_bytes = timing.manager_bytes,
+            serialize_us = timing.serialize.as_micros() as u64,
+            write_and_fsync_us = timing.write.as_micros() as u64,
+            "monitor batch durable"
+        );
         for (key, latest_update_id) in whole_monitors {
             self.drop_updates(key, |update_id| update_id <= latest_update_id);
         }

@@ -281,6 +281,7 @@ impl SledStore {
             };
             placed.push(index);
         }
+        let started = std::time::Instant::now();
         trees
             .as_slice()
             .transaction(|views| {
@@ -298,7 +299,15 @@ impl SledStore {
                 };
                 store_failure(format!("write {} entries at once", entries.len()), source)
             })?;
-        self.flush()
+        let written = started.elapsed();
+        self.flush()?;
+        tracing::trace!(
+            entries = entries.len(),
+            transaction_us = written.as_micros() as u64,
+            fsync_us = (started.elapsed() - written).as_micros() as u64,
+            "store transaction durable"
+        );
+        Ok(())
     }
 
     /// Makes every write so far durable (sled's flush, which fsyncs).
