@@ -227,6 +227,9 @@ impl NodeInner {
                     return Err(ReplayEvent());
                 }
                 tracing::info!(payment_hash = %hash, amount_msat, "payment received");
+                if record.is_hold {
+                    self.forget_settle_preimage(&hash);
+                }
                 self.notifications.invoices.notify_waiters();
             }
             Event::PaymentSent {
@@ -633,6 +636,14 @@ impl NodeInner {
         }
     }
 
+    /// Drops what [`super::records::Records::put_settle_preimage`] kept for a payment LDK has finished with; one
+    /// left behind only takes space.
+    fn forget_settle_preimage(&self, hash: &str) {
+        if let Err(error) = self.records.forget_settle_preimage(hash) {
+            tracing::warn!(%error, payment_hash = hash, "cannot drop a settled hold invoice's preimage");
+        }
+    }
+
     /// Applies `update` to a stored outgoing payment; false if the store failed.
     fn update_payment(&self, hash: &str, update: impl FnOnce(&mut PaymentRecord)) -> bool {
         let result = match self.records.payment(hash) {
@@ -669,6 +680,7 @@ impl NodeInner {
                     return Err(ReplayEvent());
                 }
                 tracing::warn!(payment_hash = %hash, "held payment failed back before settlement (deadline reached)");
+                self.forget_settle_preimage(&hash);
                 self.notifications.invoices.notify_waiters();
                 Ok(())
             }
@@ -706,6 +718,21 @@ impl NodeInner {
                     // A replay after we claimed: claiming again is harmless and finishes the job.
                 }
                 _ if record.is_hold => {
+                    let settled = match self.records.settle_preimage(&hash) {
+                        Ok(settled) => settled,
+                        Err(error) => {
+                            tracing::error!(%error, "reading a settle preimage");
+                            return Err(ReplayEvent());
+                        }
+                    };
+                    if let Some(preimage) = settled {
+                        // The operator settled it before LDK offered it (again, after a
+                        // restart): claim it now instead of holding it a second time.
+                        tracing::info!(payment_hash = %hash, "a settled hold invoice's payment was offered again; claiming it");
+                        self.channel_manager
+                            .claim_funds(lightning::types::payment::PaymentPreimage(preimage));
+                        return Ok(());
+                    }
                     record.status = InvoiceStatus::Held;
                     record.amount_received_msat = Some(amount_msat);
                     record.claim_deadline_height = claim_deadline;

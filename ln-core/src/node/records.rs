@@ -185,6 +185,9 @@ pub(crate) struct Records {
     invoices: Namespace,
     forwards: Namespace,
     intercepted_htlcs: Namespace,
+    /// The preimage of each held payment the operator settled, by payment hash, until LDK
+    /// reports it claimed (see [`Records::put_settle_preimage`]).
+    settled_holds: Namespace,
     forward_sequence: AtomicU64,
     journal: Arc<Journal>,
     /// No unpaid invoice expires before this (Unix seconds): the expiry check reads the
@@ -228,6 +231,7 @@ impl Records {
             invoices: store.namespace("invoices")?,
             forwards,
             intercepted_htlcs: store.namespace("intercepted_htlcs")?,
+            settled_holds: store.namespace("settled_holds")?,
             forward_sequence: AtomicU64::new(next),
             next_expiry: AtomicU64::new(0),
             journal: Arc::new(Journal::open(store)?),
@@ -270,6 +274,32 @@ impl Records {
         let mut all: Vec<PaymentRecord> = all_json(&self.payments)?;
         all.sort_by_key(|p| p.created_at);
         Ok(all)
+    }
+
+    /// Stores, durably, that the operator settled the held payment of `payment_hash` with
+    /// `preimage`. Written before the claim: if LDK did not hold the payment as claimable at
+    /// that moment (a restart before it had written that it held it), it offers the payment
+    /// again, and the event handler claims it with this preimage instead of holding it again
+    /// while the operator believes it settled.
+    pub(crate) fn put_settle_preimage(
+        &self,
+        payment_hash: &str,
+        preimage: &[u8; 32],
+    ) -> Result<(), Error> {
+        self.settled_holds.put(payment_hash.as_bytes(), preimage)?;
+        Ok(())
+    }
+
+    /// The preimage the operator settled the held payment of `payment_hash` with, if any.
+    pub(crate) fn settle_preimage(&self, payment_hash: &str) -> Result<Option<[u8; 32]>, Error> {
+        let stored = self.settled_holds.get(payment_hash.as_bytes())?;
+        Ok(stored.and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok()))
+    }
+
+    /// Forgets a settle preimage once LDK reports the payment claimed or failed back.
+    pub(crate) fn forget_settle_preimage(&self, payment_hash: &str) -> Result<(), Error> {
+        self.settled_holds.remove(payment_hash.as_bytes())?;
+        Ok(())
     }
 
     pub(crate) fn invoice(&self, payment_hash: &str) -> Result<Option<InvoiceRecord>, Error> {
@@ -471,6 +501,23 @@ mod tests {
             oldest.map(|r| (r.in_msat(), r.status)).ok(),
             Some((None, ForwardStatus::Settled))
         );
+    }
+
+    #[test]
+    fn a_settle_preimage_survives_a_reopen_until_forgotten() {
+        let dir = tempfile::tempdir().expect("dir");
+        let hash = "ab".repeat(32);
+        {
+            let store = SledStore::open(dir.path()).expect("store");
+            let records = Records::open(&store).expect("records");
+            assert_eq!(records.settle_preimage(&hash).expect("read"), None);
+            records.put_settle_preimage(&hash, &[7; 32]).expect("write");
+        }
+        let store = SledStore::open(dir.path()).expect("store again");
+        let records = Records::open(&store).expect("records again");
+        assert_eq!(records.settle_preimage(&hash).expect("read"), Some([7; 32]));
+        records.forget_settle_preimage(&hash).expect("forget");
+        assert_eq!(records.settle_preimage(&hash).expect("read"), None);
     }
 
     fn unpaid(hash: &str, expires_at: u64) -> InvoiceRecord {

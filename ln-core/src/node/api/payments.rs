@@ -224,6 +224,12 @@ impl Node {
                 record.status_at(unix_now())
             ).to_lowercase()));
         }
+        // Written before the claim: if LDK does not hold the payment as claimable right now (a
+        // restart before it had written that it did), it offers the payment again, and the
+        // event handler claims it with this preimage instead of holding it again.
+        self.inner
+            .records
+            .put_settle_preimage(&record.payment_hash, &preimage)?;
         self.inner
             .channel_manager
             .claim_funds(PaymentPreimage(preimage));
