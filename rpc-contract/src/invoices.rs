@@ -55,7 +55,9 @@ method!(
     SettleInvoice = "settleinvoice", SettleInvoiceParams => Empty,
     "Settle a held hold-invoice payment with its preimage.
 
-The node then claims the payment; the invoice becomes `paid` a moment later.
+The node then claims the payment; the invoice becomes `paid` a moment later. The preimage is
+stored before the claim: if xlnd restarted before it had written the payment as held, the payment
+is claimed as soon as it arrives again, not held a second time.
 
 Errors: -32602 (not 64 hex characters), 100 (no invoice with the preimage's hash), 404 (not a hold
 invoice, or its payment is not held yet: wait with `waitinvoice`), 701."
