@@ -636,8 +636,8 @@ impl NodeInner {
         }
     }
 
-    /// Drops what [`super::records::Records::put_settle_preimage`] kept for a payment LDK has finished with; one
-    /// left behind only takes space.
+    /// Drops what [`super::records::Records::put_settle_preimage`] kept for a payment LDK has
+    /// finished with; one left behind only takes space.
     fn forget_settle_preimage(&self, hash: &str) {
         if let Err(error) = self.records.forget_settle_preimage(hash) {
             tracing::warn!(%error, payment_hash = hash, "cannot drop a settled hold invoice's preimage");

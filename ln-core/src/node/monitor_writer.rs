@@ -163,14 +163,6 @@ pub struct MonitorWriter {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Where a batch's time went, for the trace log.
-#[derive(Default)]
-struct BatchTiming {
-    manager_bytes: usize,
-    serialize: Duration,
-    write: Duration,
-}
-
 /// How long the writer waits before retrying a failed write, at most.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -405,21 +397,18 @@ impl Shared {
         let _serialized_in_order = lock(&self.manager_write);
         let started = Instant::now();
         let manager = serialize(manager);
-        let serialized = started.elapsed();
-        let manager_bytes = manager.len();
+        // The store logs the write's own time.
+        tracing::trace!(
+            manager_bytes = manager.len(),
+            serialize_us = started.elapsed().as_micros() as u64,
+            "channel manager serialized for a write of its own"
+        );
         self.store.write(
             CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_KEY,
             manager,
-        )?;
-        tracing::trace!(
-            manager_bytes,
-            serialize_us = serialized.as_micros() as u64,
-            write_and_fsync_us = (started.elapsed() - serialized).as_micros() as u64,
-            "channel manager durable"
-        );
-        Ok(())
+        )
     }
 
     /// Writes the `ChannelManager`, serialized now (so it knows every update of the batch as
@@ -493,13 +482,17 @@ impl Shared {
                 Op::Archive { .. } => {}
             }
         }
-        let mut timing = BatchTiming::default();
         let written = self.retry("write the channel manager and channel monitors", || {
             let _serialized_in_order = lock(&self.manager_write);
             let started = Instant::now();
             let manager = serialize(manager);
-            timing.manager_bytes = manager.len();
-            timing.serialize = started.elapsed();
+            // The store logs the transaction's own time.
+            tracing::trace!(
+                ops = batch.len(),
+                manager_bytes = manager.len(),
+                serialize_us = started.elapsed().as_micros() as u64,
+                "channel manager serialized for a monitor batch"
+            );
             let mut entries: Vec<(&str, &str, &str, &[u8])> =
                 Vec::with_capacity(1 + monitor_entries.len());
             entries.push((
@@ -515,21 +508,11 @@ impl Shared {
                         (*primary, *secondary, key.as_str(), *value)
                     }),
             );
-            let started = Instant::now();
-            let written = self.store.write_all_durably(&entries);
-            timing.write = started.elapsed();
-            written
+            self.store.write_all_durably(&entries)
         });
         if !written {
             return None;
         }
-        tracing::trace!(
-            ops = batch.len(),
-            manager_bytes = timing.manager_bytes,
-            serialize_us = timing.serialize.as_micros() as u64,
-            write_and_fsync_us = timing.write.as_micros() as u64,
-            "monitor batch durable"
-        );
         for (key, latest_update_id) in whole_monitors {
             self.drop_updates(key, |update_id| update_id <= latest_update_id);
         }

@@ -301,12 +301,7 @@ impl SledStore {
             })?;
         let written = started.elapsed();
         self.flush()?;
-        tracing::trace!(
-            entries = entries.len(),
-            transaction_us = written.as_micros() as u64,
-            fsync_us = (started.elapsed() - written).as_micros() as u64,
-            "store transaction durable"
-        );
+        trace_durable(entries.len(), started, written);
         Ok(())
     }
 
@@ -317,6 +312,17 @@ impl SledStore {
             .map(drop)
             .map_err(|e| store_failure("flush".to_owned(), e))
     }
+}
+
+/// Logs at trace level where a durable write of `entries` entries, begun at `started`, spent its
+/// time: `written` in sled, the rest in the flush (fsync) after it.
+fn trace_durable(entries: usize, started: std::time::Instant, written: Duration) {
+    tracing::trace!(
+        entries,
+        write_us = written.as_micros() as u64,
+        fsync_us = (started.elapsed() - written).as_micros() as u64,
+        "store write durable"
+    );
 }
 
 /// sled 0.34 reports a held lock as `Io(Other, "could not acquire lock on ...: WouldBlock ...")`.
@@ -387,8 +393,12 @@ impl KVStoreSync for SledStore {
         key: &str,
         buf: Vec<u8>,
     ) -> Result<(), io::Error> {
+        let started = std::time::Instant::now();
         self.write_lazily(primary, secondary, key, buf)?;
-        self.flush()
+        let written = started.elapsed();
+        self.flush()?;
+        trace_durable(1, started, written);
+        Ok(())
     }
 
     fn remove(
