@@ -15,15 +15,16 @@
 //! (their transactions back in the chain node's mempool), checks that no wallet shows an output the
 //! chain does not have, then mines one block more than it took away. After each, every output a
 //! wallet lists is checked against the chain's UTXO set, and every transaction the nodes
-//! broadcast was relayed (or lost to a conflicting one that confirmed).
+//! broadcast was relayed (or lost to a conflicting one that confirmed, or was a sweep refused
+//! while a 6-block reorg had put its parent back into the mempool, and swept on chain after).
 
 use anyhow::{ensure, Context, Result};
 use ln_core::node::ChannelPolicy;
 use serde_json::Value;
 use xln_tests::steps::{
     answer, at_height, channel, cli_in_background, closed_and_confirmed, confirmed_sat,
-    force_close, fund_channel, height, hold_invoice, mine, mine_until, new_address, relayed,
-    settled, usable, WAIT,
+    force_close, fund_channel, height, hold_invoice, mine, mine_until, new_address,
+    relayed_through_reorgs, settled, usable, WAIT,
 };
 use xln_tests::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
 use xln_tests::xlnd::Xlnd;
@@ -408,7 +409,8 @@ fn channels_live_through_reorgs(chain: TestChain, test: &str) -> Result<()> {
              cooperative close, a commitment, a sweep and an HTLC claimed on chain: ok"
         );
     }
-    let checked = relayed(&net.chain_node, alice)? + relayed(&net.chain_node, bob)?;
+    let checked = relayed_through_reorgs(&net.chain_node, alice)?
+        + relayed_through_reorgs(&net.chain_node, bob)?;
     eprintln!(
         "reorgs: {} reorgs, {checked} broadcasts checked, every wallet output on chain",
         DEPTHS.len() * 8

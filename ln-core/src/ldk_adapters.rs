@@ -382,6 +382,11 @@ enum Refusal {
     /// asks (`not enough additional fees to relay`): the claim stays at the feerate already in
     /// the mempool until LDK bumps it by more.
     BumpTooSmall,
+    /// A transaction whose relative or absolute timelock is not met yet (`non-BIP68-final`,
+    /// `non-final`): after a reorg as deep as LDK's 6-block `ANTI_REORG_DELAY`, the sweep of an
+    /// output locked by `OP_CHECKSEQUENCEVERIFY` whose parent went back into the mempool. LDK sends
+    /// it again with the next blocks, and the chain node takes it once the parent is deep enough.
+    NotFinalYet,
     /// Anything else (fee floor, dust, non-standard, invalid): a real problem.
     Other,
 }
@@ -399,6 +404,8 @@ impl Refusal {
             && reason.contains("not enough additional fees")
         {
             Self::BumpTooSmall
+        } else if reason.contains("non-BIP68-final") || reason.contains("non-final") {
+            Self::NotFinalYet
         } else {
             Self::Other
         }
@@ -417,6 +424,9 @@ fn log_refusal(txid: bitcoin::Txid, error: &ChainSourceError, refusal: Refusal) 
         }
         Refusal::BumpTooSmall => {
             tracing::warn!(%txid, %error, "a fee bump was refused: it raises the fee by less than the chain node's incremental relay fee; the earlier transaction stays in the mempool until LDK bumps by more");
+        }
+        Refusal::NotFinalYet => {
+            tracing::info!(%txid, %error, "broadcast refused until its timelock is met (after a deep reorg, its parent may be back in the mempool); it is sent again with the next blocks");
         }
         Refusal::Other => tracing::warn!(%txid, %error, "broadcast refused"),
     }
@@ -527,6 +537,10 @@ mod tests {
                 "insufficient fee, rejecting replacement 3b1c…, not enough additional fees to relay; 0.00000253 < 0.00000375",
                 Refusal::BumpTooSmall,
             ),
+            // bitcoind, on a sweep of an anchor channel's `to_remote` output (one block of
+            // `OP_CHECKSEQUENCEVERIFY`) whose commitment a 6-block reorg put back into the mempool.
+            ("non-BIP68-final", Refusal::NotFinalYet),
+            ("non-final", Refusal::NotFinalYet),
             ("min relay fee not met, 100 < 400", Refusal::Other),
             ("dust", Refusal::Other),
             ("insufficient fee", Refusal::Other),

@@ -142,7 +142,7 @@ pub struct Broadcast {
     pub txid: String,
     /// What the chain node answered.
     pub outcome: BroadcastOutcome,
-    /// The chain node's reject reason, or why it could not be asked; `null` when accepted. A rebroadcast refused with `bad-txns-inputs-missingorspent` or `txn-mempool-conflict` is normal: another transaction (often the peer's) already spent the same output.
+    /// The chain node's reject reason, or why it could not be asked; `null` when accepted. A rebroadcast refused with `bad-txns-inputs-missingorspent` or `txn-mempool-conflict` is normal: another transaction (often the peer's) already spent the same output. So is `non-BIP68-final` on a sweep after a reorg of 6 blocks or more: it is sent again until its parent is deep enough.
     pub reason: Option<String>,
     /// The transaction as sent, hex.
     pub tx_hex: String,

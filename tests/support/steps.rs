@@ -297,6 +297,26 @@ pub fn mine_until(
 /// replacement that pays no more, or as spending a spent output). Such a refusal passes only if
 /// one of the refused transaction's inputs is spent in a block of `chain`.
 pub fn relayed(chain: &Bitcoind, node: &Xlnd) -> Result<usize> {
+    check_broadcasts(chain, node, &[])
+}
+
+/// [`relayed`] for a node that lived through reorgs as deep as LDK's `ANTI_REORG_DELAY` (6
+/// blocks): a spend refused as `non-BIP68-final` also passes if the output it spends is spent in
+/// a block now.
+///
+/// LDK hands an output to its sweeper once the transaction that made it is 6 blocks deep, and
+/// the sweeper takes it as settled. A 6-block reorg under that transaction puts it back into the
+/// chain node's mempool, and the sweep (the `to_remote` output of an anchor channel is locked for
+/// one block by `OP_CHECKSEQUENCEVERIFY`) is then refused until its parent confirms again; the
+/// sweeper sends it again with the next block. CI saw one such refusal, the sweep confirmed
+/// after it. What counts, the output swept on chain, is what this checks.
+pub fn relayed_through_reorgs(chain: &Bitcoind, node: &Xlnd) -> Result<usize> {
+    check_broadcasts(chain, node, &["non-BIP68-final"])
+}
+
+/// [`relayed`], where a refusal with one of `transient` in its reason also passes if one of the
+/// refused transaction's inputs is spent in a block.
+fn check_broadcasts(chain: &Bitcoind, node: &Xlnd, transient: &[&str]) -> Result<usize> {
     let list = node.cli(&["listbroadcasts"])?;
     let broadcasts = list["broadcasts"]
         .as_array()
@@ -307,16 +327,17 @@ pub fn relayed(chain: &Bitcoind, node: &Xlnd) -> Result<usize> {
         }
         let reason = broadcast["reason"].as_str().unwrap_or_default();
         let tx_hex = broadcast["tx_hex"].as_str().unwrap_or_default();
-        let lost_a_conflict = broadcast["outcome"] == "rejected"
+        let refused_for_a_passing_reason = broadcast["outcome"] == "rejected"
             && [
                 "missingorspent",
                 "txn-mempool-conflict",
                 "rejecting replacement",
             ]
             .iter()
+            .chain(transient)
             .any(|conflict| reason.contains(conflict));
         ensure!(
-            lost_a_conflict && spends_a_confirmed_spent_output(chain, tx_hex)?,
+            refused_for_a_passing_reason && spends_a_confirmed_spent_output(chain, tx_hex)?,
             "{}'s transaction {} was {}: {reason}\n{tx_hex}",
             node.name,
             broadcast["txid"],
