@@ -4,8 +4,10 @@
 //! [`KVStoreSync`], which [`SledStore`] implements with one sled tree per namespace pair
 //! (`ldk/<primary>/<secondary>`). xln's own records (payments, invoices, chain-sync state) live in
 //! [`Namespace`]s (`xln/<name>`) of the same database. Every write returns only after sled has
-//! flushed and fsynced it: LDK treats a returned ChannelMonitor write as durable.
+//! flushed it and xln has `fdatasync`ed sled's files ([`disk_sync`]): LDK treats a returned
+//! ChannelMonitor write as durable.
 
+mod disk_sync;
 mod namespace;
 #[cfg(test)]
 mod tests;
@@ -79,10 +81,12 @@ pub struct SledStore {
     durability: Durability,
 }
 
-/// How the store makes writes durable: sled's flush (fsync), never holding up the async
-/// runtime, and, for tests of a slow disk, after an injected delay.
-#[derive(Clone, Debug, Default)]
+/// How the store makes writes durable: sled's flush, then `fdatasync` of sled's files, never
+/// holding up the async runtime, and, for tests of a slow disk, after an injected delay.
+#[derive(Clone, Debug)]
 pub(crate) struct Durability {
+    /// The files sled's flush leaves unsynced for a power loss.
+    disk: Arc<disk_sync::DiskSync>,
     slow_disk: Option<Arc<SlowDisk>>,
     /// While this file exists, every flush fails as on a full disk (fault injection).
     full_disk_flag: Option<Arc<PathBuf>>,
@@ -96,7 +100,7 @@ struct SlowDisk {
 }
 
 impl Durability {
-    /// Runs `flush` (sled's, which fsyncs) off the runtime's worker threads, see
+    /// Runs `flush` (sled's) and then syncs sled's files, off the runtime's worker threads, see
     /// [`outside_the_runtime`].
     pub(crate) fn flush<T>(&self, flush: impl FnOnce() -> sled::Result<T>) -> sled::Result<T> {
         outside_the_runtime(|| {
@@ -118,7 +122,9 @@ impl Durability {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 std::thread::sleep(slow.delay);
             }
-            flush()
+            let flushed = flush()?;
+            self.disk.sync()?;
+            Ok(flushed)
         })
     }
 }
@@ -182,10 +188,18 @@ impl SledStore {
                 }
             }
         };
+        let disk = disk_sync::DiskSync::open(path).map_err(|e| StoreError::Open {
+            path: path.into(),
+            source: sled::Error::Io(e),
+        })?;
         tracing::info!(path = %path.display(), "opened store");
         Ok(Self {
             db,
-            durability: Durability::default(),
+            durability: Durability {
+                disk: Arc::new(disk),
+                slow_disk: None,
+                full_disk_flag: None,
+            },
         })
     }
 
@@ -208,6 +222,7 @@ impl SledStore {
             "fault injection: every store flush is delayed"
         );
         self.durability = Durability {
+            disk: self.durability.disk.clone(),
             full_disk_flag: self.durability.full_disk_flag.clone(),
             slow_disk: Some(Arc::new(SlowDisk {
                 delay,
@@ -305,7 +320,7 @@ impl SledStore {
         Ok(())
     }
 
-    /// Makes every write so far durable (sled's flush, which fsyncs).
+    /// Makes every write so far durable (sled's flush, then `fdatasync` of sled's files).
     pub fn flush(&self) -> Result<(), io::Error> {
         self.durability
             .flush(|| self.db.flush())

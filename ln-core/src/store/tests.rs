@@ -367,3 +367,33 @@ fn entries_written_all_at_once_survive_sigkill_whole() -> TestResult {
     );
     Ok(())
 }
+
+/// sled writes a value over a quarter of its 512 KiB segments (a channel manager with many HTLCs
+/// in flight) to a file of its own under `blobs/`, which its flush never syncs: the store syncs
+/// it before the write returns. If sled stops writing such blobs, this test says so, and
+/// `disk_sync` can lose its blob part.
+#[test]
+fn a_value_stored_as_a_blob_file_is_synced_before_the_write_returns() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let large = vec![7; 300_000];
+    {
+        let store = SledStore::open(dir.path())?;
+        store.write("", "", "manager", large.clone())?;
+        let blobs: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))?
+            .map(|entry| entry.map(|entry| entry.file_name()))
+            .collect::<Result<_, _>>()?;
+        assert!(
+            !blobs.is_empty(),
+            "sled kept a 300 KB value in its log file"
+        );
+        for blob in &blobs {
+            assert!(
+                store.durability.disk.has_synced_blob(blob),
+                "the blob {blob:?} was not synced"
+            );
+        }
+    }
+    let store = SledStore::open(dir.path())?;
+    assert_eq!(store.read("", "", "manager")?, large);
+    Ok(())
+}
