@@ -439,6 +439,8 @@ async fn htlc_pump(inner: Arc<NodeInner>) {
 }
 
 async fn accept_loop(inner: Arc<NodeInner>, listener: tokio::net::TcpListener) {
+    // Bound already, so a peer's connection waits in the listen queue rather than being refused.
+    wait_for_the_first_chain_sync(&inner, "accepting peer connections").await;
     let mut stop = inner.stop_sender.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -476,9 +478,46 @@ pub(crate) fn low_latency_stream(
     stream.into_std()
 }
 
-/// Keeps connections to peers we share channels with: at once on start (a restarted node's
-/// channels are idle until their peers are back), then every 5 s.
+/// How long a starting node waits for its first catch-up with the chain node before it lets
+/// peers connect anyway: a chain node that is down must not keep channels from reestablishing.
+const PEERS_WAIT_FOR_CHAIN: Duration = Duration::from_secs(60);
+
+/// Waits until the chain loop has brought the node to the chain node's tip once since start, for
+/// at most [`PEERS_WAIT_FOR_CHAIN`], as LND waits for its chain backend before it starts its
+/// server. A restarted node then reestablishes its channels knowing what happened on chain while
+/// it was away. It also keeps peers from connecting while LDK connects many blocks at once: LDK
+/// queues a public channel's announcement for its peer every 6 blocks, connected or not, and a
+/// peer that connects before that queue is drained trips an assertion in a debug build
+/// (rust-lightning issue 4437); a release build drops the announcement.
+async fn wait_for_the_first_chain_sync(inner: &NodeInner, before: &str) {
+    let deadline = tokio::time::Instant::now() + PEERS_WAIT_FOR_CHAIN;
+    let mut stop = inner.stop_sender.subscribe();
+    let mut told = false;
+    while !inner.synced_to_chain.load(Ordering::SeqCst) && !inner.stopping() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                waited_secs = PEERS_WAIT_FOR_CHAIN.as_secs(),
+                "not caught up with the chain node yet; {before} anyway"
+            );
+            return;
+        }
+        if !std::mem::replace(&mut told, true) {
+            tracing::info!("{before} once the node has caught up with the chain node");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    // What the catch-up queued for peers that were not connected goes out (or is dropped) now.
+    inner.peer_manager.process_events();
+}
+
+/// Keeps connections to peers we share channels with: once the node has caught up with the
+/// chain after a start (a restarted node's channels are idle until their peers are back), then
+/// every 5 s.
 async fn reconnect_loop(inner: Arc<NodeInner>) {
+    wait_for_the_first_chain_sync(&inner, "reconnecting to channel peers").await;
     let mut stop = inner.stop_sender.subscribe();
     let mut first = true;
     loop {
