@@ -440,8 +440,10 @@ async fn htlc_pump(inner: Arc<NodeInner>) {
 
 async fn accept_loop(inner: Arc<NodeInner>, listener: tokio::net::TcpListener) {
     // Bound already, so a peer's connection waits in the listen queue rather than being refused.
-    wait_for_the_first_chain_sync(&inner, "accepting peer connections").await;
     let mut stop = inner.stop_sender.subscribe();
+    if !wait_for_the_first_chain_sync(&inner, &mut stop, "accepting peer connections").await {
+        return;
+    }
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -489,36 +491,48 @@ const PEERS_WAIT_FOR_CHAIN: Duration = Duration::from_secs(60);
 /// queues a public channel's announcement for its peer every 6 blocks, connected or not, and a
 /// peer that connects before that queue is drained trips an assertion in a debug build
 /// (rust-lightning issue 4437); a release build drops the announcement.
-async fn wait_for_the_first_chain_sync(inner: &NodeInner, before: &str) {
+///
+/// `stop` is the caller's subscription, taken before the call: one taken after a stop would
+/// never see it. Returns `false` when the node is stopping.
+async fn wait_for_the_first_chain_sync(
+    inner: &NodeInner,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    before: &str,
+) -> bool {
     let deadline = tokio::time::Instant::now() + PEERS_WAIT_FOR_CHAIN;
-    let mut stop = inner.stop_sender.subscribe();
     let mut told = false;
-    while !inner.synced_to_chain.load(Ordering::SeqCst) && !inner.stopping() {
+    while !inner.synced_to_chain.load(Ordering::SeqCst) {
+        if inner.stopping() {
+            return false;
+        }
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!(
                 waited_secs = PEERS_WAIT_FOR_CHAIN.as_secs(),
                 "not caught up with the chain node yet; {before} anyway"
             );
-            return;
+            return true;
         }
         if !std::mem::replace(&mut told, true) {
             tracing::info!("{before} once the node has caught up with the chain node");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => {}
         }
     }
     // What the catch-up queued for peers that were not connected goes out (or is dropped) now.
     inner.peer_manager.process_events();
+    !inner.stopping()
 }
 
 /// Keeps connections to peers we share channels with: once the node has caught up with the
 /// chain after a start (a restarted node's channels are idle until their peers are back), then
 /// every 5 s.
 async fn reconnect_loop(inner: Arc<NodeInner>) {
-    wait_for_the_first_chain_sync(&inner, "reconnecting to channel peers").await;
     let mut stop = inner.stop_sender.subscribe();
+    if !wait_for_the_first_chain_sync(&inner, &mut stop, "reconnecting to channel peers").await {
+        return;
+    }
     let mut first = true;
     loop {
         if !std::mem::take(&mut first) {
