@@ -221,14 +221,10 @@ impl SledStore {
             delay_ms = delay.as_millis() as u64,
             "fault injection: every store flush is delayed"
         );
-        self.durability = Durability {
-            disk: self.durability.disk.clone(),
-            full_disk_flag: self.durability.full_disk_flag.clone(),
-            slow_disk: Some(Arc::new(SlowDisk {
-                delay,
-                one_at_a_time: Mutex::new(()),
-            })),
-        };
+        self.durability.slow_disk = Some(Arc::new(SlowDisk {
+            delay,
+            one_at_a_time: Mutex::new(()),
+        }));
         self
     }
 
