@@ -24,9 +24,12 @@
 //! cost more with every payment the channel had claimed (a monitor keeps them): it was a quarter
 //! of the node's CPU at 400 payments in flight.
 //!
-//! Every `ChannelManager` write in the node goes through [`MonitorWriter::persist_manager`],
-//! which serializes and writes under one lock, so a manager write never replaces a newer one;
-//! the background processor's own writes of it are routed there by [`LdkStore`].
+//! Every `ChannelManager` write in the node serializes and writes under one lock, so a manager
+//! write never replaces a newer one. The background processor's writes of it are routed by
+//! [`LdkStore`] to the writer thread as a request ([`MonitorWriter::request_manager_write`]),
+//! which the thread's next batch answers, or a write of the manager alone if none is queued: so
+//! the processor never waits for the disk, and a batch (a peer waiting on it) never waits behind
+//! a manager write of the processor's.
 //!
 //! Hence, at every instant, each monitor on disk is at or behind the state the manager on disk
 //! knows (applied, or in flight and replayed by LDK on restart), and no monitor update is
@@ -132,6 +135,9 @@ enum Op {
 #[derive(Default)]
 struct Queue {
     ops: Vec<Op>,
+    /// When the background processor asked for a manager write that no batch taken since has
+    /// made (the first such request).
+    manager_requested: Option<Instant>,
     stopping: bool,
 }
 
@@ -162,6 +168,15 @@ pub struct MonitorWriter {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// How long a manager write the background processor asked for waits for a monitor batch to
+/// carry it, before the writer makes it on its own. LDK asks after nearly every message, and at
+/// once after each batch (its updates completed): written at once, each request cost an fsync
+/// that the next batch, a peer waiting on it, queued behind. LDK needs no manager write before
+/// any message goes out (only monitor writes, and each batch writes the manager with them), so
+/// this only makes the manager on disk at most this much older after a crash, as if the crash
+/// had come a moment earlier.
+const MANAGER_WRITE_DELAY: Duration = Duration::from_millis(10);
 
 /// How long the writer waits before retrying a failed write, at most.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -221,8 +236,29 @@ impl MonitorWriter {
         }
     }
 
+    /// Has the writer thread serialize the `ChannelManager` and make it durable, with its next
+    /// batch or on its own if none is queued, and returns at once: what LDK's background
+    /// processor writes through. LDK asks for a manager write after nearly every message; done
+    /// on the processor's thread, each one held up its next events by an fsync, and the
+    /// writer's next batch (a message to a peer waiting on it) behind the manager lock. A write
+    /// the thread makes is serialized after this call, so it holds every change before it, and
+    /// the thread retries a failed write until it lands. Once the writer is stopping, the write
+    /// is made here and now, as [`Self::persist_manager_until_written`] makes it.
+    pub fn request_manager_write(&self) -> Result<(), io::Error> {
+        let mut queue = lock(&self.shared.queue);
+        if !queue.stopping && self.shared.ldk.get().is_some() {
+            queue.manager_requested.get_or_insert_with(Instant::now);
+            drop(queue);
+            self.shared.queued.notify_one();
+            return Ok(());
+        }
+        drop(queue);
+        // Waiting for the disk must not hold up the runtime the background processor runs on.
+        crate::store::outside_the_runtime(|| self.persist_manager_until_written())
+    }
+
     /// Serializes the `ChannelManager` now and makes it durable, retrying a failed write until
-    /// it lands or the node stops: what LDK's background processor writes through.
+    /// it lands or the node stops.
     pub fn persist_manager_until_written(&self) -> Result<(), io::Error> {
         match self.shared.ldk.get().and_then(|ldk| ldk.manager.upgrade()) {
             Some(manager) => {
@@ -348,6 +384,15 @@ impl Shared {
                 tracing::warn!("the channel manager is gone; monitor writes stop");
                 return;
             };
+            if batch.is_empty() {
+                // Only the background processor's request: nothing waits on it but the store.
+                let written =
+                    self.retry("write the channel manager", || self.write_manager(&manager));
+                if !written {
+                    return;
+                }
+                continue;
+            }
             let completed = self.write_batch(&manager, &batch);
             drop(manager);
             let Some(completed) = completed else {
@@ -370,11 +415,22 @@ impl Shared {
         }
     }
 
-    /// Waits for queued operations once LDK is attached; `None` once stopped with nothing left.
+    /// Waits for queued operations once LDK is attached, or for a requested manager write to
+    /// be [`MANAGER_WRITE_DELAY`] old (an empty batch: the manager alone); `None` once stopped
+    /// with nothing left. Every batch writes the manager, so taking one answers a pending
+    /// request too.
     fn next_batch(&self) -> Option<(Vec<Op>, &Ldk)> {
         let mut queue = lock(&self.queue);
         loop {
-            if let Some(ldk) = self.ldk.get().filter(|_| !queue.ops.is_empty()) {
+            let manager_due = queue.manager_requested.and_then(|requested| {
+                let due = requested + MANAGER_WRITE_DELAY;
+                due.checked_duration_since(Instant::now())
+                    .filter(|_| !queue.stopping)
+            });
+            let work = !queue.ops.is_empty()
+                || (queue.manager_requested.is_some() && manager_due.is_none());
+            if let Some(ldk) = self.ldk.get().filter(|_| work) {
+                queue.manager_requested = None;
                 return Some((std::mem::take(&mut queue.ops), ldk));
             }
             if queue.stopping {
@@ -386,10 +442,18 @@ impl Shared {
                 }
                 return None;
             }
-            queue = self
-                .queued
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue = match manager_due {
+                Some(wait) => {
+                    self.queued
+                        .wait_timeout(queue, wait)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0
+                }
+                None => self
+                    .queued
+                    .wait(queue)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            };
         }
     }
 
@@ -670,14 +734,10 @@ impl KVStoreSync for LdkStore {
                 CHANNEL_MANAGER_PERSISTENCE_KEY,
             )
         {
-            // The writer thread may be writing the manager: waiting for it is waiting for the
-            // disk, which must not hold up the runtime the background processor runs on.
-            // A failed write is retried until it lands (LDK's background processor stops for
-            // good on an error here): meanwhile events wait, and nothing of the manager's new
-            // state is acknowledged.
-            return crate::store::outside_the_runtime(|| {
-                self.writer.persist_manager_until_written()
-            });
+            // The writer thread makes the write, with its next batch if one is queued, and
+            // retries it until it lands (LDK's background processor stops for good on an error
+            // here).
+            return self.writer.request_manager_write();
         }
         if (primary, secondary, key)
             == (
