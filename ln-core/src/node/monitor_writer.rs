@@ -262,9 +262,7 @@ impl MonitorWriter {
     pub fn persist_manager_until_written(&self) -> Result<(), io::Error> {
         match self.shared.ldk.get().and_then(|ldk| ldk.manager.upgrade()) {
             Some(manager) => {
-                if self.shared.retry("write the channel manager", || {
-                    self.shared.write_manager(&manager)
-                }) {
+                if self.shared.write_manager_until_written(&manager) {
                     Ok(())
                 } else {
                     Err(io::Error::new(
@@ -386,9 +384,7 @@ impl Shared {
             };
             if batch.is_empty() {
                 // Only the background processor's request: nothing waits on it but the store.
-                let written =
-                    self.retry("write the channel manager", || self.write_manager(&manager));
-                if !written {
+                if !self.write_manager_until_written(&manager) {
                     return;
                 }
                 continue;
@@ -422,13 +418,14 @@ impl Shared {
     fn next_batch(&self) -> Option<(Vec<Op>, &Ldk)> {
         let mut queue = lock(&self.queue);
         loop {
-            let manager_due = queue.manager_requested.and_then(|requested| {
+            // How much longer a requested manager write may wait for a batch to carry it.
+            let manager_wait = queue.manager_requested.and_then(|requested| {
                 let due = requested + MANAGER_WRITE_DELAY;
                 due.checked_duration_since(Instant::now())
                     .filter(|_| !queue.stopping)
             });
             let work = !queue.ops.is_empty()
-                || (queue.manager_requested.is_some() && manager_due.is_none());
+                || (queue.manager_requested.is_some() && manager_wait.is_none());
             if let Some(ldk) = self.ldk.get().filter(|_| work) {
                 queue.manager_requested = None;
                 return Some((std::mem::take(&mut queue.ops), ldk));
@@ -442,7 +439,7 @@ impl Shared {
                 }
                 return None;
             }
-            queue = match manager_due {
+            queue = match manager_wait {
                 Some(wait) => {
                     self.queued
                         .wait_timeout(queue, wait)
@@ -455,6 +452,12 @@ impl Shared {
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             };
         }
+    }
+
+    /// Writes the manager, retrying until it lands; false only if the store gave up while the
+    /// node stops (see [`Self::retry`]).
+    fn write_manager_until_written(&self, manager: &ChannelManager) -> bool {
+        self.retry("write the channel manager", || self.write_manager(manager))
     }
 
     fn write_manager(&self, manager: &ChannelManager) -> Result<(), io::Error> {
