@@ -30,6 +30,7 @@ use chain_wait::connect_when_ready;
 use config::{Config, Flags, NodeRpcAuth};
 
 fn main() -> std::process::ExitCode {
+    keep_large_allocations_out_of_the_heap();
     let flags = Flags::parse();
     abort_on_panic();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -51,6 +52,27 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// Serves allocations of 128 KiB and more with their own mappings, returned to the system when
+/// freed, as glibc does until the first such block is freed: glibc then raises its threshold to
+/// that block's size, and the payer's manager serializations and LDK's payment table (up to
+/// megabytes each at hundreds of payments in flight) came from its heaps and stayed there. Over
+/// `xln-bench`'s 2,000 payments alice's RSS ended at 160-210 MB for about 55 MB of live heap;
+/// with this threshold it ended at about 115 MB, at the same speed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn keep_large_allocations_out_of_the_heap() {
+    // SAFETY: mallopt only sets a tunable of glibc's allocator, which takes its own lock; it is
+    // called first thing in main, before any thread of ours exists.
+    let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    // mallopt returns 1 on success; on failure glibc's default (a rising threshold) stays.
+    if set != 1 {
+        eprintln!("xlnd: glibc refused the mmap threshold; memory freed by large payments may stay reserved");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_allocations_out_of_the_heap() {}
 
 async fn run(flags: Flags) -> Result<()> {
     let config = Config::resolve(flags)?;
