@@ -158,15 +158,20 @@ pub struct PaymentFigures {
     pub max_ms: f64,
     /// The first failure's text, if any.
     pub first_failure: Option<String>,
+    /// CPU time the nodes used during the workload, per payment, ms: for xln the three xlnd
+    /// processes' (not the bench's calls), for LDK Node this process's (its three nodes and the
+    /// calls into them). Unlike payments/s it hardly depends on what else the machine runs.
+    pub cpu_ms_per_payment: f64,
 }
 
 impl PaymentFigures {
     /// The figures of `workload` from each payment's outcome (its latency, or why it failed),
-    /// made in `wall` time.
+    /// made in `wall` time while the nodes used `cpu` time.
     pub fn new(
         workload: &Workload,
         outcomes: impl IntoIterator<Item = std::result::Result<Duration, String>>,
         wall: Duration,
+        cpu: Duration,
     ) -> Self {
         let mut latencies = Vec::new();
         let mut failed = 0;
@@ -197,6 +202,7 @@ impl PaymentFigures {
             p99_ms: percentile_ms(&latencies, 99.0),
             max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
             first_failure,
+            cpu_ms_per_payment: cpu.as_secs_f64() * 1e3 / workload.payments.max(1) as f64,
         }
     }
 }
@@ -330,12 +336,14 @@ enum Payment {
 
 /// Makes `workload.payments` payments from `payer`, `workload.in_flight` at a time.
 async fn pay_many(
+    nodes: &[Xlnd],
     payer: &RpcClient,
     payment: Payment,
     amount_msat: u64,
     workload: &Workload,
-) -> PaymentFigures {
+) -> Result<PaymentFigures> {
     let payments = workload.payments;
+    let cpu_before = nodes_cpu_time(nodes)?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -373,7 +381,14 @@ async fn pay_many(
     for worker in workers {
         outcomes.extend(worker.await.unwrap_or_default());
     }
-    PaymentFigures::new(workload, outcomes, started.elapsed())
+    let wall = started.elapsed();
+    let cpu = nodes_cpu_time(nodes)?.saturating_sub(cpu_before);
+    Ok(PaymentFigures::new(workload, outcomes, wall, cpu))
+}
+
+/// The CPU time `nodes` have used so far, together.
+fn nodes_cpu_time(nodes: &[Xlnd]) -> Result<Duration> {
+    nodes.iter().map(Xlnd::cpu_time).sum()
 }
 
 /// The `p`th percentile (nearest rank) of sorted `latencies`, ms.
@@ -470,7 +485,14 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
             destination: net.ids[CAROL].clone(),
         };
         progress("xln: warming up: 20 keysends alice -> bob");
-        pay_many(&alice_rpc, to_bob.clone(), amount_msat, &WARM_UP).await;
+        pay_many(
+            &net.nodes,
+            &alice_rpc,
+            to_bob.clone(),
+            amount_msat,
+            &WARM_UP,
+        )
+        .await?;
         let mut figures = Vec::new();
         for workload in &workloads {
             progress(&format!("xln: {workload}"));
@@ -481,7 +503,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
                 )),
                 WorkloadKind::KeysendToCarol => to_carol.clone(),
             };
-            figures.push(pay_many(&alice_rpc, payment, amount_msat, workload).await);
+            figures.push(pay_many(&net.nodes, &alice_rpc, payment, amount_msat, workload).await?);
         }
         anyhow::Ok(figures)
     })?;
@@ -618,7 +640,7 @@ pub fn table(report: &Report) -> String {
 fn payments_table(report: &Report) -> String {
     let measured_ldk_node = !report.ldk_node_payments.is_empty();
     let mut out = format!(
-        "{:<18} {:>9} {:>8} {:<8} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "{:<18} {:>9} {:>8} {:<8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "workload",
         "in flight",
         "payments",
@@ -627,7 +649,8 @@ fn payments_table(report: &Report) -> String {
         "pay/s",
         "p50 ms",
         "p99 ms",
-        "max ms"
+        "max ms",
+        "CPU ms/pay"
     );
     if measured_ldk_node {
         out.push_str(&format!(" {:>13} {:>11}", "xln/LDK pay/s", "xln/LDK p50"));
@@ -635,8 +658,8 @@ fn payments_table(report: &Report) -> String {
     out.push('\n');
     let figures = |node: &str, f: &PaymentFigures| {
         format!(
-            "{node:<8} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-            f.failed, f.payments_per_sec, f.p50_ms, f.p99_ms, f.max_ms
+            "{node:<8} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2}",
+            f.failed, f.payments_per_sec, f.p50_ms, f.p99_ms, f.max_ms, f.cpu_ms_per_payment
         )
     };
     for xln in &report.payments {

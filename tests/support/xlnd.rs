@@ -322,6 +322,16 @@ impl Xlnd {
             .with_context(|| format!("no VmRSS for xlnd {} (pid {pid})", self.name))
     }
 
+    /// The CPU time its process has used so far, all threads, user and system.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let pid = self
+            .process()
+            .as_ref()
+            .map(Child::id)
+            .with_context(|| format!("xlnd {} is not running", self.name))?;
+        process_cpu_time(pid)
+    }
+
     /// Its data directory.
     pub fn datadir(&self) -> &Path {
         &self.datadir
@@ -457,4 +467,28 @@ impl Drop for Xlnd {
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The CPU time process `pid` has used so far, all threads, user and system, from
+/// `/proc/<pid>/stat` (in clock ticks of 10 ms, which Linux reports at 100 per second whatever the
+/// kernel's own tick).
+pub fn process_cpu_time(pid: u32) -> Result<Duration> {
+    const TICKS_PER_SEC: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name, in parentheses, may hold spaces; utime and stime are the 12th and 13th
+    // fields after it.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("/proc/{pid}/stat has no command name"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| -> Result<u64> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse().ok())
+            .with_context(|| format!("/proc/{pid}/stat has no field {}", index + 3))
+    };
+    let ticks = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SEC))
 }

@@ -29,6 +29,7 @@ use super::{PaymentFigures, Workload, WorkloadKind, WARM_UP};
 use crate::ldk_node_peer::{self, EventThread};
 
 use crate::three_nodes::{NodesDir, ALICE, BOB, CAROL};
+use crate::xlnd::process_cpu_time;
 use crate::Bitcoind;
 
 /// How long setting up waits for the nodes at each step.
@@ -282,6 +283,7 @@ impl LdkNodes {
             },
         };
         let next = AtomicUsize::new(0);
+        let cpu_before = process_cpu_time(std::process::id())?;
         let started = Instant::now();
         let outcomes = std::thread::scope(|scope| -> Result<Vec<_>> {
             let mut payers = Vec::new();
@@ -314,7 +316,9 @@ impl LdkNodes {
                 .flat_map(|payer| payer.join().unwrap_or_default())
                 .collect())
         })?;
-        Ok(PaymentFigures::new(workload, outcomes, started.elapsed()))
+        let wall = started.elapsed();
+        let cpu = process_cpu_time(std::process::id())?.saturating_sub(cpu_before);
+        Ok(PaymentFigures::new(workload, outcomes, wall, cpu))
     }
 
     /// Why A refused to send a payment at once: LDK Node's error, and what A-B can carry in a
