@@ -309,11 +309,7 @@ impl Xlnd {
 
     /// Its resident memory now (VmRSS of the running process, from /proc), KiB.
     pub fn rss_kib(&self) -> Result<u64> {
-        let pid = self
-            .process()
-            .as_ref()
-            .map(Child::id)
-            .with_context(|| format!("xlnd {} is not running", self.name))?;
+        let pid = self.pid()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         status
             .lines()
@@ -324,12 +320,16 @@ impl Xlnd {
 
     /// The CPU time its process has used so far, all threads, user and system.
     pub fn cpu_time(&self) -> Result<Duration> {
-        let pid = self
-            .process()
+        let pid = self.pid()?;
+        process_cpu_time(pid)
+    }
+
+    /// Its process id, while it runs.
+    fn pid(&self) -> Result<u32> {
+        self.process()
             .as_ref()
             .map(Child::id)
-            .with_context(|| format!("xlnd {} is not running", self.name))?;
-        process_cpu_time(pid)
+            .with_context(|| format!("xlnd {} is not running", self.name))
     }
 
     /// Its data directory.
