@@ -506,6 +506,14 @@ impl NodeBuilder {
                 peer_manager.process_events();
             }
         });
+        // Reports the completed updates to the channels, which releases their messages (sent
+        // from the writer thread at once) and queues their HTLCs for the HTLC pump.
+        let weak_peer_manager = Arc::downgrade(&peer_manager);
+        monitor_writer.send_after_each_batch(move || {
+            if let Some(peer_manager) = weak_peer_manager.upgrade() {
+                peer_manager.process_events();
+            }
+        });
 
         let wallet_source = Arc::new(WalletSync::new(wallet.clone(), logger.clone()));
         let bump_handler: Arc<BumpHandler> = Arc::new(BumpTransactionEventHandlerSync::new(

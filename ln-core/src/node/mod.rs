@@ -410,8 +410,11 @@ async fn background_processor(inner: Arc<NodeInner>) {
 }
 
 /// Moves payments along as soon as a monitor write lets them, instead of at the background
-/// processor's next pass: sends the messages LDK held back for the write and, unless
-/// [`HtlcBatching::Ldk`] is chosen, forwards or offers to the payee the HTLCs it committed.
+/// processor's next pass: unless [`HtlcBatching::Ldk`] is chosen, forwards or offers to the payee
+/// the HTLCs the write committed. (The messages LDK held back for the write were sent by the
+/// writer thread already, see
+/// [`monitor_writer::MonitorWriter::send_after_each_batch`]; forwarding decodes each
+/// HTLC's onion, work kept off that thread so the next batch's fsync does not wait for it.)
 ///
 /// It waits on the monitor writer's own signal, not on LDK's notifiers: those wake every waiter
 /// once and then forget, so a second waiter could take a wake-up the background processor needs
@@ -426,9 +429,6 @@ async fn htlc_pump(inner: Arc<NodeInner>) {
             _ = written.notified() => {}
             _ = stop.changed() => return,
         }
-        // Reports the completed updates to the channels, which releases their messages and
-        // queues their HTLCs for processing.
-        inner.peer_manager.process_events();
         if inner.htlc_batching == HtlcBatching::None
             && inner.channel_manager.needs_pending_htlc_processing()
         {

@@ -161,6 +161,8 @@ struct Shared {
     monitor_batches: AtomicU64,
     /// Told after each batch is reported to LDK: what LDK held back for it can go out now.
     batch_done: Arc<tokio::sync::Notify>,
+    /// Run on the writer thread after each batch is reported to LDK, before `batch_done`.
+    after_batch: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// LDK's monitor persister for the node (see the module documentation).
@@ -200,6 +202,7 @@ impl MonitorWriter {
             manager_writes: AtomicU64::new(0),
             monitor_batches: AtomicU64::new(0),
             batch_done: Arc::new(tokio::sync::Notify::new()),
+            after_batch: OnceLock::new(),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -221,6 +224,15 @@ impl MonitorWriter {
     /// and reported to LDK: the messages, forwards and claims LDK held back for it are ready.
     pub fn batch_done(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.shared.batch_done)
+    }
+
+    /// Has the writer thread run `send` after each batch it reports to LDK, before it notifies
+    /// [`Self::batch_done`]. The node sends there the messages LDK held back for the batch (a
+    /// revocation, a commitment, a claim): from the thread that just completed the batch, rather
+    /// than from a task that thread would wake, which on every step of a payment cost a wake-up
+    /// and a switch to another thread. Later calls are ignored.
+    pub fn send_after_each_batch(&self, send: impl Fn() + Send + Sync + 'static) {
+        let _ = self.shared.after_batch.set(Box::new(send));
     }
 
     /// Names the manager to write before monitors and the chain monitor to report completed
@@ -406,6 +418,9 @@ impl Shared {
                     }
                 }
                 None => tracing::warn!("the chain monitor is gone; monitor updates not reported"),
+            }
+            if let Some(send) = self.after_batch.get() {
+                send();
             }
             self.batch_done.notify_one();
         }
