@@ -500,20 +500,20 @@ impl NodeBuilder {
             logger.clone(),
             keys.clone(),
         ));
-        let weak_peer_manager = Arc::downgrade(&peer_manager);
-        verifier.set_process_events(move || {
-            if let Some(peer_manager) = weak_peer_manager.upgrade() {
-                peer_manager.process_events();
+        // Sends what LDK queued for peers while the peer manager exists. The gossip verifier
+        // calls it when a lookup ends; the monitor writer after each batch, which reports the
+        // completed updates to the channels: their messages go out from the writer thread at
+        // once, and their HTLCs are queued for the HTLC pump.
+        let process_events = {
+            let weak_peer_manager = Arc::downgrade(&peer_manager);
+            move || {
+                if let Some(peer_manager) = weak_peer_manager.upgrade() {
+                    peer_manager.process_events();
+                }
             }
-        });
-        // Reports the completed updates to the channels, which releases their messages (sent
-        // from the writer thread at once) and queues their HTLCs for the HTLC pump.
-        let weak_peer_manager = Arc::downgrade(&peer_manager);
-        monitor_writer.send_after_each_batch(move || {
-            if let Some(peer_manager) = weak_peer_manager.upgrade() {
-                peer_manager.process_events();
-            }
-        });
+        };
+        verifier.set_process_events(process_events.clone());
+        monitor_writer.send_after_each_batch(process_events);
 
         let wallet_source = Arc::new(WalletSync::new(wallet.clone(), logger.clone()));
         let bump_handler: Arc<BumpHandler> = Arc::new(BumpTransactionEventHandlerSync::new(
