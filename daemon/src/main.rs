@@ -58,7 +58,7 @@ fn main() -> std::process::ExitCode {
 /// that block's size, and the payer's manager serializations and LDK's payment table (up to
 /// megabytes each at hundreds of payments in flight) came from its heaps and stayed there. Over
 /// `xln-bench`'s 2,000 payments alice's RSS ended at 160-210 MB for about 55 MB of live heap;
-/// with this threshold it ended at about 115 MB, at the same speed.
+/// with this threshold it ended at 118-127 MB, at the same speed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn keep_large_allocations_out_of_the_heap() {
