@@ -9,10 +9,12 @@
 //!    for writes without an update (a new channel, a block) a snapshot of the whole monitor, and
 //!    returns `InProgress`. By then the `ChannelManager` has already recorded the update as in
 //!    flight (LDK records it, under the channel's peer lock, before it calls the `ChainMonitor`).
-//! 2. The writer thread takes everything queued, serializes the `ChannelManager` (after the
-//!    queue was taken, so it lists every queued update as applied or in flight) and writes it
-//!    together with the queued updates and monitor snapshots as one store transaction, made
-//!    durable with one fsync: after a crash the store holds all of them or none of them.
+//! 2. The writer thread serializes the `ChannelManager` and takes everything queued while LDK's
+//!    consistency lock is held for that serialization (so the manager lists every queued update
+//!    as applied or in flight, and an update LDK is making meanwhile joins the batch), and
+//!    writes it together with the queued updates and monitor snapshots as one store
+//!    transaction, made durable with one fsync: after a crash the store holds all of them or
+//!    none of them.
 //! 3. Only after that fsync does it tell LDK the updates are done
 //!    (`ChainMonitor::channel_monitor_updated`); until then LDK holds back every message and claim
 //!    that depends on them.
@@ -163,6 +165,16 @@ struct Shared {
     batch_done: Arc<tokio::sync::Notify>,
     /// Run on the writer thread after each batch is reported to LDK, before `batch_done`.
     after_batch: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// What one of the writer's batches wrote.
+enum Written {
+    /// The manager and these updates (in the order LDK made them), now durable.
+    Batch(Vec<(ChannelId, u64)>),
+    /// Nothing was queued: the manager alone, as the background processor asked.
+    ManagerAlone,
+    /// The store gave up while the node stops; nothing of the batch is acknowledged.
+    GaveUp,
 }
 
 /// LDK's monitor persister for the node (see the module documentation).
@@ -389,22 +401,18 @@ impl Persist<InMemorySigner> for MonitorWriter {
 
 impl Shared {
     fn run(self: Arc<Self>) {
-        while let Some((batch, ldk)) = self.next_batch() {
+        while let Some(ldk) = self.wait_for_work() {
             let Some(manager) = ldk.manager.upgrade() else {
                 tracing::warn!("the channel manager is gone; monitor writes stop");
                 return;
             };
-            if batch.is_empty() {
-                // Only the background processor's request: nothing waits on it but the store.
-                if !self.write_manager_until_written(&manager) {
-                    return;
-                }
-                continue;
-            }
-            let completed = self.write_batch(&manager, &batch);
+            let written = self.write_batch(&manager);
             drop(manager);
-            let Some(completed) = completed else {
-                return;
+            let completed = match written {
+                Written::Batch(completed) => completed,
+                // Only the background processor's request: nothing waits on it but the store.
+                Written::ManagerAlone => continue,
+                Written::GaveUp => return,
             };
             self.crash_if(CrashPoint::AfterManagerWrite, &self.manager_writes);
             self.crash_if(CrashPoint::AfterMonitorWrite, &self.monitor_batches);
@@ -427,10 +435,10 @@ impl Shared {
     }
 
     /// Waits for queued operations once LDK is attached, or for a requested manager write to
-    /// be [`MANAGER_WRITE_DELAY`] old (an empty batch: the manager alone); `None` once stopped
-    /// with nothing left. Every batch writes the manager, so taking one answers a pending
-    /// request too.
-    fn next_batch(&self) -> Option<(Vec<Op>, &Ldk)> {
+    /// be [`MANAGER_WRITE_DELAY`] old; `None` once stopped with nothing left. The operations
+    /// stay queued: [`Self::write_batch`] takes them. Every batch writes the manager, so
+    /// starting one answers a pending request too.
+    fn wait_for_work(&self) -> Option<&Ldk> {
         let mut queue = lock(&self.queue);
         loop {
             // How much longer a requested manager write may wait for a batch to carry it.
@@ -443,7 +451,7 @@ impl Shared {
                 || (queue.manager_requested.is_some() && manager_wait.is_none());
             if let Some(ldk) = self.ldk.get().filter(|_| work) {
                 queue.manager_requested = None;
-                return Some((std::mem::take(&mut queue.ops), ldk));
+                return Some(ldk);
             }
             if queue.stopping {
                 if !queue.ops.is_empty() {
@@ -493,15 +501,40 @@ impl Shared {
         )
     }
 
-    /// Writes the `ChannelManager`, serialized now (so it knows every update of the batch as
-    /// applied or in flight), together with the batch's updates and monitors, as one
+    /// Writes the `ChannelManager` together with every queued update and monitor, as one
     /// transaction and with one fsync: after a crash either all of them are found or none, so
     /// no monitor state is ever on disk ahead of the manager. A whole monitor supersedes what
     /// the batch holds of that monitor before it (it contains all of it), so only the newest
     /// snapshot and the updates after it are written. Then the updates the written monitors
-    /// contain are dropped, and the batch's archives made. Returns the updates now durable, in
-    /// the order LDK made them (`None` if the store gave up while stopping).
-    fn write_batch(&self, manager: &ChannelManager, batch: &[Op]) -> Option<Vec<(ChannelId, u64)>> {
+    /// contain are dropped, and the batch's archives made.
+    ///
+    /// The queue is taken inside the manager's serialization, before LDK reads any channel
+    /// (see [`TakeOnFirstWrite`]), so the manager written knows every update taken, as applied
+    /// or in flight. Taking it there also groups what LDK makes of one read from a peer: a
+    /// revocation and the commitment signed after it in the same packet each make an update,
+    /// and the second one's handler holds LDK's lock while the writer waits for it. Taken when
+    /// the writer woke, the first update went alone and the second waited a whole batch.
+    ///
+    /// Returns the updates now durable, in the order LDK made them.
+    fn write_batch(&self, manager: &ChannelManager) -> Written {
+        let mut in_order = Some(lock(&self.manager_write));
+        let started = Instant::now();
+        let mut sink = TakeOnFirstWrite {
+            bytes: Vec::new(),
+            take: Some(|| std::mem::take(&mut lock(&self.queue).ops)),
+            taken: None,
+        };
+        serialize_into(manager, &mut sink);
+        // Nothing taken only if LDK wrote nothing: what is queued waits for the next batch.
+        let batch = sink.taken.unwrap_or_default();
+        // The store logs the transaction's own time.
+        tracing::trace!(
+            ops = batch.len(),
+            manager_bytes = sink.bytes.len(),
+            serialize_us = started.elapsed().as_micros() as u64,
+            "channel manager serialized for a monitor batch"
+        );
+        let mut serialized = Some(sink.bytes);
         let mut completed = Vec::new();
         // (primary, secondary, key, value) of each monitor entry to write.
         let mut monitor_entries: Vec<(&str, &str, String, &[u8])> = Vec::new();
@@ -564,17 +597,16 @@ impl Shared {
                 Op::Archive { .. } => {}
             }
         }
-        let written = self.retry("write the channel manager and channel monitors", || {
-            let _serialized_in_order = lock(&self.manager_write);
-            let started = Instant::now();
-            let manager = serialize(manager);
-            // The store logs the transaction's own time.
-            tracing::trace!(
-                ops = batch.len(),
-                manager_bytes = manager.len(),
-                serialize_us = started.elapsed().as_micros() as u64,
-                "channel manager serialized for a monitor batch"
-            );
+        let what = if batch.is_empty() {
+            "write the channel manager"
+        } else {
+            "write the channel manager and channel monitors"
+        };
+        let written = self.retry(what, || {
+            // A retry serializes the manager again, under the lock again: it still knows
+            // every update of the batch, and no newer manager write can land before it.
+            let _serialized_in_order = in_order.take().unwrap_or_else(|| lock(&self.manager_write));
+            let manager = serialized.take().unwrap_or_else(|| serialize(manager));
             let mut entries: Vec<(&str, &str, &str, &[u8])> =
                 Vec::with_capacity(1 + monitor_entries.len());
             entries.push((
@@ -593,17 +625,20 @@ impl Shared {
             self.store.write_all_durably(&entries)
         });
         if !written {
-            return None;
+            return Written::GaveUp;
+        }
+        if batch.is_empty() {
+            return Written::ManagerAlone;
         }
         for (key, latest_update_id) in whole_monitors {
             self.drop_updates(key, |update_id| update_id <= latest_update_id);
         }
-        for op in batch {
+        for op in &batch {
             if let Op::Archive { key } = op {
                 self.archive(key);
             }
         }
-        Some(completed)
+        Written::Batch(completed)
     }
 
     /// Removes a monitor's stored updates whose id `matches`, without waiting for the disk: an
@@ -698,6 +733,34 @@ impl Shared {
     }
 }
 
+/// The buffer a `ChannelManager` is serialized into for a batch, which takes the writer's queue
+/// at LDK's first write to it: the version prefix, written before LDK reads any channel.
+/// LDK numbers an update in its channel before it hands it to the writer, so every update
+/// taken is known to the manager being written, as it was when the queue was taken just
+/// before the serialization. The difference is the wait: `ChannelManager::write` takes LDK's
+/// consistency lock before that first write, and every call that makes monitor updates (a
+/// peer's message, a payment, a claim) holds it for reading, so an update being made when the
+/// writer wakes joins the batch instead of waiting for the next one.
+struct TakeOnFirstWrite<F> {
+    bytes: Vec<u8>,
+    take: Option<F>,
+    taken: Option<Vec<Op>>,
+}
+
+impl<F: FnOnce() -> Vec<Op>> io::Write for TakeOnFirstWrite<F> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
+        if let Some(take) = self.take.take() {
+            self.taken = Some(take());
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), io::Error> {
+        Ok(())
+    }
+}
+
 /// `value` serialized. LDK's `encode` serializes twice (once only to size its buffer): for a
 /// channel manager or monitor that nearly doubles the CPU a write costs.
 fn serialize(value: &impl Writeable) -> Vec<u8> {
@@ -706,7 +769,7 @@ fn serialize(value: &impl Writeable) -> Vec<u8> {
     bytes
 }
 
-fn serialize_into(value: &impl Writeable, bytes: &mut Vec<u8>) {
+fn serialize_into(value: &impl Writeable, bytes: &mut impl io::Write) {
     // Writing to a Vec cannot fail.
     let _ = value.write(bytes);
 }
