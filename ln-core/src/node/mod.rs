@@ -423,8 +423,9 @@ async fn background_processor(inner: Arc<NodeInner>) {
     }
 }
 
-/// LDK's background processor's shortest periodic timer (its peer pings, every 10 s). It asks
-/// for a shorter sleep only for forwarding: the forwarding delay, or its start-up delay.
+/// LDK's background processor's shortest periodic timers: its onion-message timer, and its peer
+/// pings in a release build (30 s in a debug one). It asks for a shorter sleep only for
+/// forwarding: the forwarding delay, or its start-up delay.
 const SHORTEST_PROCESSOR_TIMER: Duration = Duration::from_secs(10);
 
 /// Moves payments along as soon as a monitor write lets them, instead of at the background
