@@ -9,12 +9,12 @@
 //!    for writes without an update (a new channel, a block) a snapshot of the whole monitor, and
 //!    returns `InProgress`. By then the `ChannelManager` has already recorded the update as in
 //!    flight (LDK records it, under the channel's peer lock, before it calls the `ChainMonitor`).
-//! 2. The writer thread serializes the `ChannelManager` and takes everything queued while LDK's
-//!    consistency lock is held for that serialization (so the manager lists every queued update
-//!    as applied or in flight, and an update LDK is making meanwhile joins the batch), and
-//!    writes it together with the queued updates and monitor snapshots as one store
-//!    transaction, made durable with one fsync: after a crash the store holds all of them or
-//!    none of them.
+//! 2. The writer thread serializes the `ChannelManager` and takes everything queued at LDK's
+//!    first write into that serialization, before LDK reads any channel (so the manager lists
+//!    every queued update as applied or in flight) and while LDK's consistency lock is held (so
+//!    an update LDK is making meanwhile joins the batch). It writes the manager together with
+//!    the queued updates and monitor snapshots as one store transaction, made durable with one
+//!    fsync: after a crash the store holds all of them or none of them.
 //! 3. Only after that fsync does it tell LDK the updates are done
 //!    (`ChainMonitor::channel_monitor_updated`); until then LDK holds back every message and claim
 //!    that depends on them.
@@ -520,8 +520,8 @@ impl Shared {
         let mut in_order = Some(lock(&self.manager_write));
         let started = Instant::now();
         let mut sink = TakeOnFirstWrite {
+            queue: &self.queue,
             bytes: Vec::new(),
-            take: Some(|| std::mem::take(&mut lock(&self.queue).ops)),
             taken: None,
         };
         serialize_into(manager, &mut sink);
@@ -741,16 +741,17 @@ impl Shared {
 /// consistency lock before that first write, and every call that makes monitor updates (a
 /// peer's message, a payment, a claim) holds it for reading, so an update being made when the
 /// writer wakes joins the batch instead of waiting for the next one.
-struct TakeOnFirstWrite<F> {
+struct TakeOnFirstWrite<'a> {
+    queue: &'a Mutex<Queue>,
     bytes: Vec<u8>,
-    take: Option<F>,
+    /// What was queued at the first write; `None` before it.
     taken: Option<Vec<Op>>,
 }
 
-impl<F: FnOnce() -> Vec<Op>> io::Write for TakeOnFirstWrite<F> {
+impl io::Write for TakeOnFirstWrite<'_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
-        if let Some(take) = self.take.take() {
-            self.taken = Some(take());
+        if self.taken.is_none() {
+            self.taken = Some(std::mem::take(&mut lock(self.queue).ops));
         }
         self.bytes.extend_from_slice(buf);
         Ok(buf.len())
@@ -770,7 +771,7 @@ fn serialize(value: &impl Writeable) -> Vec<u8> {
 }
 
 fn serialize_into(value: &impl Writeable, bytes: &mut impl io::Write) {
-    // Writing to a Vec cannot fail.
+    // Writing to memory cannot fail.
     let _ = value.write(bytes);
 }
 
