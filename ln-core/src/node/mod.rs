@@ -438,8 +438,10 @@ const SHORTEST_PROCESSOR_TIMER: Duration = Duration::from_secs(10);
 /// It waits on the monitor writer's own signal, not on LDK's notifiers: those wake every waiter
 /// once and then forget, so a second waiter could take a wake-up the background processor needs
 /// to write the manager and hand out events. Every HTLC that becomes ready does so when a
-/// monitor update completes (xln persists them asynchronously), so no wake-up is missing; the
-/// background processor's own timer still processes forwards as before, as a backstop.
+/// monitor update completes (xln persists them asynchronously), but LDK applies a completion on
+/// whichever thread asks first, which may come after the pump looked: so the background
+/// processor's sleeper signals the pump too whenever the processor waits to forward (see
+/// [`SHORTEST_PROCESSOR_TIMER`]). The processor's own timer still forwards as a backstop.
 async fn htlc_pump(inner: Arc<NodeInner>) {
     let mut stop = inner.stop_sender.subscribe();
     let written = inner.monitor_writer.batch_done();
