@@ -520,6 +520,7 @@ impl Shared {
         let mut in_order = Some(lock(&self.manager_write));
         let started = Instant::now();
         let mut sink = TakeOnFirstWrite {
+            manager,
             queue: &self.queue,
             bytes: Vec::new(),
             taken: None,
@@ -741,7 +742,14 @@ impl Shared {
 /// consistency lock before that first write, and every call that makes monitor updates (a
 /// peer's message, a payment, a claim) holds it for reading, so an update being made when the
 /// writer wakes joins the batch instead of waiting for the next one.
+///
+/// It also clears LDK's flag that the manager needs persisting, at the same first write: every
+/// change flagged before then is in this serialization, and a change made after sets the flag
+/// again. So LDK's background processor serializes the manager (twice, in `encode`, under the
+/// lock peers' messages wait for) only for what no batch carried, instead of after nearly every
+/// message: the writer already writes the manager with every batch.
 struct TakeOnFirstWrite<'a> {
+    manager: &'a ChannelManager,
     queue: &'a Mutex<Queue>,
     bytes: Vec<u8>,
     /// What was queued at the first write; `None` before it.
@@ -751,6 +759,7 @@ struct TakeOnFirstWrite<'a> {
 impl io::Write for TakeOnFirstWrite<'_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
         if self.taken.is_none() {
+            self.manager.get_and_clear_needs_persistence();
             self.taken = Some(std::mem::take(&mut lock(self.queue).ops));
         }
         self.bytes.extend_from_slice(buf);
