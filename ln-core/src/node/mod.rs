@@ -11,7 +11,6 @@ pub mod keys;
 pub mod monitor_writer;
 pub mod ordered_updates;
 pub mod policy;
-mod processor;
 pub mod records;
 mod send_queue;
 pub mod types;
@@ -20,11 +19,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::PublicKey;
 use keys::NodeKeys;
 use lightning::ln::types::ChannelId;
+use lightning_background_processor::{
+    process_events_async_with_kv_store_sync, GossipSync as BackgroundGossipSync,
+    NO_LIQUIDITY_MANAGER,
+};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -157,12 +160,14 @@ pub(crate) struct NodeInner {
     pub(crate) gossip_verifier: Arc<GossipUtxoVerifier>,
     /// When the node started: gossip from peers keeps arriving for a while after.
     pub(crate) started_at: std::time::Instant,
+    pub(crate) gossip_sync: Arc<GossipSync>,
     pub(crate) scorer: Arc<RwLock<Scorer>>,
     pub(crate) onion_messenger: Arc<OnionMessenger>,
     pub(crate) peer_manager: Arc<PeerManager>,
     pub(crate) sweeper: Arc<OutputSweeper>,
     pub(crate) wallet: Arc<OnchainWallet>,
     pub(crate) bump_handler: Arc<BumpHandler>,
+    pub(crate) logger: Logger,
     pub(crate) notifications: Notifications,
     /// Intercepted HTLCs waiting for a decision, and the time limit on them.
     pub(crate) intercepts: intercepts::Intercepts,
@@ -214,7 +219,7 @@ impl Node {
         inner.load_intercepts();
         inner.spawn(chain_loop(Arc::clone(inner)));
         inner.spawn(intercepts::intercept_loop(Arc::clone(inner)));
-        inner.spawn(processor::run(Arc::clone(inner)));
+        inner.spawn(background_processor(Arc::clone(inner)));
         inner.spawn(htlc_pump(Arc::clone(inner)));
         for listener in listeners {
             inner.spawn(accept_loop(Arc::clone(inner), listener));
@@ -366,6 +371,63 @@ async fn journal_loop(inner: Arc<NodeInner>) {
     }
 }
 
+async fn background_processor(inner: Arc<NodeInner>) {
+    let stop = inner.stop_sender.subscribe();
+    let handler_inner = Arc::clone(&inner);
+    let event_handler = move |event| {
+        let inner = Arc::clone(&handler_inner);
+        async move { inner.handle_event(event).await }
+    };
+    let htlc_pump =
+        (inner.htlc_batching == HtlcBatching::None).then(|| inner.monitor_writer.batch_done());
+    let sleeper = move |duration: Duration| {
+        if duration < SHORTEST_PROCESSOR_TIMER {
+            if let Some(htlc_pump) = &htlc_pump {
+                // The processor sleeps this short only with HTLCs waiting to be forwarded (for
+                // LDK's random forwarding delay) or just after it forwarded some. They can wait
+                // without the pump knowing: the writer wakes it after each batch, but when
+                // another thread (this processor's pass, a peer's read) was first to apply the
+                // batch's completion in LDK, the HTLCs became ready after the pump had looked.
+                // They then waited for that delay, 50 ms at the median, on about 1 % of
+                // payments. Only a hint: the pump forwards only what is waiting.
+                htlc_pump.notify_one();
+            }
+        }
+        let mut stop = stop.clone();
+        Box::pin(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(duration) => *stop.borrow(),
+                _ = stop.changed() => true,
+            }
+        })
+    };
+    let result = process_events_async_with_kv_store_sync(
+        Arc::clone(&inner.ldk_store),
+        event_handler,
+        Arc::clone(&inner.chain_monitor),
+        Arc::clone(&inner.channel_manager),
+        Some(Arc::clone(&inner.onion_messenger)),
+        BackgroundGossipSync::p2p(Arc::clone(&inner.gossip_sync)),
+        Arc::clone(&inner.peer_manager),
+        NO_LIQUIDITY_MANAGER,
+        Some(Arc::clone(&inner.sweeper)),
+        Arc::clone(&inner.logger),
+        Some(Arc::clone(&inner.scorer)),
+        sleeper,
+        false,
+        || SystemTime::now().duration_since(UNIX_EPOCH).ok(),
+    )
+    .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "LDK background processing stopped with an error");
+    }
+}
+
+/// LDK's background processor's shortest periodic timers: its onion-message timer, and its peer
+/// pings in a release build (30 s in a debug one). It asks for a shorter sleep only for
+/// forwarding: the forwarding delay, or its start-up delay.
+const SHORTEST_PROCESSOR_TIMER: Duration = Duration::from_secs(10);
+
 /// Moves payments along as soon as a monitor write lets them, instead of at the background
 /// processor's next pass: unless [`HtlcBatching::Ldk`] is chosen, forwards or offers to the payee
 /// the HTLCs the write committed. (The messages LDK held back for the write were sent by the
@@ -375,10 +437,11 @@ async fn journal_loop(inner: Arc<NodeInner>) {
 ///
 /// It waits on the monitor writer's own signal, not on LDK's notifiers: those wake every waiter
 /// once and then forget, so a second waiter could take a wake-up the background processor needs
-/// to write the manager and hand out events. The processor forwards too, whenever LDK's
-/// notifier says something changed (see [`processor`]): the pump only saves the wait for the
-/// processor to finish handing out events, and an HTLC that became ready after the pump looked
-/// (LDK applies a completed write on whichever thread asks first) is the processor's.
+/// to write the manager and hand out events. Every HTLC that becomes ready does so when a
+/// monitor update completes (xln persists them asynchronously), but LDK applies a completion on
+/// whichever thread asks first, which may come after the pump looked: so the background
+/// processor's sleeper signals the pump too whenever the processor waits to forward (see
+/// [`SHORTEST_PROCESSOR_TIMER`]). The processor's own timer still forwards as a backstop.
 async fn htlc_pump(inner: Arc<NodeInner>) {
     let mut stop = inner.stop_sender.subscribe();
     let written = inner.monitor_writer.batch_done();
