@@ -1,7 +1,7 @@
 //! `xln-bench` works: the binary, run once with tiny counts on a real bitcoind, three real xlnd
 //! nodes and three LDK Node nodes, prints every workload's figures for both as JSON with no
-//! failed payment, and their ratios. It asserts no speed (issue 15: speed is read from the
-//! bench's output, not from tests).
+//! failed payment, and their ratios, then a few seconds of sustained payments. It asserts no
+//! speed (issue 15: speed is read from the bench's output, not from tests).
 
 use std::process::Command;
 
@@ -15,6 +15,7 @@ fn the_bench_measures_every_workload_on_xln_and_ldk_node_with_tiny_counts() -> R
             "--payments=3",
             "--concurrency=1,3",
             "--sync-blocks=10",
+            "--sustained-minutes=0.05",
             "--json",
         ])
         .output()
@@ -50,6 +51,18 @@ fn the_bench_measures_every_workload_on_xln_and_ldk_node_with_tiny_counts() -> R
     ensure!(
         report["catch_up_blocks_per_sec"].as_f64() > Some(0.0),
         "{report}"
+    );
+    // 3 s of sustained keysends: one stretch, shorter than a minute, every payment made.
+    let sustained = report["sustained"].as_array().context("no sustained")?;
+    ensure!(
+        sustained.len() == 1
+            && sustained.iter().all(|row| {
+                row["figures"]["failed"] == 0
+                    && row["figures"]["payments"].as_u64() > Some(0)
+                    && row["alice_rss_kib"].as_u64() > Some(0)
+                    && row["alice_datadir_kib"].as_u64() > Some(0)
+            }),
+        "sustained: {report}"
     );
     ensure!(
         stderr.contains("xln-bench: restarting bob"),

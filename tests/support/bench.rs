@@ -21,7 +21,7 @@ use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuild
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::steps::{height, mine};
+use crate::steps::{height, mine, usable};
 use crate::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
 use crate::xlnd::Xlnd;
 
@@ -43,6 +43,11 @@ pub struct Options {
     pub xlnd_args: Vec<String>,
     /// Whether to run the same workloads on LDK Node too (on Bitcoin only).
     pub ldk_node: bool,
+    /// How long to keep paying at one in flight after everything else (zero: skip), to see
+    /// what a node that never stops paying turns into; see [`SustainedFigures`].
+    pub sustained: Duration,
+    /// The length of each row of the sustained workload's figures.
+    pub sustained_row: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +60,8 @@ impl Default for Options {
             sync_blocks: 2000,
             xlnd_args: Vec::new(),
             ldk_node: true,
+            sustained: Duration::ZERO,
+            sustained_row: Duration::from_secs(60),
         }
     }
 }
@@ -240,6 +247,26 @@ pub fn ratios(xln: &[PaymentFigures], ldk_node: &[PaymentFigures]) -> Vec<Ratio>
         .collect()
 }
 
+/// One stretch of the sustained workload: keysends alice -> bob at one in flight, paid without
+/// a pause since the workload began.
+///
+/// A node that keeps paying does not stay as fast as its first thousand payments: LDK keeps
+/// each payment it sent for 7 to 8 minutes after it succeeded (to refuse the same payment id
+/// twice), and the channel manager, which is written with every batch of monitor updates,
+/// grows with them; the channel monitor grows with every commitment. These rows show how much
+/// that costs, minute by minute.
+#[derive(Debug, Clone, Serialize)]
+pub struct SustainedFigures {
+    /// Seconds from the workload's start to this stretch's end.
+    pub until_sec: f64,
+    /// This stretch's payments, as a workload's.
+    pub figures: PaymentFigures,
+    /// alice's resident memory at the stretch's end, KiB.
+    pub alice_rss_kib: u64,
+    /// alice's data directory at the stretch's end, KiB.
+    pub alice_datadir_kib: u64,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -280,6 +307,8 @@ pub struct Report {
     pub catch_up_blocks: u32,
     /// Blocks per second of that catch-up (0 when skipped).
     pub catch_up_blocks_per_sec: f64,
+    /// The sustained workload, one entry per stretch (empty when skipped); xln only.
+    pub sustained: Vec<SustainedFigures>,
 }
 
 /// A JSON-RPC client of one node over HTTP, authenticated with its cookie; clones share the
@@ -356,24 +385,7 @@ async fn pay_many(
                 if index >= payments {
                     return results;
                 }
-                let (method, params) = match &payment {
-                    Payment::Keysend { destination } => (
-                        "keysend",
-                        json!({"destination": destination, "amount_msat": amount_msat}),
-                    ),
-                    Payment::Invoices(invoices) => ("pay", json!({"bolt11": invoices[index]})),
-                };
-                let call = Instant::now();
-                let outcome = match payer.call(method, params).await {
-                    Ok(paid) if paid["status"] == "succeeded" => Ok(call.elapsed()),
-                    Ok(paid) => Err(format!(
-                        "{}: {}",
-                        paid["status"],
-                        paid["failure_reason"].as_str().unwrap_or("")
-                    )),
-                    Err(error) => Err(format!("{error:#}")),
-                };
-                results.push(outcome);
+                results.push(pay_once(&payer, &payment, index, amount_msat).await);
             }
         }));
     }
@@ -384,6 +396,81 @@ async fn pay_many(
     let wall = started.elapsed();
     let cpu = nodes_cpu_time(nodes)?.saturating_sub(cpu_before);
     Ok(PaymentFigures::new(workload, outcomes, wall, cpu))
+}
+
+/// Makes the `index`th payment of `payment` and returns its latency, or why it failed.
+async fn pay_once(
+    payer: &RpcClient,
+    payment: &Payment,
+    index: usize,
+    amount_msat: u64,
+) -> std::result::Result<Duration, String> {
+    let (method, params) = match payment {
+        Payment::Keysend { destination } => (
+            "keysend",
+            json!({"destination": destination, "amount_msat": amount_msat}),
+        ),
+        Payment::Invoices(invoices) => ("pay", json!({"bolt11": invoices[index]})),
+    };
+    let call = Instant::now();
+    match payer.call(method, params).await {
+        Ok(paid) if paid["status"] == "succeeded" => Ok(call.elapsed()),
+        Ok(paid) => Err(format!(
+            "{}: {}",
+            paid["status"],
+            paid["failure_reason"].as_str().unwrap_or("")
+        )),
+        Err(error) => Err(format!("{error:#}")),
+    }
+}
+
+/// Keysends from alice to bob at one in flight for `options.sustained`, with figures for each
+/// `options.sustained_row` of it; `progress` hears of each stretch's figures as it ends.
+async fn pay_sustained(
+    nodes: &[Xlnd],
+    alice: &RpcClient,
+    to_bob: &Payment,
+    options: &Options,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<SustainedFigures>> {
+    let started = Instant::now();
+    let row = options.sustained_row.max(Duration::from_millis(1));
+    let mut rows = Vec::new();
+    let mut row_end = started;
+    while row_end < started + options.sustained {
+        row_end = (row_end + row).min(started + options.sustained);
+        let cpu_before = nodes_cpu_time(nodes)?;
+        let row_started = Instant::now();
+        let mut outcomes = Vec::new();
+        while Instant::now() < row_end {
+            outcomes.push(pay_once(alice, to_bob, 0, options.amount_msat).await);
+        }
+        let workload = Workload {
+            kind: WorkloadKind::KeysendToBob,
+            payments: outcomes.len(),
+            in_flight: 1,
+        };
+        let cpu = nodes_cpu_time(nodes)?.saturating_sub(cpu_before);
+        let figures = PaymentFigures::new(&workload, outcomes, row_started.elapsed(), cpu);
+        let [alice_node, ..] = nodes else {
+            bail!("no alice to measure");
+        };
+        let stretch = SustainedFigures {
+            until_sec: started.elapsed().as_secs_f64(),
+            figures,
+            alice_rss_kib: alice_node.rss_kib()?,
+            alice_datadir_kib: dir_size(alice_node.datadir())? / 1024,
+        };
+        progress(&format!(
+            "xln: sustained, {:.0} s: {:.1} payments/s, p50 {:.1} ms, {:.2} CPU ms/payment",
+            stretch.until_sec,
+            stretch.figures.payments_per_sec,
+            stretch.figures.p50_ms,
+            stretch.figures.cpu_ms_per_payment
+        ));
+        rows.push(stretch);
+    }
+    Ok(rows)
 }
 
 /// The CPU time `nodes` have used so far, together.
@@ -558,6 +645,32 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         catch_up_blocks_per_sec =
             f64::from(options.sync_blocks) / catch_up.elapsed().as_secs_f64().max(1e-9);
     }
+
+    // Last, so that it changes none of the figures above: it leaves alice's manager and the
+    // monitors larger than any other workload does.
+    let sustained = if options.sustained.is_zero() {
+        Vec::new()
+    } else {
+        // bob was restarted above: alice pays once she has him back.
+        usable(alice, &net.channels[0].0, Duration::from_secs(60))?;
+        progress(&format!(
+            "xln: sustained: keysends alice -> bob at 1 in flight for {} s",
+            options.sustained.as_secs()
+        ));
+        runtime.block_on(async {
+            let to_bob = Payment::Keysend {
+                destination: net.ids[BOB].clone(),
+            };
+            pay_sustained(
+                &net.nodes,
+                &RpcClient::new(alice)?,
+                &to_bob,
+                options,
+                progress,
+            )
+            .await
+        })?
+    };
     Ok(Report {
         chain: match chain {
             TestChain::Bitcoin => "bitcoin",
@@ -582,6 +695,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         restart_ms,
         catch_up_blocks: options.sync_blocks,
         catch_up_blocks_per_sec,
+        sustained,
     })
 }
 
@@ -630,6 +744,41 @@ pub fn table(report: &Report) -> String {
         out.push_str(&format!(
             "catching up {} blocks: {:.1} blocks/s\n",
             report.catch_up_blocks, report.catch_up_blocks_per_sec
+        ));
+    }
+    if !report.sustained.is_empty() {
+        out.push_str(&sustained_table(&report.sustained));
+    }
+    out
+}
+
+/// The sustained workload's figures, a row per stretch.
+fn sustained_table(rows: &[SustainedFigures]) -> String {
+    let mut out = format!(
+        "\nsustained keysends A->B at 1 in flight (xln only), per stretch:\n{:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>10} {:>14} {:>17}\n",
+        "until s",
+        "payments",
+        "failed",
+        "pay/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms/pay",
+        "alice RSS KiB",
+        "alice datadir KiB"
+    );
+    for row in rows {
+        let f = &row.figures;
+        out.push_str(&format!(
+            "{:>7.0} {:>8} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>10.2} {:>14} {:>17}\n",
+            row.until_sec,
+            f.payments,
+            f.failed,
+            f.payments_per_sec,
+            f.p50_ms,
+            f.p99_ms,
+            f.cpu_ms_per_payment,
+            row.alice_rss_kib,
+            row.alice_datadir_kib
         ));
     }
     out

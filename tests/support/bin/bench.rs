@@ -8,6 +8,8 @@
 //! prints xln / LDK Node ratios. `--json` prints the same as one JSON document, to compare
 //! commits.
 
+use std::time::Duration;
+
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use xln_tests::bench::{run, table, Options};
@@ -33,7 +35,8 @@ enum Chain {
         Prints, per workload, payments/s, p50/p99/max latency (from the call to its answer) and \
         failures: keysends alice -> bob at each --concurrency, invoices of bob paid by alice and \
         keysends alice -> bob -> carol at 1 and 25 in flight. Then alice's and bob's RSS, bob's \
-        restart time and carol's catch-up speed over --sync-blocks blocks.\n\n\
+        restart time and carol's catch-up speed over --sync-blocks blocks; last, with \
+        --sustained-minutes, a row per minute of keysends alice -> bob that do not stop.\n\n\
         The same payments are then made on LDK Node (the ldk-node crate, in this process): three \
         nodes A - B - C on the same bitcoind, with announced channels A-B and B-C paid the same \
         amounts as xln's, its default SQLite store, called through its API; a payment's \
@@ -73,12 +76,31 @@ struct Args {
     /// An extra argument for every xlnd, e.g. `--xlnd-arg=--htlc-batching=ldk`; repeatable.
     #[arg(long = "xlnd-arg", allow_hyphen_values = true)]
     xlnd_args: Vec<String>,
+    /// After everything else, keep paying keysends alice -> bob at one in flight for this many
+    /// minutes (fractions allowed) and print a row of figures per minute (xln only; 0: skip). A node that never
+    /// stops paying keeps every payment it sent for 7-8 minutes (LDK's protection against
+    /// paying the same payment id twice) and writes them all with each batch of channel
+    /// updates: this shows what that costs.
+    #[arg(long, default_value_t = 0.0, value_parser = minutes)]
+    sustained_minutes: f64,
     /// Measure xln only: skip the same workloads on LDK Node.
     #[arg(long)]
     no_ldk_node: bool,
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// A number of minutes: finite, not negative, at most a week.
+fn minutes(text: &str) -> std::result::Result<f64, String> {
+    let minutes: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of minutes"))?;
+    if (0.0..=7.0 * 24.0 * 60.0).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(format!("{text} minutes: give 0 to 10080"))
+    }
 }
 
 fn main() -> Result<()> {
@@ -98,6 +120,8 @@ fn main() -> Result<()> {
         sync_blocks: args.sync_blocks,
         xlnd_args: args.xlnd_args,
         ldk_node: !args.no_ldk_node,
+        sustained: Duration::from_secs_f64(args.sustained_minutes * 60.0),
+        sustained_row: Duration::from_secs(60),
     };
     let chain = match args.chain {
         Chain::Bitcoin => TestChain::Bitcoin,
