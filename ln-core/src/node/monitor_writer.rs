@@ -47,7 +47,7 @@
 //! their durable state. Only a stopping node gives up, after a minute.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -67,7 +67,7 @@ use lightning::util::persist::{
     MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL, SCORER_PERSISTENCE_KEY,
     SCORER_PERSISTENCE_PRIMARY_NAMESPACE, SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
 };
-use lightning::util::ser::Writeable;
+use lightning::util::ser::{Writeable, Writer};
 
 use super::types::{ChainMonitor, ChannelManager};
 use crate::store::SledStore;
@@ -161,6 +161,11 @@ struct Shared {
     /// The writer's own manager writes and monitor batches so far, for [`CrashPoint`].
     manager_writes: AtomicU64,
     monitor_batches: AtomicU64,
+    /// The size of the last manager serialized, bytes: the next one's buffer starts this large.
+    /// A payer's manager keeps every payment it sent for 7-8 minutes (LDK's idempotency), so it
+    /// reaches megabytes under sustained payments; grown from empty, each batch's buffer was
+    /// copied some 20 times over and faulted in fresh pages every time.
+    manager_bytes_hint: AtomicUsize,
     /// Told after each batch is reported to LDK: what LDK held back for it can go out now.
     batch_done: Arc<tokio::sync::Notify>,
     /// Run on the writer thread after each batch is reported to LDK, before `batch_done`.
@@ -213,6 +218,7 @@ impl MonitorWriter {
             crash_point,
             manager_writes: AtomicU64::new(0),
             monitor_batches: AtomicU64::new(0),
+            manager_bytes_hint: AtomicUsize::new(0),
             batch_done: Arc::new(tokio::sync::Notify::new()),
             after_batch: OnceLock::new(),
         });
@@ -477,6 +483,12 @@ impl Shared {
         }
     }
 
+    /// An empty buffer for a manager's serialization, as large as the last one and an eighth.
+    fn manager_buffer(&self) -> Vec<u8> {
+        let last = self.manager_bytes_hint.load(Ordering::Relaxed);
+        Vec::with_capacity(last + last / 8)
+    }
+
     /// Writes the manager, retrying until it lands; false only if the store gave up while the
     /// node stops (see [`Self::retry`]).
     fn write_manager_until_written(&self, manager: &ChannelManager) -> bool {
@@ -486,7 +498,11 @@ impl Shared {
     fn write_manager(&self, manager: &ChannelManager) -> Result<(), io::Error> {
         let _serialized_in_order = lock(&self.manager_write);
         let started = Instant::now();
-        let manager = serialize(manager);
+        let mut bytes = self.manager_buffer();
+        serialize_into(manager, &mut bytes);
+        self.manager_bytes_hint
+            .store(bytes.len(), Ordering::Relaxed);
+        let manager = bytes;
         // The store logs the write's own time.
         tracing::trace!(
             manager_bytes = manager.len(),
@@ -522,10 +538,12 @@ impl Shared {
         let mut sink = TakeOnFirstWrite {
             manager,
             queue: &self.queue,
-            bytes: Vec::new(),
+            bytes: self.manager_buffer(),
             taken: None,
         };
         serialize_into(manager, &mut sink);
+        self.manager_bytes_hint
+            .store(sink.bytes.len(), Ordering::Relaxed);
         // Nothing taken only if LDK wrote nothing: what is queued waits for the next batch.
         let batch = sink.taken.unwrap_or_default();
         // The store logs the transaction's own time.
@@ -756,17 +774,16 @@ struct TakeOnFirstWrite<'a> {
     taken: Option<Vec<Op>>,
 }
 
-impl io::Write for TakeOnFirstWrite<'_> {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
+// LDK's `Writer` itself rather than `io::Write` (which LDK's blanket `Writer` wraps in
+// `write_all`'s loop): a manager is written as thousands of small fields, so the wrapping cost as
+// much as the serialization of LDK's own types.
+impl Writer for TakeOnFirstWrite<'_> {
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), io::Error> {
         if self.taken.is_none() {
             self.manager.get_and_clear_needs_persistence();
             self.taken = Some(std::mem::take(&mut lock(self.queue).ops));
         }
         self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> Result<(), io::Error> {
         Ok(())
     }
 }
@@ -779,7 +796,7 @@ fn serialize(value: &impl Writeable) -> Vec<u8> {
     bytes
 }
 
-fn serialize_into(value: &impl Writeable, bytes: &mut impl io::Write) {
+fn serialize_into(value: &impl Writeable, bytes: &mut impl Writer) {
     // Writing to memory cannot fail.
     let _ = value.write(bytes);
 }
