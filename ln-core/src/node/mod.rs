@@ -380,6 +380,10 @@ async fn background_processor(inner: Arc<NodeInner>) {
     };
     let htlc_pump =
         (inner.htlc_batching == HtlcBatching::None).then(|| inner.monitor_writer.batch_done());
+    let (manager, writer) = (
+        Arc::clone(&inner.channel_manager),
+        Arc::clone(&inner.monitor_writer),
+    );
     let sleeper = move |duration: Duration| {
         if duration < SHORTEST_PROCESSOR_TIMER {
             if let Some(htlc_pump) = &htlc_pump {
@@ -394,7 +398,13 @@ async fn background_processor(inner: Arc<NodeInner>) {
             }
         }
         let mut stop = stop.clone();
+        let manager_write = ManagerWriteOnWake {
+            manager: Arc::clone(&manager),
+            writer: Arc::clone(&writer),
+            stop: stop.clone(),
+        };
         Box::pin(async move {
+            let _manager_write = manager_write;
             tokio::select! {
                 _ = tokio::time::sleep(duration) => *stop.borrow(),
                 _ = stop.changed() => true,
@@ -420,6 +430,39 @@ async fn background_processor(inner: Arc<NodeInner>) {
     .await;
     if let Err(error) = result {
         tracing::error!(%error, "LDK background processing stopped with an error");
+    }
+}
+
+/// Hands LDK's "the manager needs persisting" flag to the monitor writer when the background
+/// processor stops waiting, so that the processor finds it clear and does not serialize the
+/// manager itself.
+///
+/// The processor checks the flag right after its wait (a sleeper future of ours, dropped when
+/// the wait ends) and, when set, serializes the whole manager twice (`encode` sizes its buffer
+/// first), under the lock every peer message waits for, only for our store to turn the write
+/// into a request to the monitor writer, which serializes a newer one. That was some 7 writes
+/// per payment sent, and the manager of a node that keeps paying holds every payment it sent
+/// in the last 7-8 minutes (LDK's idempotency): its serializations took most of the payer's
+/// CPU. The request made here is the one the processor's write would have made, and the
+/// writer's next batch usually carries it. Should the processor check the flag before dropping
+/// its sleeper, it would only write the manager as it did before.
+struct ManagerWriteOnWake {
+    manager: Arc<types::ChannelManager>,
+    writer: Arc<monitor_writer::MonitorWriter>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Drop for ManagerWriteOnWake {
+    fn drop(&mut self) {
+        // Stopping, the processor writes the manager one last time itself.
+        if *self.stop.borrow() || !self.manager.get_and_clear_needs_persistence() {
+            return;
+        }
+        // It fails only if the writer is stopping and its own write failed, as the processor's
+        // would have.
+        if let Err(error) = self.writer.request_manager_write() {
+            tracing::error!(%error, "writing the channel manager failed");
+        }
     }
 }
 
