@@ -440,11 +440,11 @@ async fn background_processor(inner: Arc<NodeInner>) {
 /// The processor checks the flag right after its wait (a sleeper future of ours, dropped when
 /// the wait ends) and, when set, serializes the whole manager twice (`encode` sizes its buffer
 /// first), under the lock every peer message waits for, only for our store to turn the write
-/// into a request to the monitor writer, which serializes a newer one. That was some 7 writes
-/// per payment sent, and the manager of a node that keeps paying holds every payment it sent
-/// in the last 7-8 minutes (LDK's idempotency): its serializations took most of the payer's
-/// CPU. The request made here is the one the processor's write would have made, and the
-/// writer's next batch usually carries it. Should the processor check the flag before dropping
+/// into a request to the monitor writer, which serializes a newer one. Traced over 3 minutes of
+/// payments without a pause, that was 6.5 writes per payment on the payer and 8.2 on the payee,
+/// of a payer's manager that holds every payment it sent in the last 7-8 minutes (LDK's
+/// idempotency). The request made here is the one the processor's write would have made, and
+/// the writer's next batch usually carries it. Should the processor check the flag before dropping
 /// its sleeper, it would only write the manager as it did before.
 struct ManagerWriteOnWake {
     manager: Arc<types::ChannelManager>,
