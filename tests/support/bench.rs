@@ -46,8 +46,6 @@ pub struct Options {
     /// How long to keep paying at one in flight after everything else (zero: skip), to see
     /// what a node that never stops paying turns into; see [`SustainedFigures`].
     pub sustained: Duration,
-    /// The length of each row of the sustained workload's figures.
-    pub sustained_row: Duration,
 }
 
 impl Default for Options {
@@ -61,7 +59,6 @@ impl Default for Options {
             xlnd_args: Vec::new(),
             ldk_node: true,
             sustained: Duration::ZERO,
-            sustained_row: Duration::from_secs(60),
         }
     }
 }
@@ -267,6 +264,9 @@ pub struct SustainedFigures {
     pub alice_datadir_kib: u64,
 }
 
+/// The length of each stretch of the sustained workload: the last stretch may be shorter.
+pub const SUSTAINED_STRETCH: Duration = Duration::from_secs(60);
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -425,7 +425,7 @@ async fn pay_once(
 }
 
 /// Keysends from alice to bob at one in flight for `options.sustained`, with figures for each
-/// `options.sustained_row` of it; `progress` hears of each stretch's figures as it ends.
+/// [`SUSTAINED_STRETCH`] of it; `progress` hears of each stretch's figures as it ends.
 async fn pay_sustained(
     nodes: &[Xlnd],
     alice: &RpcClient,
@@ -433,12 +433,15 @@ async fn pay_sustained(
     options: &Options,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<SustainedFigures>> {
+    let [alice_node, ..] = nodes else {
+        bail!("no alice to measure");
+    };
     let started = Instant::now();
-    let row = options.sustained_row.max(Duration::from_millis(1));
+    let end = started + options.sustained;
     let mut rows = Vec::new();
     let mut row_end = started;
-    while row_end < started + options.sustained {
-        row_end = (row_end + row).min(started + options.sustained);
+    while row_end < end {
+        row_end = (row_end + SUSTAINED_STRETCH).min(end);
         let cpu_before = nodes_cpu_time(nodes)?;
         let row_started = Instant::now();
         let mut outcomes = Vec::new();
@@ -452,9 +455,6 @@ async fn pay_sustained(
         };
         let cpu = nodes_cpu_time(nodes)?.saturating_sub(cpu_before);
         let figures = PaymentFigures::new(&workload, outcomes, row_started.elapsed(), cpu);
-        let [alice_node, ..] = nodes else {
-            bail!("no alice to measure");
-        };
         let stretch = SustainedFigures {
             until_sec: started.elapsed().as_secs_f64(),
             figures,

@@ -502,10 +502,9 @@ impl Shared {
         serialize_into(manager, &mut bytes);
         self.manager_bytes_hint
             .store(bytes.len(), Ordering::Relaxed);
-        let manager = bytes;
         // The store logs the write's own time.
         tracing::trace!(
-            manager_bytes = manager.len(),
+            manager_bytes = bytes.len(),
             serialize_us = started.elapsed().as_micros() as u64,
             "channel manager serialized for a write of its own"
         );
@@ -513,7 +512,7 @@ impl Shared {
             CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
             CHANNEL_MANAGER_PERSISTENCE_KEY,
-            manager,
+            bytes,
         )
     }
 

@@ -77,10 +77,10 @@ struct Args {
     #[arg(long = "xlnd-arg", allow_hyphen_values = true)]
     xlnd_args: Vec<String>,
     /// After everything else, keep paying keysends alice -> bob at one in flight for this many
-    /// minutes (fractions allowed) and print a row of figures per minute (xln only; 0: skip). A node that never
-    /// stops paying keeps every payment it sent for 7-8 minutes (LDK's protection against
-    /// paying the same payment id twice) and writes them all with each batch of channel
-    /// updates: this shows what that costs.
+    /// minutes (fractions allowed) and print a row of figures per minute (xln only; 0: skip).
+    /// A node that never stops paying keeps every payment it sent for 7-8 minutes (LDK's
+    /// protection against paying the same payment id twice) and writes them all with each
+    /// batch of channel updates: this shows what that costs.
     #[arg(long, default_value_t = 0.0, value_parser = minutes)]
     sustained_minutes: f64,
     /// Measure xln only: skip the same workloads on LDK Node.
@@ -121,7 +121,6 @@ fn main() -> Result<()> {
         xlnd_args: args.xlnd_args,
         ldk_node: !args.no_ldk_node,
         sustained: Duration::from_secs_f64(args.sustained_minutes * 60.0),
-        sustained_row: Duration::from_secs(60),
     };
     let chain = match args.chain {
         Chain::Bitcoin => TestChain::Bitcoin,
