@@ -171,6 +171,11 @@ impl SledStore {
         // dropped: a store reopened at once in the same process (a node restarted in place)
         // may find it still held, so a held lock is retried for a short while.
         let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+        // sled's default 512 KiB segments on purpose. Larger ones (8 MiB, so values up to 2 MiB
+        // stay in the log instead of a file each under `blobs/`) halved the store's time for a
+        // batch carrying a manager of 0.5-1 MB, but sled did not reclaim its log fast enough:
+        // a node's data directory was 4.7 GiB after 3 minutes of steady payments, against
+        // about 0.2 GiB with blobs.
         let db = loop {
             match sled::Config::new().path(path).open() {
                 Ok(db) => break db,
