@@ -136,8 +136,10 @@ pub(crate) enum Change {
 
 /// Per-stream state: the next index, and a watch of the last index written.
 struct StreamState {
-    /// Held while an event of this stream is written, so indexes are stored in order.
+    /// Held while an event of this stream is stored (not while it is made durable), so indexes
+    /// are stored in order.
     next: Mutex<u64>,
+    /// The last index whose event, and every one before it, is durable: what readers see.
     last_written: watch::Sender<u64>,
 }
 
@@ -222,10 +224,30 @@ impl Journal {
         &self.streams[stream.position()]
     }
 
-    /// The stream's next index, locked until its write is durable: writers hold it across a
-    /// flush, so it is waited for off the runtime's worker threads.
+    /// The stream's next index, locked while an event is stored (a sled transaction, in
+    /// memory): it is waited for off the runtime's worker threads all the same.
     fn lock_next(&self, stream: Stream) -> MutexGuard<'_, u64> {
         lock_outside_the_runtime(&self.state(stream).next)
+    }
+
+    /// Makes the write just stored durable, with every write stored before it, then publishes
+    /// `index` (if an event was written) to readers. The flush is made after the stream's lock
+    /// is released, so that writers of one stream (the payment records of many `pay` calls)
+    /// share flushes instead of queueing for the lock one fsync each. An event is stored only
+    /// after every lower index of its stream, so once its write is durable so are theirs;
+    /// publishing never lowers the index, whichever writer's flush ends first.
+    fn make_durable(&self, stream: Stream, index: Option<u64>) -> Result<(), StoreError> {
+        self.tree.flush_durably()?;
+        if let Some(index) = index {
+            self.state(stream).last_written.send_if_modified(|last| {
+                let later = index > *last;
+                if later {
+                    *last = index;
+                }
+                later
+            });
+        }
+        Ok(())
     }
 
     /// The index of the last event of `stream` (0 if none).
@@ -238,15 +260,20 @@ impl Journal {
         self.state(stream).last_written.subscribe()
     }
 
-    /// Up to `limit` events of `stream` with an index above `after`, in order.
+    /// Up to `limit` events of `stream` with an index above `after`, in order: durable ones only
+    /// (up to [`Self::last_index`]), never one that a crash could still take back.
     pub fn read(
         &self,
         stream: Stream,
         after: u64,
         limit: usize,
     ) -> Result<Vec<JournalEvent>, StoreError> {
+        let last = self.last_index(stream);
+        if after >= last {
+            return Ok(Vec::new());
+        }
         let start = event_key(stream, after.saturating_add(1));
-        let end = [stream.tag() + 1];
+        let end = event_key(stream, last.saturating_add(1));
         self.tree
             .range(&start, &end, limit)?
             .into_iter()
@@ -309,10 +336,9 @@ impl Journal {
         let data = serde_json::to_value(record).map_err(|e| StoreError::Corrupt {
             context: format!("a {} record could not be encoded: {e}", stream.name()),
         })?;
-        let state = self.state(stream);
         let mut next = self.lock_next(stream);
         let index = *next;
-        let written = records.transaction_with(&self.tree, |records, journal| {
+        let written = records.transaction_with_unflushed(&self.tree, |records, journal| {
             let previous = records.get(key)?;
             let kind = match change(previous.as_deref()) {
                 Change::Keep => return Ok(None),
@@ -328,9 +354,9 @@ impl Journal {
         })?;
         if written.is_some() {
             *next = index + 1;
-            drop(next);
-            state.last_written.send_replace(index);
         }
+        drop(next);
+        self.make_durable(stream, written)?;
         Ok(written)
     }
 
@@ -341,15 +367,16 @@ impl Journal {
         stream: Stream,
         write: impl Fn(u64, &TransactionalTree) -> Result<Option<u64>, ConflictableTransactionError<()>>,
     ) -> Result<Option<u64>, StoreError> {
-        let state = self.state(stream);
         let mut next = self.lock_next(stream);
         let index = *next;
-        let written = self.tree.transaction(|journal| write(index, journal))?;
+        let written = self
+            .tree
+            .transaction_unflushed(|journal| write(index, journal))?;
         if written.is_some() {
             *next = index + 1;
-            drop(next);
-            state.last_written.send_replace(index);
         }
+        drop(next);
+        self.make_durable(stream, written)?;
         Ok(written)
     }
 }

@@ -8,6 +8,7 @@
 //! ChannelMonitor write as durable.
 
 mod disk_sync;
+mod group_sync;
 mod namespace;
 #[cfg(test)]
 mod tests;
@@ -87,6 +88,8 @@ pub struct SledStore {
 pub(crate) struct Durability {
     /// The files sled's flush leaves unsynced for a power loss.
     disk: Arc<disk_sync::DiskSync>,
+    /// Shares a flush among callers waiting at the same time (one per database).
+    group: Arc<group_sync::SyncGroup>,
     slow_disk: Option<Arc<SlowDisk>>,
     /// While this file exists, every flush fails as on a full disk (fault injection).
     full_disk_flag: Option<Arc<PathBuf>>,
@@ -100,9 +103,11 @@ struct SlowDisk {
 }
 
 impl Durability {
-    /// Runs `flush` (sled's) and then syncs sled's files, off the runtime's worker threads, see
-    /// [`outside_the_runtime`].
-    pub(crate) fn flush<T>(&self, flush: impl FnOnce() -> sled::Result<T>) -> sled::Result<T> {
+    /// Makes every write made before this call durable: runs `flush` (sled's, of this
+    /// database: any tree's flush writes the whole log) and then syncs sled's files, off the
+    /// runtime's worker threads (see [`outside_the_runtime`]), or waits for a flush and sync
+    /// of another caller that began after this call ([`group_sync`]).
+    pub(crate) fn flush<T>(&self, flush: impl FnOnce() -> sled::Result<T>) -> sled::Result<()> {
         outside_the_runtime(|| {
             if let Some(flag) = &self.full_disk_flag {
                 if flag.exists() {
@@ -122,9 +127,10 @@ impl Durability {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 std::thread::sleep(slow.delay);
             }
-            let flushed = flush()?;
-            self.disk.sync()?;
-            Ok(flushed)
+            self.group.sync(|| {
+                flush()?;
+                self.disk.sync().map_err(sled::Error::Io)
+            })
         })
     }
 }
@@ -202,6 +208,7 @@ impl SledStore {
             db,
             durability: Durability {
                 disk: Arc::new(disk),
+                group: Arc::default(),
                 slow_disk: None,
                 full_disk_flag: None,
             },
@@ -431,7 +438,7 @@ impl KVStoreSync for SledStore {
             .and_then(|tree| tree.map_or(Ok(None), |tree| tree.remove(key)))
             .and_then(|_| {
                 if lazy {
-                    Ok(0)
+                    Ok(())
                 } else {
                     self.durability.flush(|| self.db.flush())
                 }

@@ -160,26 +160,38 @@ impl Namespace {
     }
 
     /// Runs `write` on this namespace as one sled transaction, then flushes (see
-    /// [`Self::transaction_with`]).
+    /// [`Self::transaction_with_unflushed`]).
     pub fn transaction<R>(
         &self,
         write: impl Fn(
             &sled::transaction::TransactionalTree,
         ) -> Result<R, sled::transaction::ConflictableTransactionError<()>>,
     ) -> Result<R, StoreError> {
-        let result = self
-            .tree
-            .transaction(|tree| write(tree))
-            .map_err(|error| self.failure("transaction", transaction_error(error)))?;
+        let result = self.transaction_unflushed(write)?;
         self.flush("transaction")?;
         Ok(result)
     }
 
-    /// Runs `write` on this namespace and `other` (of the same store) as one sled transaction,
-    /// then flushes: after a crash, all of its writes to both are present or none is. sled may
-    /// run `write` more than once (on a conflict with a concurrent transaction), so it must only
-    /// read and write through the trees it is given.
-    pub fn transaction_with<R>(
+    /// Runs `write` on this namespace as one sled transaction, durable only after a
+    /// [`Self::flush_durably`] (see [`Self::transaction_with_unflushed`]).
+    pub fn transaction_unflushed<R>(
+        &self,
+        write: impl Fn(
+            &sled::transaction::TransactionalTree,
+        ) -> Result<R, sled::transaction::ConflictableTransactionError<()>>,
+    ) -> Result<R, StoreError> {
+        self.tree
+            .transaction(|tree| write(tree))
+            .map_err(|error| self.failure("transaction", transaction_error(error)))
+    }
+
+    /// Runs `write` on this namespace and `other` (of the same store) as one sled transaction:
+    /// after a crash, all of its writes to both are present or none is. It is durable only after
+    /// a [`Self::flush_durably`] that began after it returned, which lets a caller that orders
+    /// its transactions under a lock make them durable after releasing it, sharing the flush
+    /// with others. sled may run `write` more than once (on a conflict with a concurrent
+    /// transaction), so it must only read and write through the trees it is given.
+    pub fn transaction_with_unflushed<R>(
         &self,
         other: &Namespace,
         write: impl Fn(
@@ -188,11 +200,15 @@ impl Namespace {
         ) -> Result<R, sled::transaction::ConflictableTransactionError<()>>,
     ) -> Result<R, StoreError> {
         use sled::Transactional;
-        let result = (&self.tree, &other.tree)
+        (&self.tree, &other.tree)
             .transaction(|(own, theirs)| write(own, theirs))
-            .map_err(|error| self.failure("transaction", transaction_error(error)))?;
-        self.flush("transaction")?;
-        Ok(result)
+            .map_err(|error| self.failure("transaction", transaction_error(error)))
+    }
+
+    /// Makes every write made so far to the store durable (any namespace's: the store has one
+    /// log).
+    pub fn flush_durably(&self) -> Result<(), StoreError> {
+        self.flush("flush")
     }
 }
 
