@@ -17,6 +17,7 @@ use lightning::ln::channelmanager::RecentPaymentDetails;
 use lightning::sign::EntropySource;
 
 use super::intercepts::Intercepted;
+use super::journal::Flush;
 use super::records::{
     unix_now, ForwardRecord, ForwardStatus, InvoiceRecord, InvoiceStatus, PaymentRecord,
     PaymentStatus,
@@ -222,7 +223,7 @@ impl NodeInner {
                 record.status = InvoiceStatus::Paid;
                 record.amount_received_msat = Some(amount_msat);
                 record.paid_at.get_or_insert(unix_now());
-                if let Err(error) = self.records.put_invoice(&record) {
+                if let Err(error) = self.records.put_invoice(&record, Flush::Soon) {
                     tracing::error!(%error, "recording a received payment failed");
                     return Err(ReplayEvent());
                 }
@@ -649,7 +650,7 @@ impl NodeInner {
         let result = match self.records.payment(hash) {
             Ok(Some(mut record)) => {
                 update(&mut record);
-                self.records.put_payment(&record)
+                self.records.put_payment(&record, Flush::Soon)
             }
             // Not one of ours (sent by an earlier version, or its record write failed): ignore.
             Ok(None) => Ok(()),
@@ -675,7 +676,7 @@ impl NodeInner {
         match self.records.invoice(&hash) {
             Ok(Some(mut record)) if record.status == InvoiceStatus::Held => {
                 record.status = InvoiceStatus::Canceled;
-                if let Err(error) = self.records.put_invoice(&record) {
+                if let Err(error) = self.records.put_invoice(&record, Flush::Now) {
                     tracing::error!(%error, "recording a failed-back hold payment failed");
                     return Err(ReplayEvent());
                 }
@@ -736,7 +737,7 @@ impl NodeInner {
                     record.status = InvoiceStatus::Held;
                     record.amount_received_msat = Some(amount_msat);
                     record.claim_deadline_height = claim_deadline;
-                    if let Err(error) = self.records.put_invoice(&record) {
+                    if let Err(error) = self.records.put_invoice(&record, Flush::Now) {
                         tracing::error!(%error, "recording a held payment failed");
                         return Err(ReplayEvent());
                     }

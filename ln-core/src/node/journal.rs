@@ -13,7 +13,9 @@
 //! whose key is already present is not written again.
 
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -134,11 +136,43 @@ pub(crate) enum Change {
     Keep,
 }
 
+/// When a record written with its event must be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// Before the write returns: for what an operator or a program asked for (a payment about
+    /// to be sent, an invoice handed out), which must survive a crash once it was answered.
+    Now,
+    /// Soon after the write returns, made durable together with the writes around it (group
+    /// commit), and published to readers only then. For records of what LDK told the event
+    /// handler (a payment's outcome, a claim): LDK's state that the event was handled is
+    /// written to the same store after the handler returns, and every flush makes all that was
+    /// stored before it durable (sled's log is one file, written in order), so a crash never
+    /// keeps the handled event and loses its record. A crash before that flush loses both, and
+    /// LDK hands the event again.
+    Soon,
+}
+
+/// Flushes asked for by [`Flush::Soon`] writes: at most one runs at a time, and one that runs
+/// covers every write stored before it began.
+#[derive(Default)]
+struct SoonFlusher {
+    /// A write asked for a flush that has not begun yet.
+    requested: AtomicBool,
+    /// A flusher is running (on tokio's blocking pool).
+    running: AtomicBool,
+}
+
+/// How often a [`Flush::Soon`] flusher tries a failing flush before it leaves the writes to the
+/// next write's flush; one try a second, as long as the monitor writer keeps trying its own.
+const SOON_FLUSH_TRIES: u32 = 60;
+
 /// Per-stream state: the next index, and a watch of the last index written.
 struct StreamState {
     /// Held while an event of this stream is stored (not while it is made durable), so indexes
     /// are stored in order.
     next: Mutex<u64>,
+    /// The last index stored (durable or not yet): `next - 1`, readable without the lock.
+    stored: AtomicU64,
     /// The last index whose event, and every one before it, is durable: what readers see.
     last_written: watch::Sender<u64>,
 }
@@ -147,6 +181,7 @@ struct StreamState {
 pub struct Journal {
     tree: Namespace,
     streams: [StreamState; 7],
+    soon: SoonFlusher,
 }
 
 /// Keys of events: `[tag] ++ index (big-endian)`. Keys of dedup marks: `[0xff, tag] ++ key`.
@@ -203,6 +238,7 @@ impl Journal {
             };
             Ok(StreamState {
                 next: Mutex::new(last + 1),
+                stored: AtomicU64::new(last),
                 last_written: watch::Sender::new(last),
             })
         };
@@ -217,6 +253,7 @@ impl Journal {
                 state(Stream::InterceptedHtlcs)?,
             ],
             tree,
+            soon: SoonFlusher::default(),
         })
     }
 
@@ -239,15 +276,76 @@ impl Journal {
     fn make_durable(&self, stream: Stream, index: Option<u64>) -> Result<(), StoreError> {
         self.tree.flush_durably()?;
         if let Some(index) = index {
-            self.state(stream).last_written.send_if_modified(|last| {
-                let later = index > *last;
-                if later {
-                    *last = index;
-                }
-                later
-            });
+            self.publish(stream, index);
         }
         Ok(())
+    }
+
+    /// Shows readers every event of `stream` up to `index`, all durable; never lowers what
+    /// they see.
+    fn publish(&self, stream: Stream, index: u64) {
+        self.state(stream).last_written.send_if_modified(|last| {
+            let later = index > *last;
+            if later {
+                *last = index;
+            }
+            later
+        });
+    }
+
+    /// Has a flusher make every write stored so far durable soon and publish what it covers
+    /// ([`Flush::Soon`]). Writes that come while it flushes are covered by its next round, so a
+    /// burst of them shares one flush.
+    fn flush_soon(self: &Arc<Self>) {
+        self.soon.requested.store(true, Ordering::SeqCst);
+        if self.soon.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let journal = Arc::clone(self);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || journal.run_soon_flusher())),
+            Err(_) => journal.run_soon_flusher(),
+        }
+    }
+
+    fn run_soon_flusher(&self) {
+        loop {
+            self.soon.requested.store(false, Ordering::SeqCst);
+            // Read before the flush: every event up to these indexes was stored before it.
+            let stored = Stream::ALL.map(|stream| self.state(stream).stored.load(Ordering::SeqCst));
+            let mut tries = 0;
+            while let Err(error) = self.tree.flush_durably() {
+                tries += 1;
+                if tries >= SOON_FLUSH_TRIES {
+                    tracing::error!(%error, "records of LDK events are not durable yet; the next write's flush covers them");
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            if tries < SOON_FLUSH_TRIES {
+                for (stream, index) in Stream::ALL.into_iter().zip(stored) {
+                    self.publish(stream, index);
+                }
+            }
+            self.soon.running.store(false, Ordering::SeqCst);
+            // A write that came after `requested` was cleared either saw this flusher running
+            // (and left its flush to it) or started a flusher of its own.
+            if !self.soon.requested.load(Ordering::SeqCst)
+                || self.soon.running.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Returns once every event of `stream` stored before this call is durable and shown to
+    /// readers: for a caller that read a record written with [`Flush::Soon`] and is about to
+    /// tell someone about it.
+    pub(crate) async fn durable(&self, stream: Stream) {
+        let target = self.state(stream).stored.load(Ordering::SeqCst);
+        let mut published = self.watch(stream);
+        // The sender lives as long as the journal, which outlives this borrow.
+        let _ = published.wait_for(|last| *last >= target).await;
     }
 
     /// The index of the last event of `stream` (0 if none).
@@ -321,14 +419,16 @@ impl Journal {
 
     /// Stores `record` under `key` in `records` and, in the same transaction, the event that
     /// `change` names for the change from the stored value (if any) to `record`, unless
-    /// `change` says to keep the stored value. Returns the event's index, if one was written.
+    /// `change` says to keep the stored value. Returns the event's index, if one was written;
+    /// `flush` says when the write is durable.
     pub(crate) fn write_record<T: Serialize>(
-        &self,
+        self: &Arc<Self>,
         records: &Namespace,
         key: &[u8],
         record: &T,
         stream: Stream,
         change: impl Fn(Option<&[u8]>) -> Change,
+        flush: Flush,
     ) -> Result<Option<u64>, StoreError> {
         let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
             context: format!("a {} record could not be encoded: {e}", stream.name()),
@@ -352,12 +452,21 @@ impl Journal {
             insert_event(journal, stream, index, kind, &data)?;
             Ok(Some(index))
         })?;
-        if written.is_some() {
-            *next = index + 1;
-        }
+        self.stored(stream, &mut next, written);
         drop(next);
-        self.make_durable(stream, written)?;
+        match flush {
+            Flush::Now => self.make_durable(stream, written)?,
+            Flush::Soon => self.flush_soon(),
+        }
         Ok(written)
+    }
+
+    /// Moves the stream on past `written`, the index of an event just stored (if one was).
+    fn stored(&self, stream: Stream, next: &mut MutexGuard<'_, u64>, written: Option<u64>) {
+        if let Some(index) = written {
+            **next = index + 1;
+            self.state(stream).stored.store(index, Ordering::SeqCst);
+        }
     }
 
     /// Runs `write` with the stream's next index in a transaction on the journal; publishes the
@@ -372,9 +481,7 @@ impl Journal {
         let written = self
             .tree
             .transaction_unflushed(|journal| write(index, journal))?;
-        if written.is_some() {
-            *next = index + 1;
-        }
+        self.stored(stream, &mut next, written);
         drop(next);
         self.make_durable(stream, written)?;
         Ok(written)
@@ -444,7 +551,7 @@ mod tests {
     fn a_record_writes_an_event_only_when_its_state_changes() {
         let dir = tempfile::tempdir().expect("dir");
         let store = SledStore::open(dir.path()).expect("store");
-        let journal = Journal::open(&store).expect("journal");
+        let journal = Arc::new(Journal::open(&store).expect("journal"));
         let records = store.namespace("things").expect("records");
         let change = |new: &'static str| {
             move |old: Option<&[u8]>| match old {
@@ -454,7 +561,14 @@ mod tests {
             }
         };
         let write = |state: &'static str| {
-            journal.write_record(&records, b"k", &state, Stream::Invoices, change(state))
+            journal.write_record(
+                &records,
+                b"k",
+                &state,
+                Stream::Invoices,
+                change(state),
+                Flush::Now,
+            )
         };
         assert_eq!(write("unpaid").ok(), Some(Some(1)));
         assert_eq!(write("unpaid").ok(), Some(None));
@@ -466,6 +580,48 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].kind, "paid");
         assert_eq!(events[1].data, json!("paid"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_flushed_soon_are_shown_to_readers_once_durable() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SledStore::open(dir.path()).expect("store");
+        let journal = Arc::new(Journal::open(&store).expect("journal"));
+        let records = store.namespace("things").expect("records");
+        let writers: Vec<_> = (0..4u8)
+            .map(|writer| {
+                let (journal, records) = (journal.clone(), records.clone());
+                tokio::task::spawn_blocking(move || {
+                    for n in 0..25u8 {
+                        journal
+                            .write_record(
+                                &records,
+                                &[writer, n],
+                                &"succeeded",
+                                Stream::Payments,
+                                |_| Change::Event("succeeded"),
+                                Flush::Soon,
+                            )
+                            .expect("write");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        let durable = journal.durable(Stream::Payments);
+        tokio::time::timeout(Duration::from_secs(10), durable)
+            .await
+            .expect("the writes were made durable and published");
+        assert_eq!(journal.last_index(Stream::Payments), 100);
+        let events = journal.read(Stream::Payments, 0, 200).expect("read");
+        let indexes: Vec<u64> = events.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, (1..=100).collect::<Vec<u64>>());
+        drop((journal, records, store));
+        // Reopened, every event is there: what was published was durable.
+        let reopened = open(dir.path());
+        assert_eq!(reopened.last_index(Stream::Payments), 100);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::intercepts::InterceptedHtlcRecord;
-use super::journal::{Change, Journal, Stream};
+use super::journal::{Change, Flush, Journal, Stream};
 use super::Error;
 use crate::store::{Namespace, SledStore};
 
@@ -248,7 +248,8 @@ impl Records {
     }
 
     /// Stores `record`; a new payment, a new attempt or a new status is a `payments` event.
-    pub(crate) fn put_payment(&self, record: &PaymentRecord) -> Result<(), Error> {
+    /// `flush` says when it is durable.
+    pub(crate) fn put_payment(&self, record: &PaymentRecord, flush: Flush) -> Result<(), Error> {
         let kind_of = |stored: Option<&[u8]>| {
             let stored = stored.and_then(|s| serde_json::from_slice::<PaymentRecord>(s).ok());
             match stored {
@@ -266,6 +267,7 @@ impl Records {
             record,
             Stream::Payments,
             kind_of,
+            flush,
         )?;
         Ok(())
     }
@@ -307,7 +309,7 @@ impl Records {
     }
 
     /// Stores `record`; a new invoice or a new status is an `invoices` event.
-    pub(crate) fn put_invoice(&self, record: &InvoiceRecord) -> Result<(), Error> {
+    pub(crate) fn put_invoice(&self, record: &InvoiceRecord, flush: Flush) -> Result<(), Error> {
         if record.status == InvoiceStatus::Unpaid {
             self.next_expiry
                 .fetch_min(record.expires_at, Ordering::SeqCst);
@@ -325,6 +327,7 @@ impl Records {
             record,
             Stream::Invoices,
             kind_of,
+            flush,
         )?;
         Ok(())
     }
@@ -386,6 +389,7 @@ impl Records {
                 &invoice,
                 Stream::Invoices,
                 still_unpaid,
+                Flush::Now,
             )?;
         }
         Ok(earliest)
@@ -403,6 +407,7 @@ impl Records {
             record,
             Stream::Htlcs,
             |_| Change::Event(kind),
+            Flush::Now,
         )?;
         Ok(())
     }
@@ -437,6 +442,7 @@ impl Records {
             record,
             Stream::InterceptedHtlcs,
             change,
+            Flush::Now,
         )?;
         Ok(())
     }
@@ -541,11 +547,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = SledStore::open(dir.path()).expect("store");
         let records = Records::open(&store).expect("records");
-        records.put_invoice(&unpaid("early", 100)).expect("put");
-        records.put_invoice(&unpaid("late", 200)).expect("put");
+        records
+            .put_invoice(&unpaid("early", 100), Flush::Now)
+            .expect("put");
+        records
+            .put_invoice(&unpaid("late", 200), Flush::Now)
+            .expect("put");
         let mut paid = unpaid("paid", 50);
         paid.status = InvoiceStatus::Paid;
-        records.put_invoice(&paid).expect("put");
+        records.put_invoice(&paid, Flush::Now).expect("put");
         let kinds = |records: &Records| -> Vec<(String, String)> {
             let events = records
                 .journal()

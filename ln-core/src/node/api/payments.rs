@@ -18,6 +18,7 @@ use crate::invoice::{ChainInvoice, InvoiceCodecError, InvoiceDescription};
 
 use super::{blocking, parse_hex32, wait_until};
 use crate::node::events::hex;
+use crate::node::journal::{Flush, Stream};
 use crate::node::records::{unix_now, InvoiceRecord, InvoiceStatus, PaymentRecord, PaymentStatus};
 use crate::node::{Error, Node, NodeInner};
 
@@ -187,7 +188,7 @@ impl Node {
         let created_at = invoice.duration_since_epoch().as_secs();
         let expires_at = created_at + u64::from(expiry_secs);
         let hash = hex(invoice.payment_hash().as_byte_array());
-        inner.records.put_invoice(&InvoiceRecord {
+        let record = InvoiceRecord {
             payment_hash: hash.clone(),
             bolt11: Some(bolt11.clone()),
             description: description.to_string(),
@@ -199,7 +200,8 @@ impl Node {
             expires_at,
             paid_at: None,
             claim_deadline_height: None,
-        })?;
+        };
+        inner.records.put_invoice(&record, Flush::Now)?;
         tracing::info!(payment_hash = %hash, ?amount_msat, is_hold, final_cltv, has_route_hint = route_hint.is_some(), "invoice created");
         Ok(CreatedInvoice {
             bolt11,
@@ -251,7 +253,7 @@ impl Node {
             _ => {}
         }
         record.status = InvoiceStatus::Canceled;
-        self.inner.records.put_invoice(&record)?;
+        self.inner.records.put_invoice(&record, Flush::Now)?;
         self.inner
             .channel_manager
             .fail_htlc_backwards(&PaymentHash(hash));
@@ -289,13 +291,21 @@ impl Node {
         let hash = hex(&parse_hex32("payment_hash", payment_hash)?);
         self.invoice_record(&hash)?;
         let inner = &self.inner;
+        let deadline = tokio::time::Instant::now() + timeout;
         let found = wait_until(inner, &inner.notifications.invoices, timeout, || async {
             let record = inner.records.invoice(&hash).ok().flatten()?;
             let status = record.status_at(unix_now());
             (status != InvoiceStatus::Unpaid).then_some(InvoiceRecord { status, ..record })
         })
         .await;
-        found.ok_or_else(|| Error::Timeout(format!("invoice {hash} is still unpaid")))
+        let still_unpaid = || Error::Timeout(format!("invoice {hash} is still unpaid"));
+        let found = found.ok_or_else(still_unpaid)?;
+        // A claim is recorded durable soon after LDK reports it (journal::Flush::Soon): answer
+        // only once it is, so that no crash takes back what the caller was told.
+        tokio::time::timeout_at(deadline, inner.records.journal().durable(Stream::Invoices))
+            .await
+            .map_err(|_| still_unpaid())?;
+        Ok(found)
     }
 
     /// Decodes an invoice of this node's chain.
@@ -414,7 +424,7 @@ impl Node {
         let record = new_payment(&hash, amount_msat, destination, None);
         {
             let inner = Arc::clone(inner);
-            blocking(move || inner.records.put_payment(&record)).await?;
+            blocking(move || inner.records.put_payment(&record, Flush::Now)).await?;
         }
         attempt.send(inner, deadline).await?;
         tracing::info!(payment_hash = %hash, amount_msat, %destination, "keysend sent");
@@ -448,17 +458,25 @@ impl Node {
 
     async fn wait_payment(&self, hash: &str, timeout: Duration) -> Result<PaymentRecord, Error> {
         let inner = &self.inner;
+        let deadline = tokio::time::Instant::now() + timeout;
         let watch = inner.notifications.payments.watch(hash);
         let done = wait_until(inner, watch.notified(), timeout, || async {
             let record = inner.records.payment(hash).ok().flatten()?;
             (record.status != PaymentStatus::Pending).then_some(record)
         })
         .await;
-        done.ok_or_else(|| {
+        let still_pending = || {
             Error::Timeout(format!(
                 "payment {hash} is still pending; its outcome will show in listpayments"
             ))
-        })
+        };
+        let done = done.ok_or_else(still_pending)?;
+        // An outcome is recorded durable soon after LDK reports it (journal::Flush::Soon):
+        // answer only once it is, so that no crash takes back what the caller was told.
+        tokio::time::timeout_at(deadline, inner.records.journal().durable(Stream::Payments))
+            .await
+            .map_err(|_| still_pending())?;
+        Ok(done)
     }
 
     fn invoice_record(&self, hash: &str) -> Result<InvoiceRecord, Error> {
@@ -577,7 +595,7 @@ impl InvoicePayment {
             Some(self.bolt11.clone()),
         );
         record.attempts = number;
-        inner.records.put_payment(&record)?;
+        inner.records.put_payment(&record, Flush::Now)?;
         // What `pay_for_bolt11_invoice` does, from our own decoding, which also reads invoices
         // of chains lightning-invoice does not know.
         Ok(Started::New(Box::new(Attempt {
@@ -834,7 +852,7 @@ fn fail_record(inner: &NodeInner, mut record: PaymentRecord, error: &Error) -> R
     record.status = PaymentStatus::Failed;
     record.failure_reason = Some(error.to_string());
     record.completed_at = Some(unix_now());
-    inner.records.put_payment(&record)
+    inner.records.put_payment(&record, Flush::Now)
 }
 
 /// Route parameters for `amount_msat`, capping routing fees at `max_fee_msat` when given (LDK's
