@@ -304,7 +304,7 @@ impl Node {
         // only once it is, so that no crash takes back what the caller was told.
         tokio::time::timeout_at(deadline, inner.records.journal().durable(Stream::Invoices))
             .await
-            .map_err(|_| still_unpaid())?;
+            .map_err(|_| not_on_disk(&format!("invoice {hash} is no longer unpaid")))?;
         Ok(found)
     }
 
@@ -475,7 +475,7 @@ impl Node {
         // answer only once it is, so that no crash takes back what the caller was told.
         tokio::time::timeout_at(deadline, inner.records.journal().durable(Stream::Payments))
             .await
-            .map_err(|_| still_pending())?;
+            .map_err(|_| not_on_disk(&format!("payment {hash} has ended")))?;
         Ok(done)
     }
 
@@ -485,6 +485,15 @@ impl Node {
             .invoice(hash)?
             .ok_or_else(|| Error::NotFound(format!("no invoice with payment hash {hash}")))
     }
+}
+
+/// The error of a wait that saw its outcome (`what`) but not that outcome reach the disk in
+/// time: the store is failing, and the outcome can still be taken back by a crash.
+fn not_on_disk(what: &str) -> Error {
+    Error::Timeout(format!(
+        "{what}, but that is not on disk yet: the node's store is failing to write (see xlnd's \
+         log). The list methods show the outcome now, the event streams once a write succeeds"
+    ))
 }
 
 /// Parses an invoice and checks it is for this node's chain and network.
