@@ -5,6 +5,7 @@
 //! only every 6 blocks: an update lost on the way left the channel unusable for an hour.
 
 use anyhow::{ensure, Context, Result};
+use xln_tests::steps::channel;
 use xln_tests::three_nodes::{TestChain, ThreeNodes, ALICE, BOB, CAROL};
 
 /// Both ends' policies of the channel two hops away reach alice and carol, and each can route to
@@ -46,6 +47,19 @@ fn routes_both_ways_once_the_channels_are_announced(chain: TestChain) -> Result<
         sent["status"] == "succeeded",
         "alice's keysend to carol: {sent}"
     );
+    // alice's keysend succeeds once bob has her preimage; carol can spend what she received
+    // only after she and bob have exchanged their last commitment and revocation on B-C, a few
+    // milliseconds later. Asked at once, her router found no channel able to carry the amount.
+    let bc = &net.channels[1].0;
+    net.nodes[CAROL].wait_cli(
+        &["listchannels"],
+        "carol able to send the amount over B-C",
+        std::time::Duration::from_secs(30),
+        |channels| {
+            let limit = channel(channels, bc)?["next_outbound_htlc_limit_msat"].as_u64()?;
+            (limit > amount_msat * 2).then_some(())
+        },
+    )?;
     route_through_bob(CAROL, ALICE)?;
     Ok(())
 }
