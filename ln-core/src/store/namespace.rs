@@ -1,4 +1,5 @@
-//! xln's own (non-LDK) records: a named sled tree whose every write is flushed before returning.
+//! xln's own (non-LDK) records: a named sled tree whose writes are flushed before returning,
+//! except the `*_unflushed` transactions, which a later [`Namespace::flush_durably`] makes durable.
 
 use super::StoreError;
 
@@ -7,7 +8,8 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// One xln namespace of the store: the sled tree `xln/<name>`, keys ordered bytewise.
 ///
-/// Every write returns only after it was flushed and fsynced. A `Namespace` keeps the database
+/// Every write returns only after it was flushed and fsynced, except the `*_unflushed`
+/// transactions (see [`Namespace::transaction_with_unflushed`]). A `Namespace` keeps the database
 /// (and its directory lock) open, like a [`super::SledStore`] clone.
 #[derive(Clone, Debug)]
 pub struct Namespace {
@@ -157,19 +159,6 @@ impl Namespace {
                 Ok((key.to_vec(), value.to_vec()))
             })
             .collect()
-    }
-
-    /// Runs `write` on this namespace as one sled transaction, then flushes (see
-    /// [`Self::transaction_with_unflushed`]).
-    pub fn transaction<R>(
-        &self,
-        write: impl Fn(
-            &sled::transaction::TransactionalTree,
-        ) -> Result<R, sled::transaction::ConflictableTransactionError<()>>,
-    ) -> Result<R, StoreError> {
-        let result = self.transaction_unflushed(write)?;
-        self.flush("transaction")?;
-        Ok(result)
     }
 
     /// Runs `write` on this namespace as one sled transaction, durable only after a

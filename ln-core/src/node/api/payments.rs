@@ -300,11 +300,10 @@ impl Node {
         .await;
         let still_unpaid = || Error::Timeout(format!("invoice {hash} is still unpaid"));
         let found = found.ok_or_else(still_unpaid)?;
-        // A claim is recorded durable soon after LDK reports it (journal::Flush::Soon): answer
-        // only once it is, so that no crash takes back what the caller was told.
-        tokio::time::timeout_at(deadline, inner.records.journal().durable(Stream::Invoices))
-            .await
-            .map_err(|_| not_on_disk(&format!("invoice {hash} is no longer unpaid")))?;
+        on_disk_by(inner, deadline, Stream::Invoices, || {
+            format!("invoice {hash} is no longer unpaid")
+        })
+        .await?;
         Ok(found)
     }
 
@@ -471,11 +470,10 @@ impl Node {
             ))
         };
         let done = done.ok_or_else(still_pending)?;
-        // An outcome is recorded durable soon after LDK reports it (journal::Flush::Soon):
-        // answer only once it is, so that no crash takes back what the caller was told.
-        tokio::time::timeout_at(deadline, inner.records.journal().durable(Stream::Payments))
-            .await
-            .map_err(|_| not_on_disk(&format!("payment {hash} has ended")))?;
+        on_disk_by(inner, deadline, Stream::Payments, || {
+            format!("payment {hash} has ended")
+        })
+        .await?;
         Ok(done)
     }
 
@@ -487,13 +485,26 @@ impl Node {
     }
 }
 
-/// The error of a wait that saw its outcome (`what`) but not that outcome reach the disk in
-/// time: the store is failing, and the outcome can still be taken back by a crash.
-fn not_on_disk(what: &str) -> Error {
-    Error::Timeout(format!(
-        "{what}, but that is not on disk yet: the node's store is failing to write (see xlnd's \
-         log). The list methods show the outcome now, the event streams once a write succeeds"
-    ))
+/// Waits, until `deadline`, for every event of `stream` stored so far to be durable. Outcomes
+/// that LDK reports are recorded durable soon after (`journal::Flush::Soon`); a wait that saw one
+/// answers only once it is, so that no crash takes back what the caller was told. If it is not
+/// by then, the store is failing: the error says so, with `what` the wait saw.
+async fn on_disk_by(
+    inner: &NodeInner,
+    deadline: tokio::time::Instant,
+    stream: Stream,
+    what: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    let durable = inner.records.journal().durable(stream);
+    tokio::time::timeout_at(deadline, durable)
+        .await
+        .map_err(|_| {
+            Error::Timeout(format!(
+            "{}, but that is not on disk yet: the node's store is failing to write (see xlnd's \
+             log). The list methods show the outcome now, the event streams once a write succeeds",
+            what()
+        ))
+        })
 }
 
 /// Parses an invoice and checks it is for this node's chain and network.
