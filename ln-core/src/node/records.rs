@@ -407,7 +407,9 @@ impl Records {
             record,
             Stream::Htlcs,
             |_| Change::Event(kind),
-            Flush::Now,
+            // A record of LDK's `PaymentForwarded` or `HTLCHandlingFailed`: the event handler
+            // must not wait for its fsync (see `Flush::Soon`).
+            Flush::Soon,
         )?;
         Ok(())
     }
