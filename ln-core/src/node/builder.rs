@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::channel_signer::NodeChannelSigner;
 use bitcoin::constants::ChainHash;
 use bitcoin::BlockHash;
 use lightning::chain::channelmonitor::ChannelMonitor;
@@ -21,7 +22,7 @@ use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
 };
-use lightning::sign::{EntropySource, InMemorySigner, NodeSigner};
+use lightning::sign::{EntropySource, NodeSigner};
 use lightning::util::persist::{
     KVStoreSync, MonitorUpdatingPersister, CHANNEL_MANAGER_PERSISTENCE_KEY,
     CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
@@ -669,7 +670,7 @@ impl ManagerParts<'_> {
         &self,
         bytes: &[u8],
         config: lightning::util::config::UserConfig,
-        monitors: Vec<&ChannelMonitor<InMemorySigner>>,
+        monitors: Vec<&ChannelMonitor<NodeChannelSigner>>,
     ) -> Result<(BlockHash, ChannelManager), BuildError> {
         let read_args = ChannelManagerReadArgs::new(
             self.keys.clone(),
@@ -890,7 +891,7 @@ async fn sync_wallet(
 
 /// Feeds one `ChannelMonitor` blocks before it is handed to the `ChainMonitor`.
 struct MonitorCatchUp<'a> {
-    monitor: &'a ChannelMonitor<InMemorySigner>,
+    monitor: &'a ChannelMonitor<NodeChannelSigner>,
     broadcaster: &'a Arc<ChainBroadcaster>,
     fee_estimator: &'a Arc<ChainFeeEstimator>,
     logger: &'a Logger,
@@ -929,7 +930,7 @@ impl MonitorCatchUp<'_> {
     fn with_chain_parts(
         &self,
     ) -> (
-        &ChannelMonitor<InMemorySigner>,
+        &ChannelMonitor<NodeChannelSigner>,
         &ChainBroadcaster,
         &ChainFeeEstimator,
         &TracingLogger,

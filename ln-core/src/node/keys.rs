@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::channel_signer::NodeChannelSigner;
 use bitcoin::secp256k1::ecdh::SharedSecret;
 use bitcoin::secp256k1::ecdsa::{RecoverableSignature, Signature};
 use bitcoin::secp256k1::{schnorr, All, PublicKey, Scalar, Secp256k1};
@@ -14,8 +15,8 @@ use lightning::ln::msgs::UnsignedGossipMessage;
 use lightning::ln::script::ShutdownScript;
 use lightning::offers::invoice::UnsignedBolt12Invoice;
 use lightning::sign::{
-    EntropySource, InMemorySigner, KeysManager, NodeSigner, OutputSpender, PeerStorageKey,
-    ReceiveAuthKey, Recipient, SignerProvider, SpendableOutputDescriptor,
+    EntropySource, KeysManager, NodeSigner, OutputSpender, PeerStorageKey, ReceiveAuthKey,
+    Recipient, SignerProvider, SpendableOutputDescriptor,
 };
 use lightning_invoice::RawBolt11Invoice;
 
@@ -88,15 +89,15 @@ impl NodeSigner for NodeKeys {
 }
 
 impl SignerProvider for NodeKeys {
-    type EcdsaSigner = InMemorySigner;
+    type EcdsaSigner = NodeChannelSigner;
 
     fn generate_channel_keys_id(&self, inbound: bool, user_channel_id: u128) -> [u8; 32] {
         self.inner
             .generate_channel_keys_id(inbound, user_channel_id)
     }
 
-    fn derive_channel_signer(&self, channel_keys_id: [u8; 32]) -> InMemorySigner {
-        self.inner.derive_channel_signer(channel_keys_id)
+    fn derive_channel_signer(&self, channel_keys_id: [u8; 32]) -> NodeChannelSigner {
+        NodeChannelSigner::new(self.inner.derive_channel_signer(channel_keys_id))
     }
 
     fn get_destination_script(&self, _channel_keys_id: [u8; 32]) -> Result<ScriptBuf, ()> {

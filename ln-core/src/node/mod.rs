@@ -3,6 +3,7 @@
 
 mod api;
 mod builder;
+pub mod channel_signer;
 mod error;
 mod events;
 pub mod intercepts;

@@ -52,12 +52,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::channel_signer::NodeChannelSigner;
 use lightning::chain::chainmonitor::Persist;
 use lightning::chain::channelmonitor::{ChannelMonitor, ChannelMonitorUpdate};
 use lightning::chain::ChannelMonitorUpdateStatus;
 use lightning::io;
 use lightning::ln::types::ChannelId;
-use lightning::sign::InMemorySigner;
 use lightning::util::persist::{
     KVStoreSync, MonitorName, ARCHIVED_CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
     ARCHIVED_CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY,
@@ -346,7 +346,7 @@ impl MonitorWriter {
     fn enqueue_write(
         &self,
         name: MonitorName,
-        monitor: &ChannelMonitor<InMemorySigner>,
+        monitor: &ChannelMonitor<NodeChannelSigner>,
         update_id: Option<u64>,
     ) -> ChannelMonitorUpdateStatus {
         let mut snapshot = MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL.to_vec();
@@ -361,11 +361,11 @@ impl MonitorWriter {
     }
 }
 
-impl Persist<InMemorySigner> for MonitorWriter {
+impl Persist<NodeChannelSigner> for MonitorWriter {
     fn persist_new_channel(
         &self,
         name: MonitorName,
-        monitor: &ChannelMonitor<InMemorySigner>,
+        monitor: &ChannelMonitor<NodeChannelSigner>,
     ) -> ChannelMonitorUpdateStatus {
         self.enqueue_write(name, monitor, Some(monitor.get_latest_update_id()))
     }
@@ -379,7 +379,7 @@ impl Persist<InMemorySigner> for MonitorWriter {
         &self,
         name: MonitorName,
         update: Option<&ChannelMonitorUpdate>,
-        monitor: &ChannelMonitor<InMemorySigner>,
+        monitor: &ChannelMonitor<NodeChannelSigner>,
     ) -> ChannelMonitorUpdateStatus {
         match update {
             // LDK before 0.1 numbered every update after a close u64::MAX; stored as an update,

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Deref;
 use std::sync::{Mutex, MutexGuard};
 
+use super::channel_signer::NodeChannelSigner;
 use bitcoin::secp256k1::PublicKey;
 use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
 use lightning::chain::chainmonitor::{ChainMonitor, Persist};
@@ -36,7 +37,7 @@ use lightning::chain::transaction::OutPoint;
 use lightning::chain::Filter;
 use lightning::chain::{ChannelMonitorUpdateStatus, Watch};
 use lightning::ln::types::ChannelId;
-use lightning::sign::{EntropySource, InMemorySigner};
+use lightning::sign::EntropySource;
 use lightning::util::logger::Logger;
 
 /// The `update_id` LDK before 0.1 gave every update after a channel closed; such updates carry
@@ -45,7 +46,7 @@ const LEGACY_CLOSED_CHANNEL_UPDATE_ID: u64 = u64::MAX;
 
 /// What [`OrderedMonitorUpdates`] needs of the monitors it guards: LDK's `Watch`, and the update
 /// id each monitor is at.
-pub trait MonitorSet: Watch<InMemorySigner> {
+pub trait MonitorSet: Watch<NodeChannelSigner> {
     /// The `update_id` of the last update applied to `channel_id`'s monitor, or `None` when no
     /// monitor watches that channel.
     fn latest_update_id(&self, channel_id: ChannelId) -> Option<u64>;
@@ -54,13 +55,13 @@ pub trait MonitorSet: Watch<InMemorySigner> {
 // Generic rather than for our `ChainMonitor` alias alone: that alias names a `dyn Filter`, and the
 // node's futures need the impl for every lifetime of it.
 impl<C: Deref, T: Deref, F: Deref, L: Deref, P: Deref, ES: Deref> MonitorSet
-    for ChainMonitor<InMemorySigner, C, T, F, L, P, ES>
+    for ChainMonitor<NodeChannelSigner, C, T, F, L, P, ES>
 where
     C::Target: Filter,
     T::Target: BroadcasterInterface,
     F::Target: FeeEstimator,
     L::Target: Logger,
-    P::Target: Persist<InMemorySigner>,
+    P::Target: Persist<NodeChannelSigner>,
     ES::Target: EntropySource,
 {
     fn latest_update_id(&self, channel_id: ChannelId) -> Option<u64> {
@@ -149,14 +150,14 @@ where
     }
 }
 
-impl<M: Deref> Watch<InMemorySigner> for OrderedMonitorUpdates<M>
+impl<M: Deref> Watch<NodeChannelSigner> for OrderedMonitorUpdates<M>
 where
     M::Target: MonitorSet,
 {
     fn watch_channel(
         &self,
         channel_id: ChannelId,
-        monitor: ChannelMonitor<InMemorySigner>,
+        monitor: ChannelMonitor<NodeChannelSigner>,
     ) -> Result<ChannelMonitorUpdateStatus, ()> {
         self.monitors.watch_channel(channel_id, monitor)
     }
@@ -229,11 +230,11 @@ mod tests {
         }
     }
 
-    impl Watch<InMemorySigner> for StrictMonitors {
+    impl Watch<NodeChannelSigner> for StrictMonitors {
         fn watch_channel(
             &self,
             _: ChannelId,
-            _: ChannelMonitor<InMemorySigner>,
+            _: ChannelMonitor<NodeChannelSigner>,
         ) -> Result<ChannelMonitorUpdateStatus, ()> {
             Err(())
         }

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use super::channel_signer::NodeChannelSigner;
 use lightning::chain::Filter;
 use lightning::events::bump_transaction::sync::{BumpTransactionEventHandlerSync, WalletSync};
 use lightning::ln::peer_handler::IgnoringMessageHandler;
@@ -10,7 +11,6 @@ use lightning::onion_message::messenger::DefaultMessageRouter;
 use lightning::routing::gossip::NetworkGraph as LdkNetworkGraph;
 use lightning::routing::router::DefaultRouter;
 use lightning::routing::scoring::{ProbabilisticScorer, ProbabilisticScoringFeeParameters};
-use lightning::sign::InMemorySigner;
 
 use super::keys::NodeKeys;
 use lightning::util::sweep::OutputSweeperSync;
@@ -30,7 +30,7 @@ pub type NetworkGraph = LdkNetworkGraph<Logger>;
 
 /// The chain-watching half of every channel: holds and persists the `ChannelMonitor`s.
 pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
-    InMemorySigner,
+    NodeChannelSigner,
     Arc<dyn Filter + Send + Sync>,
     Arc<ChainBroadcaster>,
     Arc<ChainFeeEstimator>,
