@@ -6,8 +6,6 @@
 //! node needs configuring by the test. Set `XLN_KEEP_TEST_DIRS=1` to keep the data directories for
 //! inspection; their paths are printed.
 
-mod watchdog;
-
 use std::fs::File;
 use std::io::Write;
 use std::net::TcpListener;
@@ -18,10 +16,10 @@ use std::time::{Duration, Instant};
 use bitcoin::{Address, Amount, Network, ScriptBuf, TxOut};
 use tempfile::TempDir;
 
-use self::watchdog::Watchdog;
 use crate::bitcoin_core::{bitcoin_core_binaries, BitcoinCoreBinaries};
 use crate::command::{command_line, run_for_stdout, tail_of_file};
 use crate::error::TestEnvError;
+use crate::watchdog::Watchdog;
 
 /// How long bitcoind may take until its RPC answers.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -137,7 +135,7 @@ impl Bitcoind {
         let process = command
             .spawn()
             .map_err(|e| TestEnvError::io(format!("starting `{}`", command_line(&command)), e))?;
-        let watchdog = Watchdog::guard(process.id());
+        let watchdog = Watchdog::guard(process.id(), "bitcoind");
         // From here on, `Drop` cleans up if anything fails.
         let mut node = Bitcoind {
             binaries: binaries.clone(),

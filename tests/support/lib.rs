@@ -38,6 +38,7 @@ pub mod qtumd;
 pub mod steps;
 pub mod test_key;
 pub mod three_nodes;
+mod watchdog;
 pub mod ws;
 pub mod xlnd;
 

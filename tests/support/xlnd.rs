@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use crate::watchdog::Watchdog;
 use crate::Bitcoind;
 
 /// The cargo profile [`xln_binaries`] builds xlnd with: the one this code was built with, so
@@ -60,7 +61,7 @@ fn build_binaries() -> Result<(PathBuf, PathBuf)> {
 /// One running `xlnd` on a test bitcoind. Its process can be killed and restarted through a
 /// shared reference, so that other threads can drive it meanwhile (a crash during a payment).
 pub struct Xlnd {
-    child: Mutex<Option<Child>>,
+    child: Mutex<Option<Running>>,
     /// Its data directory.
     pub datadir: PathBuf,
     /// A name for messages.
@@ -122,14 +123,21 @@ impl Xlnd {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting xlnd for {}", self.name))?;
-        *self.process() = Some(child);
+        *self.process() = Some(Running {
+            watchdog: Watchdog::guard(child.id(), "xlnd"),
+            child,
+        });
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let exited = match self.process().as_mut() {
-                Some(child) => child.try_wait()?,
+                Some(running) => running.child.try_wait()?,
                 None => None,
             };
             if let Some(status) = exited {
+                if let Some(running) = self.process().take() {
+                    // Already reaped by `try_wait`: this returns its status at once.
+                    running.into_child().wait()?;
+                }
                 bail!(
                     "xlnd {} exited at start ({status}): {}",
                     self.name,
@@ -328,7 +336,7 @@ impl Xlnd {
     fn pid(&self) -> Result<u32> {
         self.process()
             .as_ref()
-            .map(Child::id)
+            .map(|running| running.child.id())
             .with_context(|| format!("xlnd {} is not running", self.name))
     }
 
@@ -353,7 +361,7 @@ impl Xlnd {
         }
         self.cli(&["stop"])?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        let child = self.process().take();
+        let child = self.process().take().map(Running::into_child);
         if let Some(mut child) = child {
             loop {
                 if let Some(status) = child.try_wait()? {
@@ -378,7 +386,7 @@ impl Xlnd {
 
     /// Kills xlnd with SIGKILL: no shutdown code runs.
     pub fn kill9(&self) -> Result<()> {
-        let child = self.process().take();
+        let child = self.process().take().map(Running::into_child);
         if let Some(mut child) = child {
             child.kill()?;
             child.wait()?;
@@ -401,16 +409,19 @@ impl Xlnd {
     pub fn has_exited(&self) -> Result<bool> {
         let mut process = self.process();
         let exited = match process.as_mut() {
-            Some(child) => child.try_wait()?.is_some(),
+            Some(running) => running.child.try_wait()?.is_some(),
             None => true,
         };
         if exited {
-            *process = None;
+            if let Some(running) = process.take() {
+                // Already reaped by `try_wait`: this returns its status at once.
+                running.into_child().wait()?;
+            }
         }
         Ok(exited)
     }
 
-    fn process(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+    fn process(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
         self.child
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -456,10 +467,29 @@ impl Xlnd {
 
 impl Drop for Xlnd {
     fn drop(&mut self) {
-        if let Some(mut child) = self.process().take() {
+        if let Some(mut child) = self.process().take().map(Running::into_child) {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A running `xlnd`, with the watchdog that kills it should this process die without reaping it
+/// (`kill` of a test binary or of `xln-bench`): dropping the handle runs no destructor then.
+struct Running {
+    child: Child,
+    watchdog: Option<Watchdog>,
+}
+
+impl Running {
+    /// The process, its watchdog stopped: once the process is reaped its pid may be reused, and
+    /// a watchdog left running would kill whatever then has it. (Dropped instead of stopped,
+    /// the watchdog fires and kills the process.)
+    fn into_child(mut self) -> Child {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.disarm();
+        }
+        self.child
     }
 }
 
