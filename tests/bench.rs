@@ -16,6 +16,7 @@ fn the_bench_measures_every_workload_on_xln_and_ldk_node_with_tiny_counts() -> R
             "--concurrency=1,3",
             "--sync-blocks=10",
             "--sustained-minutes=0.05",
+            "--restart-channels=2",
             "--json",
         ])
         .output()
@@ -48,6 +49,10 @@ fn the_bench_measures_every_workload_on_xln_and_ldk_node_with_tiny_counts() -> R
         );
     }
     ensure!(report["restart_ms"].as_f64() > Some(0.0), "{report}");
+    ensure!(
+        report["restart_channels"] == 2 && report["restart_with_channels_ms"].as_f64() > Some(0.0),
+        "{report}"
+    );
     ensure!(
         report["catch_up_blocks_per_sec"].as_f64() > Some(0.0),
         "{report}"

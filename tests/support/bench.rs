@@ -21,8 +21,8 @@ use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuild
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::steps::{height, mine, usable};
-use crate::three_nodes::{TestChain, ThreeNodes, BOB, CAROL};
+use crate::steps::{fund_channel, height, mine, new_address, usable, WAIT};
+use crate::three_nodes::{NodesDir, TestChain, ThreeNodes, BOB, CAROL};
 use crate::xlnd::Xlnd;
 
 /// What to measure.
@@ -46,6 +46,9 @@ pub struct Options {
     /// How long to keep paying at one in flight after everything else (zero: skip), to see
     /// what a node that never stops paying turns into; see [`SustainedFigures`].
     pub sustained: Duration,
+    /// Channels a fourth node, dave, opens to bob before his restart is timed (0: skip): a
+    /// node's start-up with that many channel monitors to load.
+    pub restart_channels: u32,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             xlnd_args: Vec::new(),
             ldk_node: true,
             sustained: Duration::ZERO,
+            restart_channels: 100,
         }
     }
 }
@@ -303,6 +307,11 @@ pub struct Report {
     pub datadir_after_kib: [u64; 2],
     /// From starting bob's xlnd again (2 channels) to its first RPC answer, ms.
     pub restart_ms: f64,
+    /// The channels dave had when his restart was timed (0: not measured).
+    pub restart_channels: u32,
+    /// From starting dave's xlnd again, with `restart_channels` channels, to its first RPC
+    /// answer, ms (0 when not measured).
+    pub restart_with_channels_ms: f64,
     /// Blocks carol caught up after a restart, and how fast.
     pub catch_up_blocks: u32,
     /// Blocks per second of that catch-up (0 when skipped).
@@ -487,6 +496,89 @@ fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
     latencies[rank.clamp(1, latencies.len()) - 1].as_secs_f64() * 1e3
 }
 
+/// What each of dave's channels may cost in fees to open, beyond its capacity, sat: more than
+/// a funding transaction pays at any regtest fee rate (Qtum's floor, 402 sat/vB, included).
+const FUNDING_FEE_ALLOWANCE_SAT: u64 = 200_000;
+
+/// How many of dave's channels are opened per block: LDK refuses a fifth channel from one peer
+/// while four are unconfirmed (`MAX_UNFUNDED_CHANS_PER_PEER`).
+const OPENS_PER_BLOCK: u32 = 4;
+
+/// Starts a fourth node, dave, has alice send him a coin per channel, has him open
+/// `options.restart_channels` channels to bob one after another (a block mined after every
+/// [`OPENS_PER_BLOCK`]), and times his restart: from starting his xlnd again to its first
+/// RPC answer, ms. He is stopped again before this returns, so he takes no part in what follows.
+fn restart_with_channels(
+    chain: TestChain,
+    net: &ThreeNodes,
+    options: &Options,
+    progress: &dyn Fn(&str),
+) -> Result<f64> {
+    let channels = options.restart_channels;
+    progress(&format!(
+        "dave opens {channels} channels to bob, then restarts"
+    ));
+    let [alice, bob, _] = &net.nodes;
+    let dir = NodesDir::new(tempfile::tempdir()?);
+    // He polls the chain node often: his channels wait for him to see their blocks.
+    let args: Vec<&str> = (chain == TestChain::Qtum)
+        .then_some("--chain=qtum")
+        .into_iter()
+        .chain(["--block-poll-interval-ms=100"])
+        .chain(options.xlnd_args.iter().map(String::as_str))
+        .collect();
+    let dave = Xlnd::start_with_args(&net.chain_node, &dir.path().join("dave"), "dave", &args)?;
+    let policy = ln_core::node::ChannelPolicy::for_chain(&net.params);
+    let channel_sat = policy.min_funding_sat;
+    // A coin of his own for each channel: a wallet funds channels from confirmed coins only.
+    let coin_sat = channel_sat + FUNDING_FEE_ALLOWANCE_SAT;
+    for sent in 1..=channels {
+        alice
+            .cli(&["withdraw", &new_address(&dave)?, &coin_sat.to_string()])
+            .with_context(|| format!("alice sending dave coin {sent} of {channels}"))?;
+        // Each withdrawal spends the change of the one before: the chain node's mempool takes
+        // at most 25 unconfirmed transactions in a row.
+        if sent % 20 == 0 || sent == channels {
+            mine(&net.chain_node, 1, &[alice, &dave])?;
+        }
+    }
+    let funding_sat = u64::from(channels) * coin_sat;
+    dave.wait_cli(&["listfunds"], "dave's coins from alice", WAIT, |funds| {
+        (funds["onchain_confirmed_sat"].as_u64() >= Some(funding_sat)).then_some(())
+    })?;
+    dave.cli(&["connect", &bob.uri()?])?;
+    for opened in 1..=channels {
+        fund_channel(&dave, &net.ids[BOB], channel_sat, false)
+            .with_context(|| format!("dave opening channel {opened} of {channels} to bob"))?;
+        if opened % OPENS_PER_BLOCK == 0 {
+            mine(&net.chain_node, 1, &[&dave, bob])?;
+        }
+        if opened % 20 == 0 {
+            progress(&format!("dave: {opened} of {channels} channels open"));
+        }
+    }
+    mine(&net.chain_node, policy.minimum_depth, &[alice, bob, &dave])?;
+    dave.wait_cli(
+        &["listchannels"],
+        "all of dave's channels usable",
+        WAIT,
+        |list| {
+            let usable = list["channels"]
+                .as_array()?
+                .iter()
+                .filter(|channel| channel["is_usable"] == true)
+                .count();
+            (usable == channels as usize).then_some(())
+        },
+    )?;
+    dave.stop()?;
+    let restart = Instant::now();
+    dave.restart()?;
+    let restart_ms = restart.elapsed().as_secs_f64() * 1e3;
+    dave.stop()?;
+    Ok(restart_ms)
+}
+
 /// p50 of 200 rounds of writing 4 KiB and fsyncing it in `dir`, µs.
 fn fsync_floor_us(dir: &std::path::Path) -> Result<f64> {
     use std::io::Write;
@@ -625,6 +717,12 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
     bob.restart()?;
     let restart_ms = restart.elapsed().as_secs_f64() * 1e3;
 
+    let restart_with_channels_ms = if options.restart_channels == 0 {
+        0.0
+    } else {
+        restart_with_channels(chain, &net, options, progress)?
+    };
+
     let mut catch_up_blocks_per_sec = 0.0;
     if options.sync_blocks > 0 {
         progress(&format!(
@@ -693,6 +791,8 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         rss_after_kib,
         datadir_after_kib,
         restart_ms,
+        restart_channels: options.restart_channels,
+        restart_with_channels_ms,
         catch_up_blocks: options.sync_blocks,
         catch_up_blocks_per_sec,
         sustained,
@@ -740,6 +840,12 @@ pub fn table(report: &Report) -> String {
         "restart of bob (2 channels) to its first RPC answer: {:.0} ms\n",
         report.restart_ms
     ));
+    if report.restart_channels > 0 {
+        out.push_str(&format!(
+            "restart of dave ({} channels) to its first RPC answer: {:.0} ms\n",
+            report.restart_channels, report.restart_with_channels_ms
+        ));
+    }
     if report.catch_up_blocks > 0 {
         out.push_str(&format!(
             "catching up {} blocks: {:.1} blocks/s\n",

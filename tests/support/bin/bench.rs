@@ -35,7 +35,8 @@ enum Chain {
         Prints, per workload, payments/s, p50/p99/max latency (from the call to its answer) and \
         failures: keysends alice -> bob at each --concurrency, invoices of bob paid by alice and \
         keysends alice -> bob -> carol at 1 and 25 in flight. Then alice's and bob's RSS, bob's \
-        restart time and carol's catch-up speed over --sync-blocks blocks; last, with \
+        restart time, the restart time of a fourth node, dave, with --restart-channels channels \
+        to bob, and carol's catch-up speed over --sync-blocks blocks; last, with \
         --sustained-minutes, a row per minute of keysends alice -> bob that do not stop.\n\n\
         The same payments are then made on LDK Node (the ldk-node crate, in this process): three \
         nodes A - B - C on the same bitcoind, with announced channels A-B and B-C paid the same \
@@ -83,6 +84,10 @@ struct Args {
     /// batch of channel updates: this shows what that costs.
     #[arg(long, default_value_t = 0.0, value_parser = minutes)]
     sustained_minutes: f64,
+    /// Channels a fourth node, dave, opens to bob (each confirmed in a block of its own) before
+    /// his restart is timed: start-up with that many channel monitors (0: skip).
+    #[arg(long, default_value_t = 100)]
+    restart_channels: u32,
     /// Measure xln only: skip the same workloads on LDK Node.
     #[arg(long)]
     no_ldk_node: bool,
@@ -121,6 +126,7 @@ fn main() -> Result<()> {
         xlnd_args: args.xlnd_args,
         ldk_node: !args.no_ldk_node,
         sustained: Duration::from_secs_f64(args.sustained_minutes * 60.0),
+        restart_channels: args.restart_channels,
     };
     let chain = match args.chain {
         Chain::Bitcoin => TestChain::Bitcoin,
