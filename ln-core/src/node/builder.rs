@@ -47,7 +47,7 @@ use crate::node::monitor_writer::{
 };
 use crate::node::policy::ChannelPolicy;
 use crate::node::records::Records;
-use crate::poller::{ChainPoller, PollerError, WatchList};
+use crate::poller::{ChainPoller, PollerError, WatchList, WatchingListener};
 use crate::seed::{self, SeedOrigin};
 use crate::store::SledStore;
 use crate::wallet::OnchainWallet;
@@ -409,17 +409,28 @@ impl NodeBuilder {
             &wallet,
         )?);
 
-        // Bring every listener to the poller's tip before anything runs.
-        for (monitor_best_hash, monitor) in &monitors {
-            let best = BestBlock::new(*monitor_best_hash, monitor.current_best_block().height);
-            let catch_up = MonitorCatchUp {
-                monitor,
-                broadcaster: &broadcaster,
-                fee_estimator: &fee_estimator,
-                logger: &logger,
-            };
-            poller.catch_up_watching_listener(&catch_up, best).await?;
-        }
+        // Bring every listener to the poller's tip before anything runs; the monitors together,
+        // so that a block is read once for all of them.
+        let monitor_catch_ups: Vec<(MonitorCatchUp, BestBlock)> = monitors
+            .iter()
+            .map(|(monitor_best_hash, monitor)| {
+                let catch_up = MonitorCatchUp {
+                    monitor,
+                    broadcaster: &broadcaster,
+                    fee_estimator: &fee_estimator,
+                    logger: &logger,
+                };
+                let best = BestBlock::new(*monitor_best_hash, monitor.current_best_block().height);
+                (catch_up, best)
+            })
+            .collect();
+        let listeners: Vec<(&dyn WatchingListener, BestBlock)> = monitor_catch_ups
+            .iter()
+            .map(|(catch_up, best)| (catch_up as &dyn WatchingListener, *best))
+            .collect();
+        poller.catch_up_watching_listeners(&listeners).await?;
+        drop(listeners);
+        drop(monitor_catch_ups);
         poller
             .catch_up_watching_listener(channel_manager.as_ref(), manager_best)
             .await?;

@@ -191,29 +191,105 @@ impl ChainPoller {
 
     /// Brings an LDK object (a ChannelManager or a ChannelMonitor read from disk) from its own
     /// best block to the poller's tip, telling it only of the blocks that concern it and of the
-    /// tip.
+    /// tip; returns how many blocks it was brought over.
     pub async fn catch_up_watching_listener(
         &self,
         listener: &dyn WatchingListener,
         listener_best: BestBlock,
     ) -> Result<u32, PollerError> {
-        let mut feed = SparseFeed::new(self.watch_list.as_deref());
-        let mut told = 0u32;
-        let blocks = self
-            .walk_catch_up(listener_best, listener, |block, height, last| {
-                if feed.feed(&[listener], block, height, last) {
-                    told += 1;
+        self.catch_up_watching_listeners(&[(listener, listener_best)])
+            .await
+    }
+
+    /// [`Self::catch_up_watching_listener`] for many LDK objects at once (a node's
+    /// ChannelMonitors), reading each block once however many of them need it; returns how many
+    /// blocks were read. Each monitor is written at its own blocks, so at start-up they stand at
+    /// different heights a few blocks behind the tip; caught up one by one, a node with 100
+    /// channels read each of those blocks up to 100 times from the chain node, which was most of
+    /// its start-up.
+    pub async fn catch_up_watching_listeners(
+        &self,
+        listeners: &[(&dyn WatchingListener, BestBlock)],
+    ) -> Result<u32, PollerError> {
+        struct Walk<'l, 'w> {
+            listener: &'l dyn WatchingListener,
+            path: Vec<CatchUpStep>,
+            /// Index in `path` of the next block to tell it of.
+            next: usize,
+            /// The LDK hash of the block it was last brought to.
+            parent: bitcoin::BlockHash,
+            feed: SparseFeed<'w>,
+        }
+        let mut walks = Vec::with_capacity(listeners.len());
+        for &(listener, listener_best) in listeners {
+            let (path, fork) = self.catch_up_path(listener_best).await?;
+            if let Some(fork) = fork {
+                listener.blocks_disconnected(fork);
+            }
+            walks.push(Walk {
+                listener,
+                path,
+                next: 0,
+                parent: fork.unwrap_or(listener_best).block_hash,
+                feed: SparseFeed::new(self.watch_list.as_deref()),
+            });
+        }
+        let mut read = 0u32;
+        // Every path runs up the node's best chain to the poller's tip, so the walks that are
+        // at the same height next need the same block: read the lowest one, tell each of them.
+        while let Some(height) = walks
+            .iter()
+            .filter_map(|walk| walk.path.get(walk.next).map(CatchUpStep::height))
+            .min()
+        {
+            let at_height =
+                |walk: &Walk| walk.path.get(walk.next).map(CatchUpStep::height) == Some(height);
+            let Some(first) = walks.iter().find(|walk| at_height(walk)) else {
+                break;
+            };
+            let block = self
+                .catch_up_block(&first.path[first.next], first.parent)
+                .await?;
+            read += 1;
+            let hash = block.header.block_hash();
+            let mut told = 0usize;
+            let mut skipped = 0usize;
+            for walk in walks.iter_mut().filter(|walk| at_height(walk)) {
+                let expected = walk.path[walk.next].ldk_hash();
+                if block.header.prev_blockhash != walk.parent
+                    || expected.is_some_and(|expected| expected != hash)
+                {
+                    return Err(PollerError::BrokenHeaderChain {
+                        height,
+                        header_prev: block.header.prev_blockhash,
+                        our_tip: walk.parent,
+                    });
                 }
-            })
-            .await?;
-        if told < blocks {
-            tracing::debug!(
-                blocks,
+                walk.next += 1;
+                let last = walk.next == walk.path.len();
+                let listener = walk.listener;
+                if walk.feed.feed(&[listener], &block, height, last) {
+                    told += 1;
+                } else {
+                    skipped += 1;
+                }
+                walk.parent = hash;
+            }
+            tracing::trace!(
+                height,
                 told,
-                "caught up an LDK object, skipping the blocks with nothing it watches"
+                skipped,
+                "caught up LDK objects by a block, skipping those it concerns in nothing"
             );
         }
-        Ok(blocks)
+        if read > 0 {
+            tracing::debug!(
+                listeners = listeners.len(),
+                blocks = read,
+                "caught up LDK objects, each told only of its blocks that concern it and of the tip"
+            );
+        }
+        Ok(read)
     }
 
     /// Disconnects `listener` from a stale branch if it is on one, then hands `connect` every
@@ -483,6 +559,14 @@ impl CatchUpStep {
         match self {
             Self::Remembered(block) => block.height,
             Self::AtHeight(height) => *height,
+        }
+    }
+
+    /// The LDK hash the block must have, when the poller knows it.
+    fn ldk_hash(&self) -> Option<bitcoin::BlockHash> {
+        match self {
+            Self::Remembered(block) => Some(block.ldk_hash),
+            Self::AtHeight(_) => None,
         }
     }
 }

@@ -29,6 +29,8 @@ struct FakeChain {
     params: ChainParams,
     best: Mutex<Vec<ChainBlock>>,
     all: Mutex<HashMap<BlockHash, ChainBlock>>,
+    /// Blocks read by hash so far.
+    blocks_read: std::sync::atomic::AtomicU32,
 }
 
 impl FakeChain {
@@ -37,6 +39,7 @@ impl FakeChain {
             params: ChainParams::bitcoin_regtest(),
             best: Mutex::new(Vec::new()),
             all: Mutex::new(HashMap::new()),
+            blocks_read: std::sync::atomic::AtomicU32::new(0),
         });
         chain.push(0);
         chain
@@ -127,6 +130,8 @@ impl ChainSource for FakeChain {
         Ok(best.get(height as usize).map(|b| b.hash))
     }
     async fn block_by_hash(&self, hash: &BlockHash) -> Result<ChainBlock, ChainSourceError> {
+        self.blocks_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
         all.get(hash)
             .cloned()
@@ -538,6 +543,46 @@ async fn an_ldk_object_read_from_disk_catches_up_over_the_blocks_it_watches() ->
             Seen::Connected(7, chain.hash_at(7)),
         ]
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn ldk_objects_caught_up_together_read_each_block_once_and_see_what_each_alone_would(
+) -> TestResult {
+    use lightning::chain::Filter;
+    let (Setup { chain, poller, .. }, watch_list, _) = watching_setup().await?;
+    let commitment = transaction(3);
+    watch_list.register_tx(&commitment.compute_txid(), &bitcoin::ScriptBuf::new());
+    chain.extend(5, 0);
+    chain.push_holding(0, vec![commitment]); // height 6
+    chain.extend(1, 0); // 7
+    poller.poll_once().await?;
+
+    // Two monitors written at different blocks, and one at the tip.
+    let (behind, further_behind, at_tip) = (
+        RecordingListener::default(),
+        RecordingListener::default(),
+        RecordingListener::default(),
+    );
+    let read_before = chain.blocks_read.load(std::sync::atomic::Ordering::Relaxed);
+    let blocks = poller
+        .catch_up_watching_listeners(&[
+            (&behind, BestBlock::new(chain.hash_at(4), 4)),
+            (&further_behind, BestBlock::new(chain.hash_at(2), 2)),
+            (&at_tip, BestBlock::new(chain.hash_at(7), 7)),
+        ])
+        .await?;
+    let read = chain.blocks_read.load(std::sync::atomic::Ordering::Relaxed) - read_before;
+    // Heights 3 to 7, each once (alone, the first two would have read 3 + 5).
+    assert_eq!((blocks, read), (5, 5));
+    let caught_up_from_6 = vec![
+        Seen::BestBlock(6, chain.hash_at(6)),
+        Seen::Confirmed(6, chain.hash_at(6), 1),
+        Seen::Connected(7, chain.hash_at(7)),
+    ];
+    assert_eq!(behind.take(), caught_up_from_6);
+    assert_eq!(further_behind.take(), caught_up_from_6);
+    assert_eq!(at_tip.take(), vec![]);
     Ok(())
 }
 
