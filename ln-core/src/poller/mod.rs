@@ -279,7 +279,7 @@ impl ChainPoller {
                 height,
                 told,
                 skipped,
-                "caught up LDK objects by a block, skipping those it concerns in nothing"
+                "a block of a catch-up: told to the LDK objects it concerns or ends the walk of"
             );
         }
         if read > 0 {
