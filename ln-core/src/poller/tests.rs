@@ -519,16 +519,22 @@ async fn a_reorg_after_a_catch_up_finds_ldk_at_the_tip() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn an_ldk_object_read_from_disk_catches_up_over_the_blocks_it_watches() -> TestResult {
+/// A poller at height 7 of a chain whose block 6 holds the only transaction on its watch list.
+async fn a_watched_transaction_at_height_6_of_7() -> Result<Setup, PollerError> {
     use lightning::chain::Filter;
-    let (Setup { chain, poller, .. }, watch_list, _) = watching_setup().await?;
+    let (setup, watch_list, _) = watching_setup().await?;
     let commitment = transaction(3);
     watch_list.register_tx(&commitment.compute_txid(), &bitcoin::ScriptBuf::new());
-    chain.extend(5, 0);
-    chain.push_holding(0, vec![commitment]); // height 6
-    chain.extend(1, 0); // 7
-    poller.poll_once().await?;
+    setup.chain.extend(5, 0);
+    setup.chain.push_holding(0, vec![commitment]); // height 6
+    setup.chain.extend(1, 0); // 7
+    setup.poller.poll_once().await?;
+    Ok(setup)
+}
+
+#[tokio::test]
+async fn an_ldk_object_read_from_disk_catches_up_over_the_blocks_it_watches() -> TestResult {
+    let Setup { chain, poller, .. } = a_watched_transaction_at_height_6_of_7().await?;
 
     let monitor = RecordingListener::default();
     let blocks = poller
@@ -549,14 +555,7 @@ async fn an_ldk_object_read_from_disk_catches_up_over_the_blocks_it_watches() ->
 #[tokio::test]
 async fn ldk_objects_caught_up_together_read_each_block_once_and_see_what_each_alone_would(
 ) -> TestResult {
-    use lightning::chain::Filter;
-    let (Setup { chain, poller, .. }, watch_list, _) = watching_setup().await?;
-    let commitment = transaction(3);
-    watch_list.register_tx(&commitment.compute_txid(), &bitcoin::ScriptBuf::new());
-    chain.extend(5, 0);
-    chain.push_holding(0, vec![commitment]); // height 6
-    chain.extend(1, 0); // 7
-    poller.poll_once().await?;
+    let Setup { chain, poller, .. } = a_watched_transaction_at_height_6_of_7().await?;
 
     // Two monitors written at different blocks, and one at the tip.
     let (behind, further_behind, at_tip) = (
