@@ -571,12 +571,18 @@ fn restart_with_channels(
             (usable == channels as usize).then_some(())
         },
     )?;
-    dave.stop()?;
-    let restart = Instant::now();
-    dave.restart()?;
-    let restart_ms = restart.elapsed().as_secs_f64() * 1e3;
+    let restart_ms = timed_restart(&dave)?;
     dave.stop()?;
     Ok(restart_ms)
+}
+
+/// Stops `node` and starts it again; returns the time from the start to its first RPC answer,
+/// ms.
+fn timed_restart(node: &Xlnd) -> Result<f64> {
+    node.stop()?;
+    let restart = Instant::now();
+    node.restart()?;
+    Ok(restart.elapsed().as_secs_f64() * 1e3)
 }
 
 /// p50 of 200 rounds of writing 4 KiB and fsyncing it in `dir`, µs.
@@ -712,10 +718,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
     };
 
     progress("restarting bob");
-    bob.stop()?;
-    let restart = Instant::now();
-    bob.restart()?;
-    let restart_ms = restart.elapsed().as_secs_f64() * 1e3;
+    let restart_ms = timed_restart(bob)?;
 
     let restart_with_channels_ms = if options.restart_channels == 0 {
         0.0
