@@ -1,5 +1,6 @@
-//! In-process xln nodes (`ln_core::Node`) on a test bitcoind, for the node-core end-to-end tests,
-//! and the waits those tests need (with progress in the log while they wait).
+//! In-process xln nodes (`ln_core::Node`) on a test bitcoind (or qtumd), for the node-core
+//! end-to-end tests and the bench's Rust API half, and the waits they need (with progress in
+//! the log while they wait).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ln_core::node::{Node, NodeBuilder};
-use ln_core::{ChainParams, ChainSource};
+use ln_core::{Chain, ChainParams, ChainSource};
 
-use crate::chain_source::regtest_chain_source_with;
+use crate::chain_source::{qtum_regtest_chain_source, regtest_chain_source_with};
 use crate::Bitcoind;
 
 /// One node of a test: its data directory and the running [`Node`].
@@ -33,19 +34,29 @@ impl TestNode {
     }
 
     /// Like [`TestNode::start`], with the node following `params` instead of Bitcoin regtest's
-    /// own: they must keep Bitcoin regtest's genesis block, which is the chain `bitcoind` serves.
+    /// own. Bitcoin's must keep Bitcoin regtest's genesis block, which is the chain `bitcoind`
+    /// serves; with [`ChainParams::qtum_regtest`], `chain_node` is a regtest qtumd.
     pub async fn start_with_params(
-        bitcoind: &Bitcoind,
+        chain_node: &Bitcoind,
         data_dir: &Path,
         name: &str,
         params: ChainParams,
     ) -> Result<Self> {
-        let source: Arc<dyn ChainSource> =
-            Arc::new(regtest_chain_source_with(bitcoind, params.clone()).await?);
-        let node = NodeBuilder::new(data_dir, params.clone())
+        let mut builder = NodeBuilder::new(data_dir, params.clone())
             .listen_on(vec!["127.0.0.1:0".parse()?])
             .alias(name)
-            .poll_interval(Duration::from_millis(200))
+            .poll_interval(Duration::from_millis(200));
+        let source: Arc<dyn ChainSource> = match params.chain {
+            Chain::Bitcoin => {
+                Arc::new(regtest_chain_source_with(chain_node, params.clone()).await?)
+            }
+            Chain::Qtum => {
+                // As xlnd does: Qtum's synthetic headers live in the node's own store.
+                let store = builder.store().context("opening the node's store")?;
+                Arc::new(qtum_regtest_chain_source(chain_node, &store).await?)
+            }
+        };
+        let node = builder
             .build(source)
             .await
             .with_context(|| format!("starting node {name}"))?;
