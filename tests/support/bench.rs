@@ -1,15 +1,17 @@
 //! The workloads of `xln-bench` (issue 15): payments through xlnd's JSON-RPC API as a program
 //! calls it, with latency percentiles, failures and throughput; memory; restart and catch-up.
 //!
-//! Everything runs on real processes: three `xlnd` nodes (alice - bob - carol) on a regtest
-//! bitcoind or qtumd ([`ThreeNodes`]), called over HTTP with kept-alive connections. Nothing here
+//! Everything runs on real processes: four `xlnd` nodes (alice - bob - carol - dave; the first
+//! three are [`ThreeNodes`]) on a regtest bitcoind or qtumd, called over HTTP with kept-alive
+//! connections. Nothing here
 //! asserts a speed: the numbers are printed, to be compared across commits
 //! (`xln-bench --json`). `tests/bench.rs` runs it with tiny counts to show it works.
 //!
-//! [`ldk_node`] runs the same [`workloads`] on three LDK Node nodes on the same chain node, so
+//! [`ldk_node`] runs the same [`workloads`] on four LDK Node nodes on the same chain node, so
 //! that the report can give xln / LDK Node ratios.
 
 pub mod ldk_node;
+pub mod node_api;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuild
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::steps::{fund_channel, height, mine, new_address, usable, WAIT};
+use crate::steps::{fund_channel, gossiped, height, id, mine, new_address, open, usable, WAIT};
 use crate::three_nodes::{NodesDir, TestChain, ThreeNodes, BOB, CAROL};
 use crate::xlnd::Xlnd;
 
@@ -30,23 +32,26 @@ use crate::xlnd::Xlnd;
 pub struct Options {
     /// Payments per workload and level of concurrency.
     pub payments: usize,
-    /// The numbers of payments in flight at once to measure keysends over one channel at.
+    /// The numbers of payments in flight at once to measure every workload at.
     pub concurrency: Vec<usize>,
-    /// Payments per workload for the invoice and two-hop workloads; `None`: as many as
-    /// `payments`, 0 skips them.
+    /// Payments per workload for all but the keysends over one channel (the invoices and the
+    /// three-hop workloads); `None`: as many as `payments`, 0 skips them.
     pub other_payments: Option<usize>,
     /// The amount of each payment, msat. Small, so that every workload fits in the channel.
     pub amount_msat: u64,
     /// Blocks mined while carol is stopped, to time her catching up (0: skip).
     pub sync_blocks: u32,
-    /// Extra `xlnd` arguments for all three nodes (e.g. `--htlc-batching=ldk`).
+    /// Extra `xlnd` arguments for every node (e.g. `--htlc-batching=ldk`).
     pub xlnd_args: Vec<String>,
     /// Whether to run the same workloads on LDK Node too (on Bitcoin only).
     pub ldk_node: bool,
+    /// Whether to run the workloads over one channel through the in-process `Node` API too
+    /// ([`node_api`]).
+    pub node_api: bool,
     /// How long to keep paying at one in flight after everything else (zero: skip), to see
     /// what a node that never stops paying turns into; see [`SustainedFigures`].
     pub sustained: Duration,
-    /// Channels a fourth node, dave, opens to bob before his restart is timed (0: skip): a
+    /// Channels a fifth node, erin, opens to bob before her restart is timed (0: skip): a
     /// node's start-up with that many channel monitors to load.
     pub restart_channels: u32,
 }
@@ -61,6 +66,7 @@ impl Default for Options {
             sync_blocks: 2000,
             xlnd_args: Vec::new(),
             ldk_node: true,
+            node_api: true,
             sustained: Duration::ZERO,
             restart_channels: 100,
         }
@@ -74,17 +80,28 @@ pub enum WorkloadKind {
     KeysendToBob,
     /// Invoices of bob, made beforehand (not timed), paid by alice, one each.
     InvoicesOfBob,
-    /// Keysends from alice through bob to carol.
-    KeysendToCarol,
+    /// Keysends from alice to dave over three channels: through bob, then carol.
+    KeysendToDave,
+    /// Invoices of dave, made beforehand (not timed), paid by alice through bob and carol.
+    InvoicesOfDave,
 }
 
 impl WorkloadKind {
+    /// Every kind, in the order each level of concurrency runs them.
+    pub const ALL: [Self; 4] = [
+        Self::KeysendToBob,
+        Self::InvoicesOfBob,
+        Self::KeysendToDave,
+        Self::InvoicesOfDave,
+    ];
+
     /// The workload's name in the figures: what was paid, how.
     pub fn name(self) -> &'static str {
         match self {
             Self::KeysendToBob => "keysend A->B",
             Self::InvoicesOfBob => "pay A->B",
-            Self::KeysendToCarol => "keysend A->B->C",
+            Self::KeysendToDave => "keysend A->B->C->D",
+            Self::InvoicesOfDave => "pay A->B->C->D",
         }
     }
 }
@@ -112,26 +129,30 @@ impl std::fmt::Display for Workload {
     }
 }
 
-/// The workloads `options` asks for, in the order xln and LDK Node both run them: keysends to
-/// bob at each level of concurrency, then invoices of bob and keysends to carol at 1 and 25.
+/// The workloads `options` asks for, in the order xln and LDK Node both run them: at each level
+/// of concurrency in turn, every [`WorkloadKind`].
+///
+/// The lowest concurrency comes first by default, so that the rows at one in flight follow the
+/// fewest payments: LDK keeps each payment sent for 7-8 minutes and writes them all with every
+/// batch of monitor updates, so a workload pays a little for the ones before it
+/// ([`SustainedFigures`]).
 pub fn workloads(options: &Options) -> Vec<Workload> {
-    let mut workloads: Vec<Workload> = options
-        .concurrency
-        .iter()
-        .map(|&in_flight| Workload {
-            kind: WorkloadKind::KeysendToBob,
-            payments: options.payments,
-            in_flight,
-        })
-        .collect();
-    let payments = options.other_payments.unwrap_or(options.payments);
-    if payments > 0 {
-        for kind in [WorkloadKind::InvoicesOfBob, WorkloadKind::KeysendToCarol] {
-            workloads.extend([1, 25].map(|in_flight| Workload {
-                kind,
-                payments,
-                in_flight,
-            }));
+    let others = options.other_payments.unwrap_or(options.payments);
+    let mut workloads = Vec::new();
+    for &in_flight in &options.concurrency {
+        for kind in WorkloadKind::ALL {
+            let payments = if kind == WorkloadKind::KeysendToBob {
+                options.payments
+            } else {
+                others
+            };
+            if payments > 0 {
+                workloads.push(Workload {
+                    kind,
+                    payments,
+                    in_flight,
+                });
+            }
         }
     }
     workloads
@@ -166,8 +187,8 @@ pub struct PaymentFigures {
     pub max_ms: f64,
     /// The first failure's text, if any.
     pub first_failure: Option<String>,
-    /// CPU time the nodes used during the workload, per payment, ms: for xln the three xlnd
-    /// processes' (not the bench's calls), for LDK Node this process's (its three nodes and the
+    /// CPU time the nodes used during the workload, per payment, ms: for xln the four xlnd
+    /// processes' (not the bench's calls), for LDK Node this process's (its four nodes and the
     /// calls into them). Unlike payments/s it hardly depends on what else the machine runs.
     pub cpu_ms_per_payment: f64,
 }
@@ -285,19 +306,24 @@ pub struct Report {
     /// p50 of 200 4-KiB write+fsync rounds in the nodes' directory, µs: the floor under every
     /// durable step of a payment.
     pub fsync_p50_us: f64,
-    /// The capacity of each of xln's channels A-B and B-C, sat.
+    /// The capacity of each of xln's channels A-B, B-C and C-D, sat.
     pub channel_sat: u64,
     /// The capacity of each of LDK Node's channels, sat: xln's, or less if LDK Node does not
     /// accept that much (`null` when LDK Node was not measured).
     pub ldk_node_channel_sat: Option<u64>,
-    /// The payment workloads.
+    /// The payment workloads, through xlnd's JSON-RPC API.
     pub payments: Vec<PaymentFigures>,
-    /// The same workloads on three LDK Node nodes on the same chain node; empty when skipped.
+    /// The workloads over one channel through the `Node` API of two nodes in the bench's
+    /// process ([`node_api`]); empty when skipped.
+    pub node_api_payments: Vec<PaymentFigures>,
+    /// The same workloads on four LDK Node nodes on the same chain node; empty when skipped.
     pub ldk_node_payments: Vec<PaymentFigures>,
     /// Why LDK Node was not measured, if it was not.
     pub ldk_node_skipped: Option<String>,
-    /// xln / LDK Node for each workload.
+    /// xln (JSON-RPC API) / LDK Node for each workload.
     pub xln_over_ldk_node: Vec<Ratio>,
+    /// xln (`Node` API) / LDK Node for each workload measured through the `Node` API.
+    pub node_api_over_ldk_node: Vec<Ratio>,
     /// alice's and bob's resident memory before the payments, KiB.
     pub rss_idle_kib: [u64; 2],
     /// The same after them.
@@ -307,9 +333,9 @@ pub struct Report {
     pub datadir_after_kib: [u64; 2],
     /// From starting bob's xlnd again (2 channels) to its first RPC answer, ms.
     pub restart_ms: f64,
-    /// The channels dave had when his restart was timed (0: not measured).
+    /// The channels erin had when her restart was timed (0: not measured).
     pub restart_channels: u32,
-    /// From starting dave's xlnd again, with `restart_channels` channels, to its first RPC
+    /// From starting erin's xlnd again, with `restart_channels` channels, to its first RPC
     /// answer, ms (0 when not measured).
     pub restart_with_channels_ms: f64,
     /// Blocks carol caught up after a restart, and how fast.
@@ -374,7 +400,7 @@ enum Payment {
 
 /// Makes `workload.payments` payments from `payer`, `workload.in_flight` at a time.
 async fn pay_many(
-    nodes: &[Xlnd],
+    nodes: &[&Xlnd],
     payer: &RpcClient,
     payment: Payment,
     amount_msat: u64,
@@ -436,7 +462,7 @@ async fn pay_once(
 /// Keysends from alice to bob at one in flight for `options.sustained`, with figures for each
 /// [`SUSTAINED_STRETCH`] of it; `progress` hears of each stretch's figures as it ends.
 async fn pay_sustained(
-    nodes: &[Xlnd],
+    nodes: &[&Xlnd],
     alice: &RpcClient,
     to_bob: &Payment,
     options: &Options,
@@ -483,8 +509,8 @@ async fn pay_sustained(
 }
 
 /// The CPU time `nodes` have used so far, together.
-fn nodes_cpu_time(nodes: &[Xlnd]) -> Result<Duration> {
-    nodes.iter().map(Xlnd::cpu_time).sum()
+fn nodes_cpu_time(nodes: &[&Xlnd]) -> Result<Duration> {
+    nodes.iter().map(|node| node.cpu_time()).sum()
 }
 
 /// The `p`th percentile (nearest rank) of sorted `latencies`, ms.
@@ -496,18 +522,63 @@ fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
     latencies[rank.clamp(1, latencies.len()) - 1].as_secs_f64() * 1e3
 }
 
-/// What each of dave's channels may cost in fees to open, beyond its capacity, sat: more than
+/// Starts a fourth node, dave, in `dir`, at the end of a public channel C-D as large as the
+/// others (carol opens it with a coin from alice), and waits until alice can route to him
+/// through bob and carol: the three-hop workloads' payee.
+fn start_dave(
+    chain: TestChain,
+    net: &ThreeNodes,
+    dir: &NodesDir,
+    options: &Options,
+) -> Result<Xlnd> {
+    let [alice, bob, carol] = &net.nodes;
+    let args: Vec<&str> = (chain == TestChain::Qtum)
+        .then_some("--chain=qtum")
+        .into_iter()
+        .chain(options.xlnd_args.iter().map(String::as_str))
+        .collect();
+    let dave = Xlnd::start_with_args(&net.chain_node, &dir.path().join("dave"), "dave", &args)?;
+    // carol has no coins of her own: ThreeNodes funds alice and bob only.
+    let coin_sat = net.capacity_sat + FUNDING_FEE_ALLOWANCE_SAT;
+    alice
+        .cli(&["withdraw", &new_address(carol)?, &coin_sat.to_string()])
+        .context("alice sending carol the coin for C-D")?;
+    mine(&net.chain_node, 1, &[alice, bob, carol, &dave])?;
+    carol.wait_cli(&["listfunds"], "carol's coin from alice", WAIT, |funds| {
+        (funds["onchain_confirmed_sat"].as_u64() >= Some(coin_sat)).then_some(())
+    })?;
+    let cd = open(
+        &net.chain_node,
+        &net.params,
+        carol,
+        &dave,
+        net.capacity_sat,
+        true,
+    )?;
+    // Announced after 6 confirmations (BOLT 7).
+    mine(&net.chain_node, 6, &[alice, bob, carol, &dave])?;
+    gossiped(
+        alice,
+        &net.short_channel_id(CAROL, &cd)?,
+        &net.ids[CAROL],
+        "C-D in alice's graph",
+    )?;
+    Ok(dave)
+}
+
+/// What each of erin's channels may cost in fees to open, beyond its capacity, sat: more than
 /// a funding transaction pays at any regtest fee rate (Qtum's floor, 402 sat/vB, included).
 const FUNDING_FEE_ALLOWANCE_SAT: u64 = 200_000;
 
-/// How many of dave's channels are opened per block: LDK refuses a fifth channel from one peer
+/// How many of erin's channels are opened per block: LDK refuses a fifth channel from one peer
 /// while four are unconfirmed (`MAX_UNFUNDED_CHANS_PER_PEER`).
 const OPENS_PER_BLOCK: u32 = 4;
 
-/// Starts a fourth node, dave, has alice send him a coin per channel, has him open
+/// Starts a fifth node, erin, has alice send her a coin per channel, has her open
 /// `options.restart_channels` channels to bob one after another (a block mined after every
-/// [`OPENS_PER_BLOCK`]), and times his restart: from starting his xlnd again to its first
-/// RPC answer, ms. He is stopped again before this returns, so he takes no part in what follows.
+/// [`OPENS_PER_BLOCK`]), and times her restart: from starting her xlnd again to its first
+/// RPC answer, ms. She is stopped again before this returns, so she takes no part in what
+/// follows.
 fn restart_with_channels(
     chain: TestChain,
     net: &ThreeNodes,
@@ -516,51 +587,51 @@ fn restart_with_channels(
 ) -> Result<f64> {
     let channels = options.restart_channels;
     progress(&format!(
-        "dave opens {channels} channels to bob, then restarts"
+        "erin opens {channels} channels to bob, then restarts"
     ));
     let [alice, bob, _] = &net.nodes;
     let dir = NodesDir::new(tempfile::tempdir()?);
-    // He polls the chain node often: his channels wait for him to see their blocks.
+    // She polls the chain node often: her channels wait for her to see their blocks.
     let args: Vec<&str> = (chain == TestChain::Qtum)
         .then_some("--chain=qtum")
         .into_iter()
         .chain(["--block-poll-interval-ms=100"])
         .chain(options.xlnd_args.iter().map(String::as_str))
         .collect();
-    let dave = Xlnd::start_with_args(&net.chain_node, &dir.path().join("dave"), "dave", &args)?;
+    let erin = Xlnd::start_with_args(&net.chain_node, &dir.path().join("erin"), "erin", &args)?;
     let policy = ln_core::node::ChannelPolicy::for_chain(&net.params);
     let channel_sat = policy.min_funding_sat;
-    // A coin of his own for each channel: a wallet funds channels from confirmed coins only.
+    // A coin of her own for each channel: a wallet funds channels from confirmed coins only.
     let coin_sat = channel_sat + FUNDING_FEE_ALLOWANCE_SAT;
     for sent in 1..=channels {
         alice
-            .cli(&["withdraw", &new_address(&dave)?, &coin_sat.to_string()])
-            .with_context(|| format!("alice sending dave coin {sent} of {channels}"))?;
+            .cli(&["withdraw", &new_address(&erin)?, &coin_sat.to_string()])
+            .with_context(|| format!("alice sending erin coin {sent} of {channels}"))?;
         // Each withdrawal spends the change of the one before: the chain node's mempool takes
         // at most 25 unconfirmed transactions in a row.
         if sent % 20 == 0 || sent == channels {
-            mine(&net.chain_node, 1, &[alice, &dave])?;
+            mine(&net.chain_node, 1, &[alice, &erin])?;
         }
     }
     let funding_sat = u64::from(channels) * coin_sat;
-    dave.wait_cli(&["listfunds"], "dave's coins from alice", WAIT, |funds| {
+    erin.wait_cli(&["listfunds"], "erin's coins from alice", WAIT, |funds| {
         (funds["onchain_confirmed_sat"].as_u64() >= Some(funding_sat)).then_some(())
     })?;
-    dave.cli(&["connect", &bob.uri()?])?;
+    erin.cli(&["connect", &bob.uri()?])?;
     for opened in 1..=channels {
-        fund_channel(&dave, &net.ids[BOB], channel_sat, false)
-            .with_context(|| format!("dave opening channel {opened} of {channels} to bob"))?;
+        fund_channel(&erin, &net.ids[BOB], channel_sat, false)
+            .with_context(|| format!("erin opening channel {opened} of {channels} to bob"))?;
         if opened % OPENS_PER_BLOCK == 0 {
-            mine(&net.chain_node, 1, &[&dave, bob])?;
+            mine(&net.chain_node, 1, &[&erin, bob])?;
         }
         if opened % 20 == 0 {
-            progress(&format!("dave: {opened} of {channels} channels open"));
+            progress(&format!("erin: {opened} of {channels} channels open"));
         }
     }
-    mine(&net.chain_node, policy.minimum_depth, &[alice, bob, &dave])?;
-    dave.wait_cli(
+    mine(&net.chain_node, policy.minimum_depth, &[alice, bob, &erin])?;
+    erin.wait_cli(
         &["listchannels"],
-        "all of dave's channels usable",
+        "all of erin's channels usable",
         WAIT,
         |list| {
             let usable = list["channels"]
@@ -571,8 +642,8 @@ fn restart_with_channels(
             (usable == channels as usize).then_some(())
         },
     )?;
-    let restart_ms = timed_restart(&dave)?;
-    dave.stop()?;
+    let restart_ms = timed_restart(&erin)?;
+    erin.stop()?;
     Ok(restart_ms)
 }
 
@@ -638,7 +709,7 @@ async fn invoices(payee: &RpcClient, count: usize, amount_msat: u64) -> Result<V
     Ok(made)
 }
 
-/// Sets up alice - bob - carol on `chain` and measures everything `options` asks for; `progress`
+/// Sets up alice - bob - carol - dave on `chain` and measures everything `options` asks for; `progress`
 /// hears of each step as it starts.
 pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Result<Report> {
     let workloads = workloads(options);
@@ -653,6 +724,11 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
     progress("waiting for alice to learn B-C from gossip");
     net.wait_for_gossip()?;
     let [alice, bob, carol] = &net.nodes;
+    progress("starting dave; carol opens C-D");
+    let dave_dir = NodesDir::new(tempfile::tempdir()?);
+    let dave = start_dave(chain, &net, &dave_dir, options)?;
+    let dave_id = id(&dave)?;
+    let payers = [alice, bob, carol, &dave];
     let fsync_p50_us = fsync_floor_us(alice.datadir())?;
     let rss_idle_kib = [alice.rss_kib()?, bob.rss_kib()?];
 
@@ -666,18 +742,12 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         let to_bob = Payment::Keysend {
             destination: net.ids[BOB].clone(),
         };
-        let to_carol = Payment::Keysend {
-            destination: net.ids[CAROL].clone(),
+        let dave_rpc = RpcClient::new(&dave)?;
+        let to_dave = Payment::Keysend {
+            destination: dave_id.clone(),
         };
         progress("xln: warming up: 20 keysends alice -> bob");
-        pay_many(
-            &net.nodes,
-            &alice_rpc,
-            to_bob.clone(),
-            amount_msat,
-            &WARM_UP,
-        )
-        .await?;
+        pay_many(&payers, &alice_rpc, to_bob.clone(), amount_msat, &WARM_UP).await?;
         let mut figures = Vec::new();
         for workload in &workloads {
             progress(&format!("xln: {workload}"));
@@ -686,9 +756,12 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
                 WorkloadKind::InvoicesOfBob => Payment::Invoices(Arc::new(
                     invoices(&bob_rpc, workload.payments, amount_msat).await?,
                 )),
-                WorkloadKind::KeysendToCarol => to_carol.clone(),
+                WorkloadKind::KeysendToDave => to_dave.clone(),
+                WorkloadKind::InvoicesOfDave => Payment::Invoices(Arc::new(
+                    invoices(&dave_rpc, workload.payments, amount_msat).await?,
+                )),
             };
-            figures.push(pay_many(&net.nodes, &alice_rpc, payment, amount_msat, workload).await?);
+            figures.push(pay_many(&payers, &alice_rpc, payment, amount_msat, workload).await?);
         }
         anyhow::Ok(figures)
     })?;
@@ -697,6 +770,22 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         dir_size(alice.datadir())? / 1024,
         dir_size(bob.datadir())? / 1024,
     ];
+    // He is only the three-hop workloads' payee: stopped, he takes no part in what follows.
+    dave.stop()?;
+
+    let node_api_payments = if options.node_api {
+        runtime.block_on(node_api::measure(
+            &net.chain_node,
+            &net.params,
+            alice,
+            net.capacity_sat,
+            amount_msat,
+            &workloads,
+            progress,
+        ))?
+    } else {
+        Vec::new()
+    };
 
     // Before the catch-up below: LDK Node's nodes are funded by mining, and regtest's block
     // subsidy halves every 150 blocks, to almost nothing after 2,000.
@@ -763,7 +852,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
                 destination: net.ids[BOB].clone(),
             };
             pay_sustained(
-                &net.nodes,
+                &[alice, bob, carol],
                 &RpcClient::new(alice)?,
                 &to_bob,
                 options,
@@ -783,6 +872,8 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         fsync_p50_us,
         xln_over_ldk_node: ratios(&figures, &ldk_node_payments),
+        node_api_over_ldk_node: ratios(&node_api_payments, &ldk_node_payments),
+        node_api_payments,
         channel_sat: net.capacity_sat,
         ldk_node_channel_sat: ldk_node_skipped
             .is_none()
@@ -845,7 +936,7 @@ pub fn table(report: &Report) -> String {
     ));
     if report.restart_channels > 0 {
         out.push_str(&format!(
-            "restart of dave ({} channels) to its first RPC answer: {:.0} ms\n",
+            "restart of erin ({} channels) to its first RPC answer: {:.0} ms\n",
             report.restart_channels, report.restart_with_channels_ms
         ));
     }
@@ -893,12 +984,13 @@ fn sustained_table(rows: &[SustainedFigures]) -> String {
     out
 }
 
-/// The payment figures: per workload a row for xln and, when measured, one for LDK Node with
-/// the ratios xln / LDK Node; then the first failure of each workload that had failures.
+/// The payment figures: per workload a row for xln through its JSON-RPC API, one through its
+/// Rust API when measured and one for LDK Node when measured, each xln row with its ratios to
+/// LDK Node's; then the first failure of each workload that had failures.
 fn payments_table(report: &Report) -> String {
     let measured_ldk_node = !report.ldk_node_payments.is_empty();
     let mut out = format!(
-        "{:<18} {:>9} {:>8} {:<8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "{:<18} {:>9} {:>8} {:<12} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "workload",
         "in flight",
         "payments",
@@ -914,38 +1006,53 @@ fn payments_table(report: &Report) -> String {
         out.push_str(&format!(" {:>13} {:>11}", "xln/LDK pay/s", "xln/LDK p50"));
     }
     out.push('\n');
-    let figures = |node: &str, f: &PaymentFigures| {
-        format!(
-            "{node:<8} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2}",
-            f.failed, f.payments_per_sec, f.p50_ms, f.p99_ms, f.max_ms, f.cpu_ms_per_payment
-        )
+    let same = |of: &PaymentFigures| {
+        let (workload, in_flight) = (of.workload.clone(), of.in_flight);
+        move |f: &&PaymentFigures| f.workload == workload && f.in_flight == in_flight
     };
+    let row = |node: &str, f: &PaymentFigures, ratios: Option<&[Ratio]>| {
+        let mut line = format!(
+            "{node:<12} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2}",
+            f.failed, f.payments_per_sec, f.p50_ms, f.p99_ms, f.max_ms, f.cpu_ms_per_payment
+        );
+        if let Some(ratios) = ratios {
+            let ratio = ratios
+                .iter()
+                .find(|r| r.workload == f.workload && r.in_flight == f.in_flight);
+            let shown = |ratio: Option<f64>| ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
+            line.push_str(&format!(
+                " {:>13} {:>11}",
+                shown(ratio.and_then(|r| r.payments_per_sec)),
+                shown(ratio.and_then(|r| r.p50_ms)),
+            ));
+        }
+        line
+    };
+    let rpc_ratios = measured_ldk_node.then_some(report.xln_over_ldk_node.as_slice());
+    let node_api_ratios = measured_ldk_node.then_some(report.node_api_over_ldk_node.as_slice());
     for xln in &report.payments {
         out.push_str(&format!(
             "{:<18} {:>9} {:>8} {}\n",
             xln.workload,
             xln.in_flight,
             xln.payments,
-            figures("xln", xln)
+            row("xln RPC", xln, rpc_ratios)
         ));
-        let same = |f: &&PaymentFigures| f.workload == xln.workload && f.in_flight == xln.in_flight;
-        if let Some(ldk_node) = report.ldk_node_payments.iter().find(same) {
-            let ratio = report
-                .xln_over_ldk_node
-                .iter()
-                .find(|r| r.workload == xln.workload && r.in_flight == xln.in_flight);
-            let shown = |ratio: Option<f64>| ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
+        // The other rows of the workload, under its xln RPC row.
+        if let Some(node_api) = report.node_api_payments.iter().find(same(xln)) {
             out.push_str(&format!(
-                "{:<37} {} {:>13} {:>11}\n",
+                "{:<37} {}\n",
                 "",
-                figures("LDK Node", ldk_node),
-                shown(ratio.and_then(|r| r.payments_per_sec)),
-                shown(ratio.and_then(|r| r.p50_ms)),
+                row("xln Rust API", node_api, node_api_ratios)
             ));
+        }
+        if let Some(ldk_node) = report.ldk_node_payments.iter().find(same(xln)) {
+            out.push_str(&format!("{:<37} {}\n", "", row("LDK Node", ldk_node, None)));
         }
     }
     let failures = [
-        ("xln", &report.payments),
+        ("xln RPC", &report.payments),
+        ("xln Rust API", &report.node_api_payments),
         ("LDK Node", &report.ldk_node_payments),
     ];
     for (node, payments) in failures {
@@ -958,12 +1065,16 @@ fn payments_table(report: &Report) -> String {
             ));
         }
     }
+    out.push_str(
+        "xln RPC: through xlnd's JSON-RPC API, as a program calls it over HTTP; xln Rust API: \
+         two ln_core::Nodes in this process, over one channel\n",
+    );
     match &report.ldk_node_skipped {
         Some(reason) => out.push_str(&format!("LDK Node: not measured: {reason}\n")),
         None => out.push_str(&format!(
-            "LDK Node: the same payments on three LDK Node nodes A - B - C in this process, \
-             through its API (xln: through xlnd's JSON-RPC API),\n  on channels of {} sat \
-             (xln: {} sat). xln/LDK: pay/s above 1 and p50 below 1 favour xln.\n",
+            "LDK Node: the same payments on four LDK Node nodes A - B - C - D in this process, \
+             through its API,\n  on channels of {} sat (xln: {} sat). xln/LDK: pay/s above 1 \
+             and p50 below 1 favour xln.\n",
             report.ldk_node_channel_sat.unwrap_or(0),
             report.channel_sat
         )),

@@ -1,9 +1,9 @@
-//! The LDK Node half of `xln-bench` (issue 15): the same workloads as xln's, on three LDK Node
-//! nodes A - B - C in this process, on the chain node xln's nodes use.
+//! The LDK Node half of `xln-bench` (issue 15): the same workloads as xln's, on four LDK Node
+//! nodes A - B - C - D in this process, on the chain node xln's nodes use.
 //!
 //! Each node is LDK Node as a program embeds it: its default SQLite store, Bitcoin Core's RPC as
 //! its chain source, gossip from its peers, anchor channels and LDK's default channel limits.
-//! The channels are xln's: A-B and B-C, announced, paid the same amounts, and as large as xln's
+//! The channels are xln's: A-B, B-C and C-D, announced, paid the same amounts, and as large as xln's
 //! up to [`MAX_CHANNEL_SAT`], the largest LDK Node accepts.
 //! A payment's latency runs from the send call until its `PaymentSuccessful` or `PaymentFailed`
 //! event. A node has one event queue, so one dispatcher thread per node takes its events off the
@@ -47,8 +47,10 @@ const INVOICE_EXPIRY_SECS: u32 = 3600;
 /// The largest channel LDK Node accepts, sat: LDK's default `max_funding_satoshis` without
 /// wumbo channels, which LDK Node does not let one change.
 pub const MAX_CHANNEL_SAT: u64 = (1 << 24) - 1;
-/// The nodes' names, by index ([`ALICE`], [`BOB`], [`CAROL`]).
-const NAMES: [&str; 3] = ["A", "B", "C"];
+/// The nodes' names, by index ([`ALICE`], [`BOB`], [`CAROL`], [`DAVE`]).
+const NAMES: [&str; 4] = ["A", "B", "C", "D"];
+/// The three-hop workloads' payee, after [`ALICE`], [`BOB`] and [`CAROL`].
+const DAVE: usize = 3;
 
 /// The capacity of LDK Node's channels when xln's have `xln_capacity_sat`.
 pub fn capacity_sat(xln_capacity_sat: u64) -> u64 {
@@ -72,7 +74,7 @@ pub fn ensure_workloads_fit(
     Ok(())
 }
 
-/// Starts A, B and C on `chain`, funds them, opens A-B and B-C of `capacity_sat` each, and
+/// Starts A, B, C and D on `chain`, funds them, opens A-B, B-C and C-D of `capacity_sat` each, and
 /// measures `workloads` of `amount_msat` payments; `progress` hears of each step as it starts.
 /// The nodes are stopped before it returns.
 pub fn measure(
@@ -83,31 +85,31 @@ pub fn measure(
     progress: &dyn Fn(&str),
 ) -> Result<Vec<PaymentFigures>> {
     ensure_workloads_fit(capacity_sat, amount_msat, workloads)?;
-    progress("LDK Node: starting A, B and C; funding them and opening A-B and B-C");
+    progress("LDK Node: starting A, B, C and D; funding them and opening A-B, B-C and C-D");
     let nodes = LdkNodes::start(chain)?;
     let figures = nodes
         .set_up(chain, capacity_sat, progress)
         .and_then(|()| nodes.pay_workloads(amount_msat, workloads, progress));
-    progress("LDK Node: stopping A, B and C");
+    progress("LDK Node: stopping A, B, C and D");
     let stopped = nodes.stop();
     let figures = figures?;
     stopped?;
     Ok(figures)
 }
 
-/// A, B and C, each with its event dispatcher.
+/// A, B, C and D, each with its event dispatcher.
 struct LdkNodes {
     // Declared (so dropped) first: the dispatchers hold the nodes.
     dispatchers: Vec<EventThread>,
-    /// A, B, C.
-    nodes: [Arc<Node>; 3],
+    /// A, B, C, D.
+    nodes: [Arc<Node>; 4],
     /// How A's payments ended, from A's dispatcher.
     endings: Arc<Endings>,
     dir: NodesDir,
 }
 
 impl LdkNodes {
-    /// Builds and starts the three nodes on `chain`, each in a directory of its own.
+    /// Builds and starts the four nodes on `chain`, each in a directory of its own.
     fn start(chain: &Bitcoind) -> Result<Self> {
         let dir = NodesDir::new(
             tempfile::Builder::new()
@@ -125,11 +127,12 @@ impl LdkNodes {
             start(NAMES[ALICE])?,
             start(NAMES[BOB])?,
             start(NAMES[CAROL])?,
+            start(NAMES[DAVE])?,
         ];
         let endings = Arc::new(Endings::default());
         let mut dispatchers = Vec::new();
         for (node, name) in nodes.iter().zip(NAMES) {
-            // Only A pays; B's and C's events are taken off their queues all the same.
+            // Only A pays; the others' events are taken off their queues all the same.
             let endings = if name == NAMES[ALICE] {
                 Arc::clone(&endings)
             } else {
@@ -145,11 +148,12 @@ impl LdkNodes {
         })
     }
 
-    /// Funds the nodes by mining, opens A-B and B-C as xln's (announced, `capacity_sat` each,
-    /// confirmed as deep as xln's), and waits until A can pay C through B.
+    /// Funds the nodes by mining, opens A-B, B-C and C-D as xln's (announced, `capacity_sat`
+    /// each, confirmed as deep as xln's), and waits until A can pay D through B and C.
     fn set_up(&self, chain: &Bitcoind, capacity_sat: u64, progress: &dyn Fn(&str)) -> Result<()> {
         let params = ChainParams::bitcoin_regtest();
-        // C too: LDK Node accepts an anchor channel only with coins on chain for its reserve.
+        // B and D too: LDK Node accepts an anchor channel only with coins on chain for its
+        // reserve.
         for node in &self.nodes {
             let address = node
                 .onchain_payment()
@@ -167,6 +171,7 @@ impl LdkNodes {
         let funding_txids = [
             self.open(ALICE, BOB, capacity_sat)?,
             self.open(BOB, CAROL, capacity_sat)?,
+            self.open(CAROL, DAVE, capacity_sat)?,
         ];
         for txid in funding_txids {
             let what = format!("funding transaction {txid} in the mempool");
@@ -174,7 +179,11 @@ impl LdkNodes {
         }
         chain.mine(ChannelPolicy::for_chain(&params).minimum_depth)?;
         self.sync()?;
-        for (node, peer) in [(ALICE, BOB), (BOB, ALICE), (BOB, CAROL), (CAROL, BOB)] {
+        let ends = [ALICE, BOB, BOB, CAROL, CAROL, DAVE];
+        for (node, peer) in ends
+            .chunks(2)
+            .flat_map(|end| [(end[0], end[1]), (end[1], end[0])])
+        {
             let what = format!("usable channel {}-{}", NAMES[node], NAMES[peer]);
             self.wait_for(&what, || {
                 Ok(self
@@ -185,8 +194,9 @@ impl LdkNodes {
         }
         chain.mine(ANNOUNCEMENT_DEPTH)?;
         self.sync()?;
-        progress("LDK Node: waiting for A to learn B-C from gossip");
-        self.wait_for_route_to_carol()
+        progress("LDK Node: waiting for A to learn B-C and C-D from gossip");
+        self.wait_for_route_through(BOB, CAROL)?;
+        self.wait_for_route_through(CAROL, DAVE)
     }
 
     /// `opener` opens an announced channel of `capacity_sat` to `peer`; returns its funding
@@ -217,26 +227,31 @@ impl LdkNodes {
         })
     }
 
-    /// Waits until A's graph has B-C with its direction out of B enabled: what A needs to route
-    /// through B to C (A-B is A's own channel).
-    fn wait_for_route_to_carol(&self) -> Result<()> {
+    /// Waits until A's graph has the channel `from`-`to` with both ends' updates and the
+    /// direction out of `from` enabled: what A needs to route through `from` to `to`.
+    fn wait_for_route_through(&self, from: usize, to: usize) -> Result<()> {
+        let channel_name = format!("{}-{}", NAMES[from], NAMES[to]);
         let short_channel_id = self
-            .channel(BOB, CAROL)
+            .channel(from, to)
             .and_then(|channel| channel.short_channel_id)
-            .context("B-C has no short channel id")?;
-        let bob = NodeId::from_pubkey(&self.nodes[BOB].node_id());
-        self.wait_for("B-C in A's graph", || {
+            .with_context(|| format!("{channel_name} has no short channel id"))?;
+        let from_id = NodeId::from_pubkey(&self.nodes[from].node_id());
+        self.wait_for(&format!("{channel_name} in A's graph"), || {
             let Some(channel) = self.nodes[ALICE].network_graph().channel(short_channel_id) else {
                 return Ok(None);
             };
-            let out_of_bob = if channel.node_one == bob {
+            // LDK's router passes over a channel until it knows both directions.
+            if channel.one_to_two.is_none() || channel.two_to_one.is_none() {
+                return Ok(None);
+            }
+            let out_of_from = if channel.node_one == from_id {
                 channel.one_to_two
-            } else if channel.node_two == bob {
+            } else if channel.node_two == from_id {
                 channel.two_to_one
             } else {
                 None
             };
-            Ok(out_of_bob.filter(|update| update.enabled).map(drop))
+            Ok(out_of_from.filter(|update| update.enabled).map(drop))
         })
     }
 
@@ -261,10 +276,11 @@ impl LdkNodes {
     /// Makes `workload.payments` payments of `amount_msat` from A, `workload.in_flight` at a
     /// time: as many payers, each sending its next payment when the last one ended.
     fn pay_many(&self, workload: &Workload, amount_msat: u64) -> Result<PaymentFigures> {
-        let [alice, bob, carol] = &self.nodes;
+        let [alice, bob, _, dave] = &self.nodes;
         let invoices = match workload.kind {
             WorkloadKind::InvoicesOfBob => invoices(bob, workload.payments, amount_msat)?,
-            WorkloadKind::KeysendToBob | WorkloadKind::KeysendToCarol => Vec::new(),
+            WorkloadKind::InvoicesOfDave => invoices(dave, workload.payments, amount_msat)?,
+            WorkloadKind::KeysendToBob | WorkloadKind::KeysendToDave => Vec::new(),
         };
         let send = |index: usize| match workload.kind {
             WorkloadKind::KeysendToBob => {
@@ -272,12 +288,13 @@ impl LdkNodes {
                     .spontaneous_payment()
                     .send(amount_msat, bob.node_id(), None)
             }
-            WorkloadKind::KeysendToCarol => {
+            WorkloadKind::KeysendToDave => {
                 alice
                     .spontaneous_payment()
-                    .send(amount_msat, carol.node_id(), None)
+                    .send(amount_msat, dave.node_id(), None)
             }
-            WorkloadKind::InvoicesOfBob => match invoices.get(index) {
+            WorkloadKind::InvoicesOfBob | WorkloadKind::InvoicesOfDave => match invoices.get(index)
+            {
                 Some(invoice) => alice.bolt11_payment().send(invoice, None),
                 None => Err(NodeError::InvalidInvoice),
             },
@@ -405,7 +422,7 @@ fn invoices(payee: &Node, count: usize, amount_msat: u64) -> Result<Vec<Bolt11In
                     &Bolt11InvoiceDescription::Direct(description),
                     INVOICE_EXPIRY_SECS,
                 )
-                .context("LDK Node B making an invoice")
+                .context("LDK Node making an invoice")
         })
         .collect()
 }

@@ -1,10 +1,10 @@
 //! `xln-bench`: how fast xln pays, measured on real processes (issue 15).
 //!
-//! Starts a regtest chain node (bitcoind, built from source on first use, or qtumd) and three
-//! xlnd nodes alice - bob - carol with public channels A-B and B-C, then pays through xlnd's
-//! JSON-RPC API as a program would (HTTP, kept-alive connections) and prints payments/s,
+//! Starts a regtest chain node (bitcoind, built from source on first use, or qtumd) and four
+//! xlnd nodes alice - bob - carol - dave with public channels A-B, B-C and C-D, then pays
+//! through xlnd's JSON-RPC API as a program would (HTTP, kept-alive connections) and prints payments/s,
 //! p50/p99/max latency and failures per workload, memory, restart time and catch-up speed.
-//! It runs the same payments on three LDK Node nodes in this process, on the same bitcoind, and
+//! It runs the same payments on four LDK Node nodes in this process, on the same bitcoind, and
 //! prints xln / LDK Node ratios. `--json` prints the same as one JSON document, to compare
 //! commits.
 
@@ -30,17 +30,20 @@ enum Chain {
 #[derive(Parser)]
 #[command(
     version,
-    long_about = "Measure xln on real processes: a regtest chain node and three xlnd nodes \
-        alice - bob - carol (public channels A-B and B-C), paid through xlnd's JSON-RPC API.\n\n\
+    long_about = "Measure xln on real processes: a regtest chain node and four xlnd nodes \
+        alice - bob - carol - dave (public channels A-B, B-C and C-D), paid through xlnd's \
+        JSON-RPC API.\n\n\
         Prints, per workload, payments/s, p50/p99/max latency (from the call to its answer) and \
-        failures: keysends alice -> bob at each --concurrency, invoices of bob paid by alice and \
-        keysends alice -> bob -> carol at 1 and 25 in flight. Then alice's and bob's RSS, bob's \
-        restart time, the restart time of a fourth node, dave, with --restart-channels channels \
-        to bob, and carol's catch-up speed over --sync-blocks blocks; last, with \
-        --sustained-minutes, a row per minute of keysends alice -> bob that do not stop.\n\n\
-        The same payments are then made on LDK Node (the ldk-node crate, in this process): three \
-        nodes A - B - C on the same bitcoind, with announced channels A-B and B-C paid the same \
-        amounts as xln's, its default SQLite store, called through its API; a payment's \
+        failures. At each --concurrency in turn: keysends alice -> bob, invoices of bob paid by \
+        alice, keysends alice -> bob -> carol -> dave and invoices of dave paid by alice (three \
+        hops). The workloads over one channel are then made again through xln's Rust API: two \
+        ln_core::Node's in the bench's process, called without HTTP or JSON (rows \"xln Rust \
+        API\"; --no-node-api skips them). Then alice's and bob's RSS, bob's restart time, the restart time of a fifth node, \
+        erin, with --restart-channels channels to bob, and carol's catch-up speed over \
+        --sync-blocks blocks; last, with --sustained-minutes, a row per minute of keysends alice -> bob that do not stop.\n\n\
+        The same payments are then made on LDK Node (the ldk-node crate, in this process): four \
+        nodes A - B - C - D on the same bitcoind, with announced channels A-B, B-C and C-D, \
+        paid the same amounts as xln's, its default SQLite store, called through its API; a payment's \
         latency runs from the send call to its PaymentSuccessful or PaymentFailed event. LDK Node \
         holds each HTLC for LDK's random forwarding delay (median 50 ms) before it forwards or \
         settles it: --xlnd-arg=--htlc-batching=ldk has xlnd do the same. It accepts channels of \
@@ -61,11 +64,11 @@ struct Args {
     /// Payments per workload.
     #[arg(long, default_value_t = 1000)]
     payments: usize,
-    /// Payments in flight at once for the keysends over one channel, comma-separated.
+    /// Payments in flight at once, comma-separated: every workload runs at each.
     #[arg(long, value_delimiter = ',', default_value = "1,25,100,400")]
     concurrency: Vec<usize>,
-    /// Payments per workload for the invoice and two-hop workloads [default: --payments];
-    /// 0 skips them.
+    /// Payments per workload for all but the keysends alice -> bob (the invoices and the
+    /// three-hop workloads) [default: --payments]; 0 skips them.
     #[arg(long)]
     other_payments: Option<usize>,
     /// Amount of each payment, msat.
@@ -84,13 +87,17 @@ struct Args {
     /// batch of channel updates: this shows what that costs.
     #[arg(long, default_value_t = 0.0, value_parser = minutes)]
     sustained_minutes: f64,
-    /// Channels a fourth node, dave, opens to bob (each confirmed in a block of its own) before
-    /// his restart is timed: start-up with that many channel monitors (0: skip).
+    /// Channels a fifth node, erin, opens to bob (four confirmed per block) before
+    /// her restart is timed: start-up with that many channel monitors (0: skip).
     #[arg(long, default_value_t = 100)]
     restart_channels: u32,
     /// Measure xln only: skip the same workloads on LDK Node.
     #[arg(long)]
     no_ldk_node: bool,
+    /// Skip the workloads over one channel through xln's in-process `Node` API (two nodes in
+    /// the bench's process).
+    #[arg(long)]
+    no_node_api: bool,
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -125,6 +132,7 @@ fn main() -> Result<()> {
         sync_blocks: args.sync_blocks,
         xlnd_args: args.xlnd_args,
         ldk_node: !args.no_ldk_node,
+        node_api: !args.no_node_api,
         sustained: Duration::from_secs_f64(args.sustained_minutes * 60.0),
         restart_channels: args.restart_channels,
     };
