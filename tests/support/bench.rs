@@ -17,9 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
+use ln_core::node::ChannelPolicy;
+use ln_core::ChainParams;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -37,8 +39,9 @@ pub struct Options {
     /// Payments per workload for all but the keysends over one channel (the invoices and the
     /// three-hop workloads); `None`: as many as `payments`, 0 skips them.
     pub other_payments: Option<usize>,
-    /// The amount of each payment, msat. Small, so that every workload fits in the channel.
-    pub amount_msat: u64,
+    /// The amount of each payment, msat; `None`: [`DEFAULT_AMOUNT_MSAT`], or the chain's HTLC
+    /// minimum where that is more (Qtum's).
+    pub amount_msat: Option<u64>,
     /// Blocks mined while carol is stopped, to time her catching up (0: skip).
     pub sync_blocks: u32,
     /// Extra `xlnd` arguments for every node (e.g. `--htlc-batching=ldk`).
@@ -62,7 +65,7 @@ impl Default for Options {
             payments: 1000,
             concurrency: vec![1, 25, 100, 400],
             other_payments: None,
-            amount_msat: 1_000_000,
+            amount_msat: None,
             sync_blocks: 2000,
             xlnd_args: Vec::new(),
             ldk_node: true,
@@ -72,6 +75,10 @@ impl Default for Options {
         }
     }
 }
+
+/// The amount of each payment unless told otherwise, msat: small, so that every workload fits
+/// in the channels.
+pub const DEFAULT_AMOUNT_MSAT: u64 = 1_000_000;
 
 /// What a workload pays, over and over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +313,8 @@ pub struct Report {
     /// p50 of 200 4-KiB write+fsync rounds in the nodes' directory, µs: the floor under every
     /// durable step of a payment.
     pub fsync_p50_us: f64,
+    /// The amount of each payment, msat.
+    pub amount_msat: u64,
     /// The capacity of each of xln's channels A-B, B-C and C-D, sat.
     pub channel_sat: u64,
     /// The capacity of each of LDK Node's channels, sat: xln's, or less if LDK Node does not
@@ -465,6 +474,7 @@ async fn pay_sustained(
     nodes: &[&Xlnd],
     alice: &RpcClient,
     to_bob: &Payment,
+    amount_msat: u64,
     options: &Options,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<SustainedFigures>> {
@@ -481,7 +491,7 @@ async fn pay_sustained(
         let row_started = Instant::now();
         let mut outcomes = Vec::new();
         while Instant::now() < row_end {
-            outcomes.push(pay_once(alice, to_bob, 0, options.amount_msat).await);
+            outcomes.push(pay_once(alice, to_bob, 0, amount_msat).await);
         }
         let workload = Workload {
             kind: WorkloadKind::KeysendToBob,
@@ -713,14 +723,33 @@ async fn invoices(payee: &RpcClient, count: usize, amount_msat: u64) -> Result<V
 /// hears of each step as it starts.
 pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Result<Report> {
     let workloads = workloads(options);
+    let policy = ChannelPolicy::for_chain(&match chain {
+        TestChain::Bitcoin => ChainParams::bitcoin_regtest(),
+        TestChain::Qtum => ChainParams::qtum_regtest(),
+    });
+    let amount_msat = options
+        .amount_msat
+        .unwrap_or(DEFAULT_AMOUNT_MSAT.max(policy.htlc_minimum_msat));
+    ensure!(
+        amount_msat >= policy.htlc_minimum_msat,
+        "--amount-msat={amount_msat} is below this chain's HTLC minimum of {} msat: every \
+         payment would fail",
+        policy.htlc_minimum_msat
+    );
+    let capacity_sat = capacity_sat(&policy, amount_msat, &workloads)?;
     if ldk_node_skipped(chain, options).is_none() {
         // Before xln's half, not after it: LDK Node's channels are at most this large.
-        ldk_node::ensure_workloads_fit(ldk_node::MAX_CHANNEL_SAT, options.amount_msat, &workloads)?;
+        ldk_node::ensure_workloads_fit(ldk_node::MAX_CHANNEL_SAT, amount_msat, &workloads)?;
     }
     progress("starting the chain node and alice, bob and carol; funding and opening A-B and B-C");
     let xlnd_args: Vec<&str> = options.xlnd_args.iter().map(String::as_str).collect();
-    let net = ThreeNodes::start(chain, "xln-bench", [&xlnd_args, &xlnd_args, &xlnd_args])?
-        .context("no qtumd found (set QTUMD, or see docs/qtum.md)")?;
+    let net = ThreeNodes::start_with_capacity(
+        chain,
+        "xln-bench",
+        [&xlnd_args, &xlnd_args, &xlnd_args],
+        Some(capacity_sat),
+    )?
+    .context("no qtumd found (set QTUMD, or see docs/qtum.md)")?;
     progress("waiting for alice to learn B-C from gossip");
     net.wait_for_gossip()?;
     let [alice, bob, carol] = &net.nodes;
@@ -735,7 +764,6 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let amount_msat = options.amount_msat;
     let figures = runtime.block_on(async {
         let alice_rpc = RpcClient::new(alice)?;
         let bob_rpc = RpcClient::new(bob)?;
@@ -855,6 +883,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
                 &[alice, bob, carol],
                 &RpcClient::new(alice)?,
                 &to_bob,
+                amount_msat,
                 options,
                 progress,
             )
@@ -874,6 +903,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
         xln_over_ldk_node: ratios(&figures, &ldk_node_payments),
         node_api_over_ldk_node: ratios(&node_api_payments, &ldk_node_payments),
         node_api_payments,
+        amount_msat,
         channel_sat: net.capacity_sat,
         ldk_node_channel_sat: ldk_node_skipped
             .is_none()
@@ -893,6 +923,25 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
     })
 }
 
+/// The size of each channel, sat: the default ([`ThreeNodes::default_capacity_sat`]), or more
+/// where `workloads` of `amount_msat` payments and the warm-up, all paid out of A-B, need more
+/// (a fifth more than they pay, for routing fees and the reserves). Fails if that is more than
+/// the chain's largest channel.
+fn capacity_sat(policy: &ChannelPolicy, amount_msat: u64, workloads: &[Workload]) -> Result<u64> {
+    let payments = WARM_UP.payments + workloads.iter().map(|w| w.payments).sum::<usize>();
+    let paid_sat = (payments as u64).saturating_mul(amount_msat.div_ceil(1000));
+    let needed_sat = paid_sat.saturating_add(paid_sat / 5) + policy.min_reserve_sat;
+    ensure!(
+        needed_sat <= policy.max_funding_sat,
+        "the workloads pay {paid_sat} sat out of one channel, more than this chain's largest \
+         channel ({} sat) carries: fewer --payments or --other-payments, or a smaller \
+         --amount-msat (at least {} msat here)",
+        policy.max_funding_sat,
+        policy.htlc_minimum_msat
+    );
+    Ok(ThreeNodes::default_capacity_sat(policy).max(needed_sat.next_multiple_of(1_000_000)))
+}
+
 /// Why LDK Node is not to be measured in this run, if it is not.
 fn ldk_node_skipped(chain: TestChain, options: &Options) -> Option<String> {
     if chain == TestChain::Qtum {
@@ -907,7 +956,8 @@ fn ldk_node_skipped(chain: TestChain, options: &Options) -> Option<String> {
 /// `report` as the table `xln-bench` prints.
 pub fn table(report: &Report) -> String {
     let mut out = format!(
-        "xln-bench on {} ({} xlnd{}, {} CPUs; write+fsync of 4 KiB here: p50 {:.0} µs)\n\n",
+        "xln-bench on {} ({} xlnd{}, {} CPUs; write+fsync of 4 KiB here: p50 {:.0} µs)\n\
+         payments of {} msat over xln's channels of {} sat\n\n",
         report.chain,
         report.xlnd_profile,
         if report.xlnd_args.is_empty() {
@@ -916,7 +966,9 @@ pub fn table(report: &Report) -> String {
             format!(" {}", report.xlnd_args.join(" "))
         },
         report.cpus,
-        report.fsync_p50_us
+        report.fsync_p50_us,
+        report.amount_msat,
+        report.channel_sat
     );
     out.push_str(&payments_table(report));
     out.push_str(&format!(

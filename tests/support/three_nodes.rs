@@ -87,6 +87,17 @@ impl ThreeNodes {
     /// the 6 blocks after which channels are announced. `None` when the test is skipped for
     /// want of a qtumd. Gossip may still be arriving when it returns ([`Self::wait_for_gossip`]).
     pub fn start(chain: TestChain, test: &str, extra_args: [&[&str]; 3]) -> Result<Option<Self>> {
+        Self::start_with_capacity(chain, test, extra_args, None)
+    }
+
+    /// Like [`Self::start`], with channels of `capacity_sat` if given instead of the default
+    /// size: e.g. larger, for a workload that pays more than the default carries.
+    pub fn start_with_capacity(
+        chain: TestChain,
+        test: &str,
+        extra_args: [&[&str]; 3],
+        capacity_sat: Option<u64>,
+    ) -> Result<Option<Self>> {
         init_test_logging();
         let (chain_node, params, chain_arg) = match chain {
             TestChain::Bitcoin => (Bitcoind::start()?, ChainParams::bitcoin_regtest(), None),
@@ -102,7 +113,7 @@ impl ThreeNodes {
             }
         };
         let policy = ChannelPolicy::for_chain(&params);
-        let capacity_sat = policy.min_funding_sat.max(1_000_000) * 50;
+        let capacity_sat = capacity_sat.unwrap_or_else(|| Self::default_capacity_sat(&policy));
         let dir = tempfile::tempdir()?;
         let start = |name: &str, extra: &[&str]| {
             let args: Vec<&str> = chain_arg.into_iter().chain(extra.iter().copied()).collect();
@@ -129,6 +140,12 @@ impl ThreeNodes {
             chain_node,
             _dir: NodesDir::new(dir),
         }))
+    }
+
+    /// The channels' size unless told otherwise: as large as the chain's reserves need (50 times
+    /// the smallest channel, at least 0.5 coin).
+    pub fn default_capacity_sat(policy: &ChannelPolicy) -> u64 {
+        policy.min_funding_sat.max(1_000_000) * 50
     }
 
     /// Waits until alice can route through bob to carol and carol through bob to alice.

@@ -71,9 +71,10 @@ struct Args {
     /// three-hop workloads) [default: --payments]; 0 skips them.
     #[arg(long)]
     other_payments: Option<usize>,
-    /// Amount of each payment, msat.
-    #[arg(long, default_value_t = 1_000_000)]
-    amount_msat: u64,
+    /// Amount of each payment, msat [default: 1000000, or the chain's HTLC minimum where that
+    /// is more: 200000000 on qtum]. The channels are opened large enough for all the payments.
+    #[arg(long)]
+    amount_msat: Option<u64>,
     /// Blocks carol catches up after a restart (0: skip).
     #[arg(long, default_value_t = 2000)]
     sync_blocks: u32,
