@@ -13,6 +13,7 @@ fn the_bench_measures_every_workload_on_xln_and_ldk_node_with_tiny_counts() -> R
     let output = Command::new(env!("CARGO_BIN_EXE_xln-bench"))
         .args([
             "--payments=3",
+            "--other-payments=3",
             "--concurrency=1,3",
             "--sync-blocks=10",
             "--sustained-minutes=0.05",

@@ -37,7 +37,8 @@ pub struct Options {
     /// The numbers of payments in flight at once to measure every workload at.
     pub concurrency: Vec<usize>,
     /// Payments per workload for all but the keysends over one channel (the invoices and the
-    /// three-hop workloads); `None`: as many as `payments`, 0 skips them.
+    /// three-hop workloads); `None`: half as many as `payments` (so that, with the defaults,
+    /// everything alice pays fits in LDK Node's largest channel), 0 skips them.
     pub other_payments: Option<usize>,
     /// The amount of each payment, msat; `None`: [`DEFAULT_AMOUNT_MSAT`], or the chain's HTLC
     /// minimum where that is more (Qtum's).
@@ -144,7 +145,9 @@ impl std::fmt::Display for Workload {
 /// batch of monitor updates, so a workload pays a little for the ones before it
 /// ([`SustainedFigures`]).
 pub fn workloads(options: &Options) -> Vec<Workload> {
-    let others = options.other_payments.unwrap_or(options.payments);
+    let others = options
+        .other_payments
+        .unwrap_or(options.payments.div_ceil(2));
     let mut workloads = Vec::new();
     for &in_flight in &options.concurrency {
         for kind in WorkloadKind::ALL {

@@ -69,7 +69,8 @@ pub fn ensure_workloads_fit(
     ensure!(
         paid_sat < capacity_sat / 10 * 9,
         "the workloads pay {paid_sat} sat out of A-B, too much for LDK Node's channel of \
-         {capacity_sat} sat: fewer --payments or a smaller --amount-msat, or --no-ldk-node"
+         {capacity_sat} sat: fewer --payments or --other-payments, a smaller --amount-msat, \
+         or --no-ldk-node"
     );
     Ok(())
 }

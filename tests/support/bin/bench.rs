@@ -68,7 +68,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,25,100,400")]
     concurrency: Vec<usize>,
     /// Payments per workload for all but the keysends alice -> bob (the invoices and the
-    /// three-hop workloads) [default: --payments]; 0 skips them.
+    /// three-hop workloads) [default: half of --payments]; 0 skips them.
     #[arg(long)]
     other_payments: Option<usize>,
     /// Amount of each payment, msat [default: 1000000, or the chain's HTLC minimum where that
