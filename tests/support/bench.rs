@@ -3,9 +3,8 @@
 //!
 //! Everything runs on real processes: four `xlnd` nodes (alice - bob - carol - dave; the first
 //! three are [`ThreeNodes`]) on a regtest bitcoind or qtumd, called over HTTP with kept-alive
-//! connections. Nothing here
-//! asserts a speed: the numbers are printed, to be compared across commits
-//! (`xln-bench --json`). `tests/bench.rs` runs it with tiny counts to show it works.
+//! connections. Nothing here asserts a speed: the numbers are printed, to be compared across
+//! commits (`xln-bench --json`). `tests/bench.rs` runs it with tiny counts to show it works.
 //!
 //! [`ldk_node`] runs the same [`workloads`] on four LDK Node nodes on the same chain node, so
 //! that the report can give xln / LDK Node ratios.
@@ -21,7 +20,6 @@ use anyhow::{bail, ensure, Context, Result};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 use ln_core::node::ChannelPolicy;
-use ln_core::ChainParams;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -410,6 +408,41 @@ enum Payment {
     Invoices(Arc<Vec<String>>),
 }
 
+/// One payment's latency, or why it failed.
+type Outcome = std::result::Result<Duration, String>;
+
+/// Makes payments `0..workload.payments` with `pay` (given each one's index),
+/// `workload.in_flight` at a time: as many tasks, each making its next payment when its last one
+/// ended. Returns their outcomes and the wall time they took.
+async fn pay_in_flight<Pay, Paid>(workload: &Workload, pay: Pay) -> (Vec<Outcome>, Duration)
+where
+    Pay: Fn(usize) -> Paid + Clone + Send + 'static,
+    Paid: std::future::Future<Output = Outcome> + Send,
+{
+    let payments = workload.payments;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..workload.in_flight.max(1) {
+        let (pay, next) = (pay.clone(), Arc::clone(&next));
+        workers.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                if index >= payments {
+                    return outcomes;
+                }
+                outcomes.push(pay(index).await);
+            }
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for worker in workers {
+        outcomes.extend(worker.await.unwrap_or_default());
+    }
+    (outcomes, started.elapsed())
+}
+
 /// Makes `workload.payments` payments from `payer`, `workload.in_flight` at a time.
 async fn pay_many(
     nodes: &[&Xlnd],
@@ -418,40 +451,19 @@ async fn pay_many(
     amount_msat: u64,
     workload: &Workload,
 ) -> Result<PaymentFigures> {
-    let payments = workload.payments;
     let cpu_before = nodes_cpu_time(nodes)?;
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..workload.in_flight.max(1) {
-        let (payer, payment, next) = (payer.clone(), payment.clone(), Arc::clone(&next));
-        workers.push(tokio::spawn(async move {
-            let mut results: Vec<std::result::Result<Duration, String>> = Vec::new();
-            loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= payments {
-                    return results;
-                }
-                results.push(pay_once(&payer, &payment, index, amount_msat).await);
-            }
-        }));
-    }
-    let mut outcomes = Vec::new();
-    for worker in workers {
-        outcomes.extend(worker.await.unwrap_or_default());
-    }
-    let wall = started.elapsed();
+    let (payer, payment) = (payer.clone(), Arc::new(payment));
+    let (outcomes, wall) = pay_in_flight(workload, move |index| {
+        let (payer, payment) = (payer.clone(), Arc::clone(&payment));
+        async move { pay_once(&payer, &payment, index, amount_msat).await }
+    })
+    .await;
     let cpu = nodes_cpu_time(nodes)?.saturating_sub(cpu_before);
     Ok(PaymentFigures::new(workload, outcomes, wall, cpu))
 }
 
 /// Makes the `index`th payment of `payment` and returns its latency, or why it failed.
-async fn pay_once(
-    payer: &RpcClient,
-    payment: &Payment,
-    index: usize,
-    amount_msat: u64,
-) -> std::result::Result<Duration, String> {
+async fn pay_once(payer: &RpcClient, payment: &Payment, index: usize, amount_msat: u64) -> Outcome {
     let (method, params) = match payment {
         Payment::Keysend { destination } => (
             "keysend",
@@ -545,11 +557,7 @@ fn start_dave(
     options: &Options,
 ) -> Result<Xlnd> {
     let [alice, bob, carol] = &net.nodes;
-    let args: Vec<&str> = (chain == TestChain::Qtum)
-        .then_some("--chain=qtum")
-        .into_iter()
-        .chain(options.xlnd_args.iter().map(String::as_str))
-        .collect();
+    let args = extra_node_args(chain, &[], options);
     let dave = Xlnd::start_with_args(&net.chain_node, &dir.path().join("dave"), "dave", &args)?;
     // carol has no coins of her own: ThreeNodes funds alice and bob only.
     let coin_sat = net.capacity_sat + FUNDING_FEE_ALLOWANCE_SAT;
@@ -579,6 +587,17 @@ fn start_dave(
     Ok(dave)
 }
 
+/// The arguments of an xlnd started beside [`ThreeNodes`]: its chain's, then `own`, then
+/// `options.xlnd_args` (as every node of the bench gets them).
+fn extra_node_args<'a>(chain: TestChain, own: &[&'a str], options: &'a Options) -> Vec<&'a str> {
+    chain
+        .xlnd_chain_arg()
+        .into_iter()
+        .chain(own.iter().copied())
+        .chain(options.xlnd_args.iter().map(String::as_str))
+        .collect()
+}
+
 /// What each of erin's channels may cost in fees to open, beyond its capacity, sat: more than
 /// a funding transaction pays at any regtest fee rate (Qtum's floor, 402 sat/vB, included).
 const FUNDING_FEE_ALLOWANCE_SAT: u64 = 200_000;
@@ -605,14 +624,9 @@ fn restart_with_channels(
     let [alice, bob, _] = &net.nodes;
     let dir = NodesDir::new(tempfile::tempdir()?);
     // She polls the chain node often: her channels wait for her to see their blocks.
-    let args: Vec<&str> = (chain == TestChain::Qtum)
-        .then_some("--chain=qtum")
-        .into_iter()
-        .chain(["--block-poll-interval-ms=100"])
-        .chain(options.xlnd_args.iter().map(String::as_str))
-        .collect();
+    let args = extra_node_args(chain, &["--block-poll-interval-ms=100"], options);
     let erin = Xlnd::start_with_args(&net.chain_node, &dir.path().join("erin"), "erin", &args)?;
-    let policy = ln_core::node::ChannelPolicy::for_chain(&net.params);
+    let policy = ChannelPolicy::for_chain(&net.params);
     let channel_sat = policy.min_funding_sat;
     // A coin of her own for each channel: a wallet funds channels from confirmed coins only.
     let coin_sat = channel_sat + FUNDING_FEE_ALLOWANCE_SAT;
@@ -722,14 +736,11 @@ async fn invoices(payee: &RpcClient, count: usize, amount_msat: u64) -> Result<V
     Ok(made)
 }
 
-/// Sets up alice - bob - carol - dave on `chain` and measures everything `options` asks for; `progress`
-/// hears of each step as it starts.
+/// Sets up alice - bob - carol - dave on `chain` and measures everything `options` asks for;
+/// `progress` hears of each step as it starts.
 pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Result<Report> {
     let workloads = workloads(options);
-    let policy = ChannelPolicy::for_chain(&match chain {
-        TestChain::Bitcoin => ChainParams::bitcoin_regtest(),
-        TestChain::Qtum => ChainParams::qtum_regtest(),
-    });
+    let policy = ChannelPolicy::for_chain(&chain.params());
     let amount_msat = options
         .amount_msat
         .unwrap_or(DEFAULT_AMOUNT_MSAT.max(policy.htlc_minimum_msat));
@@ -931,8 +942,7 @@ pub fn run(chain: TestChain, options: &Options, progress: &dyn Fn(&str)) -> Resu
 /// (a fifth more than they pay, for routing fees and the reserves). Fails if that is more than
 /// the chain's largest channel.
 fn capacity_sat(policy: &ChannelPolicy, amount_msat: u64, workloads: &[Workload]) -> Result<u64> {
-    let payments = WARM_UP.payments + workloads.iter().map(|w| w.payments).sum::<usize>();
-    let paid_sat = (payments as u64).saturating_mul(amount_msat.div_ceil(1000));
+    let paid_sat = paid_out_of_a_b_sat(amount_msat, workloads);
     let needed_sat = paid_sat.saturating_add(paid_sat / 5) + policy.min_reserve_sat;
     ensure!(
         needed_sat <= policy.max_funding_sat,
@@ -943,6 +953,13 @@ fn capacity_sat(policy: &ChannelPolicy, amount_msat: u64, workloads: &[Workload]
         policy.htlc_minimum_msat
     );
     Ok(ThreeNodes::default_capacity_sat(policy).max(needed_sat.next_multiple_of(1_000_000)))
+}
+
+/// What alice pays out of A-B, sat, in `workloads` of `amount_msat` payments and the warm-up
+/// (routing fees left out).
+fn paid_out_of_a_b_sat(amount_msat: u64, workloads: &[Workload]) -> u64 {
+    let payments = WARM_UP.payments + workloads.iter().map(|w| w.payments).sum::<usize>();
+    (payments as u64).saturating_mul(amount_msat.div_ceil(1000))
 }
 
 /// Why LDK Node is not to be measured in this run, if it is not.
@@ -1061,10 +1078,6 @@ fn payments_table(report: &Report) -> String {
         out.push_str(&format!(" {:>13} {:>11}", "xln/LDK pay/s", "xln/LDK p50"));
     }
     out.push('\n');
-    let same = |of: &PaymentFigures| {
-        let (workload, in_flight) = (of.workload.clone(), of.in_flight);
-        move |f: &&PaymentFigures| f.workload == workload && f.in_flight == in_flight
-    };
     let row = |node: &str, f: &PaymentFigures, ratios: Option<&[Ratio]>| {
         let mut line = format!(
             "{node:<12} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2}",
@@ -1094,14 +1107,15 @@ fn payments_table(report: &Report) -> String {
             row("xln RPC", xln, rpc_ratios)
         ));
         // The other rows of the workload, under its xln RPC row.
-        if let Some(node_api) = report.node_api_payments.iter().find(same(xln)) {
+        let same = |f: &&PaymentFigures| f.workload == xln.workload && f.in_flight == xln.in_flight;
+        if let Some(node_api) = report.node_api_payments.iter().find(same) {
             out.push_str(&format!(
                 "{:<37} {}\n",
                 "",
                 row("xln Rust API", node_api, node_api_ratios)
             ));
         }
-        if let Some(ldk_node) = report.ldk_node_payments.iter().find(same(xln)) {
+        if let Some(ldk_node) = report.ldk_node_payments.iter().find(same) {
             out.push_str(&format!("{:<37} {}\n", "", row("LDK Node", ldk_node, None)));
         }
     }

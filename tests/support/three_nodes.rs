@@ -19,6 +19,25 @@ pub enum TestChain {
     Qtum,
 }
 
+impl TestChain {
+    /// The regtest parameters of this chain, as its xlnd nodes run with them.
+    pub fn params(self) -> ChainParams {
+        match self {
+            Self::Bitcoin => ChainParams::bitcoin_regtest(),
+            Self::Qtum => ChainParams::qtum_regtest(),
+        }
+    }
+
+    /// The argument that has an xlnd run on this chain, if it needs one (Bitcoin is xlnd's
+    /// default).
+    pub fn xlnd_chain_arg(self) -> Option<&'static str> {
+        match self {
+            Self::Bitcoin => None,
+            Self::Qtum => Some("--chain=qtum"),
+        }
+    }
+}
+
 /// Index of alice in [`ThreeNodes::nodes`].
 pub const ALICE: usize = 0;
 /// Index of bob, the forwarding node.
@@ -99,19 +118,16 @@ impl ThreeNodes {
         capacity_sat: Option<u64>,
     ) -> Result<Option<Self>> {
         init_test_logging();
-        let (chain_node, params, chain_arg) = match chain {
-            TestChain::Bitcoin => (Bitcoind::start()?, ChainParams::bitcoin_regtest(), None),
+        let chain_node = match chain {
+            TestChain::Bitcoin => Bitcoind::start()?,
             TestChain::Qtum => {
                 let Some(binaries) = qtum_core_or_skip(test)? else {
                     return Ok(None);
                 };
-                (
-                    start_qtumd(binaries)?,
-                    ChainParams::qtum_regtest(),
-                    Some("--chain=qtum"),
-                )
+                start_qtumd(binaries)?
             }
         };
+        let (params, chain_arg) = (chain.params(), chain.xlnd_chain_arg());
         let policy = ChannelPolicy::for_chain(&params);
         let capacity_sat = capacity_sat.unwrap_or_else(|| Self::default_capacity_sat(&policy));
         let dir = tempfile::tempdir()?;

@@ -64,8 +64,7 @@ pub fn ensure_workloads_fit(
     amount_msat: u64,
     workloads: &[Workload],
 ) -> Result<()> {
-    let payments = WARM_UP.payments + workloads.iter().map(|w| w.payments).sum::<usize>();
-    let paid_sat = (payments as u64).saturating_mul(amount_msat.div_ceil(1000));
+    let paid_sat = super::paid_out_of_a_b_sat(amount_msat, workloads);
     ensure!(
         paid_sat < capacity_sat / 10 * 9,
         "the workloads pay {paid_sat} sat out of A-B, too much for LDK Node's channel of \

@@ -10,7 +10,6 @@
 //! The three-hop workloads are not run here: a route through bob and carol adds the same work
 //! whichever API the payer is called through.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,9 @@ use anyhow::{Context, Result};
 use ln_core::node::{ChannelPolicy, Node, PaymentStatus};
 use ln_core::ChainParams;
 
-use super::{PaymentFigures, Workload, WorkloadKind, FUNDING_FEE_ALLOWANCE_SAT, WARM_UP};
+use super::{
+    pay_in_flight, PaymentFigures, Workload, WorkloadKind, FUNDING_FEE_ALLOWANCE_SAT, WARM_UP,
+};
 use crate::ln_node::{wait_for, TestNode};
 use crate::steps::mine;
 use crate::three_nodes::NodesDir;
@@ -65,10 +66,11 @@ pub async fn measure(
         TestNode::start_with_params(chain_node, &alice_dir, "alice", params.clone()).await?;
     let bob_dir = dir.path().join("bob");
     let bob = TestNode::start_with_params(chain_node, &bob_dir, "bob", params.clone()).await?;
-    let figures = match open_channel(chain_node, params, funder, &alice, &bob, capacity_sat).await {
-        Ok(()) => pay_workloads(&alice.node, &bob.node, amount_msat, workloads, progress).await,
-        Err(error) => Err(error),
-    };
+    let figures = async {
+        open_channel(chain_node, params, funder, &alice, &bob, capacity_sat).await?;
+        pay_workloads(&alice.node, &bob.node, amount_msat, workloads, progress).await
+    }
+    .await;
     alice.node.stop().await;
     bob.node.stop().await;
     figures
@@ -132,8 +134,7 @@ async fn pay_workloads(
 }
 
 /// Makes `workload.payments` payments of `amount_msat` from alice to bob,
-/// `workload.in_flight` at a time: as many tasks, each making its next payment when its last
-/// one returned.
+/// `workload.in_flight` at a time ([`pay_in_flight`]).
 async fn pay_many(
     alice: &Node,
     bob: &Node,
@@ -155,52 +156,36 @@ async fn pay_many(
             .collect::<Result<Vec<_>>>()?,
         _ => Vec::new(),
     };
-    let invoices = Arc::new(invoices);
-    let bob_id = bob.node_id();
-    let payments = workload.payments;
-    let next = Arc::new(AtomicUsize::new(0));
+    let (alice, invoices, bob_id) = (alice.clone(), Arc::new(invoices), bob.node_id());
     let cpu_before = process_cpu_time(std::process::id())?;
-    let started = Instant::now();
-    let mut payers = Vec::new();
-    for _ in 0..workload.in_flight.max(1) {
-        let (alice, invoices, next) = (alice.clone(), Arc::clone(&invoices), Arc::clone(&next));
-        payers.push(tokio::spawn(async move {
-            let mut outcomes: Vec<std::result::Result<Duration, String>> = Vec::new();
-            loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= payments {
-                    return outcomes;
+    let (outcomes, wall) = pay_in_flight(workload, move |index| {
+        let (alice, invoices) = (alice.clone(), Arc::clone(&invoices));
+        async move {
+            let call = Instant::now();
+            let paid = match invoices.get(index) {
+                Some(bolt11) => {
+                    alice
+                        .pay_invoice(bolt11, None, None, Some(PAYMENT_TIMEOUT))
+                        .await
                 }
-                let call = Instant::now();
-                let paid = match invoices.get(index) {
-                    Some(bolt11) => {
-                        alice
-                            .pay_invoice(bolt11, None, None, Some(PAYMENT_TIMEOUT))
-                            .await
-                    }
-                    None => {
-                        alice
-                            .keysend(bob_id, amount_msat, None, Some(PAYMENT_TIMEOUT))
-                            .await
-                    }
-                };
-                outcomes.push(match paid {
-                    Ok(record) if record.status == PaymentStatus::Succeeded => Ok(call.elapsed()),
-                    Ok(record) => Err(format!(
-                        "{:?}: {}",
-                        record.status,
-                        record.failure_reason.unwrap_or_default()
-                    )),
-                    Err(error) => Err(error.to_string()),
-                });
+                None => {
+                    alice
+                        .keysend(bob_id, amount_msat, None, Some(PAYMENT_TIMEOUT))
+                        .await
+                }
+            };
+            match paid {
+                Ok(record) if record.status == PaymentStatus::Succeeded => Ok(call.elapsed()),
+                Ok(record) => Err(format!(
+                    "{:?}: {}",
+                    record.status,
+                    record.failure_reason.unwrap_or_default()
+                )),
+                Err(error) => Err(error.to_string()),
             }
-        }));
-    }
-    let mut outcomes = Vec::new();
-    for payer in payers {
-        outcomes.extend(payer.await.unwrap_or_default());
-    }
-    let wall = started.elapsed();
+        }
+    })
+    .await;
     let cpu = process_cpu_time(std::process::id())?.saturating_sub(cpu_before);
     Ok(PaymentFigures::new(workload, outcomes, wall, cpu))
 }
