@@ -514,8 +514,9 @@ impl NodeBuilder {
         ));
         // Sends what LDK queued for peers while the peer manager exists. The gossip verifier
         // calls it when a lookup ends; the monitor writer after each batch, which reports the
-        // completed updates to the channels: their messages go out from the writer thread at
-        // once, and their HTLCs are queued for the HTLC pump.
+        // completed updates to the channels: their messages go out at once (from the writer's
+        // thread, or its sender thread when the next batch is waiting), and their HTLCs are
+        // queued for the HTLC pump.
         let process_events = {
             let weak_peer_manager = Arc::downgrade(&peer_manager);
             move || {

@@ -475,7 +475,7 @@ const SHORTEST_PROCESSOR_TIMER: Duration = Duration::from_secs(10);
 /// Moves payments along as soon as a monitor write lets them, instead of at the background
 /// processor's next pass: unless [`HtlcBatching::Ldk`] is chosen, forwards or offers to the payee
 /// the HTLCs the write committed. (The messages LDK held back for the write were sent by the
-/// writer thread already, see
+/// writer already, or are being sent by its sender thread, see
 /// [`monitor_writer::MonitorWriter::send_after_each_batch`]; forwarding decodes each
 /// HTLC's onion, work kept off that thread so the next batch's fsync does not wait for it.)
 ///

@@ -170,6 +170,68 @@ struct Shared {
     batch_done: Arc<tokio::sync::Notify>,
     /// Run on the writer thread after each batch is reported to LDK, before `batch_done`.
     after_batch: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Runs `after_batch` instead of the writer when more writes are already queued.
+    sender: Sender,
+}
+
+/// A thread that runs the writer's `after_batch` for it when the writer has more to write.
+///
+/// Sending what a batch released signs the commitments it lets out, a signature per HTLC in
+/// flight on the channel: with hundreds in flight, milliseconds. On the writer's thread the
+/// next batch, already queued, waited behind that; here the two run side by side. With nothing
+/// queued the writer sends itself, which saves a wake-up on every step of a lone payment.
+#[derive(Default)]
+struct Sender {
+    state: Mutex<SenderState>,
+    woken: Condvar,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct SenderState {
+    /// A batch completed since the thread last began sending.
+    wanted: bool,
+    stopping: bool,
+}
+
+impl Sender {
+    fn wake(&self) {
+        lock(&self.state).wanted = true;
+        self.woken.notify_one();
+    }
+
+    /// Sends each time it is woken, once per wake-up however many came meanwhile, until
+    /// stopped.
+    fn run(&self, send: &(dyn Fn() + Send + Sync)) {
+        let mut state = lock(&self.state);
+        loop {
+            if state.wanted {
+                state.wanted = false;
+                drop(state);
+                send();
+                state = lock(&self.state);
+                continue;
+            }
+            if state.stopping {
+                return;
+            }
+            state = self
+                .woken
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn stop(&self) {
+        lock(&self.state).stopping = true;
+        self.woken.notify_all();
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the monitor writer's sender thread panicked");
+            }
+        }
+    }
 }
 
 /// What one of the writer's batches wrote.
@@ -221,6 +283,7 @@ impl MonitorWriter {
             manager_bytes_hint: AtomicUsize::new(0),
             batch_done: Arc::new(tokio::sync::Notify::new()),
             after_batch: OnceLock::new(),
+            sender: Sender::default(),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -244,13 +307,32 @@ impl MonitorWriter {
         Arc::clone(&self.shared.batch_done)
     }
 
-    /// Has the writer thread run `send` after each batch it reports to LDK, before it notifies
-    /// [`Self::batch_done`]. The node sends there the messages LDK held back for the batch (a
-    /// revocation, a commitment, a claim): from the thread that just completed the batch, rather
-    /// than from a task that thread would wake, which on every step of a payment cost a wake-up
-    /// and a switch to another thread. Later calls are ignored.
+    /// Has `send` run after each batch the writer reports to LDK. The node sends there the
+    /// messages LDK held back for the batch (a revocation, a commitment, a claim). When nothing
+    /// else is queued, the writer runs it itself before it notifies [`Self::batch_done`]: from
+    /// the thread that just completed the batch, rather than from a task that thread would
+    /// wake, which on every step of a payment cost a wake-up and a switch to another thread.
+    /// When more writes are queued, it wakes its sender thread to run it and goes on to the
+    /// next batch (see [`Sender`]). Later calls are ignored.
     pub fn send_after_each_batch(&self, send: impl Fn() + Send + Sync + 'static) {
-        let _ = self.shared.after_batch.set(Box::new(send));
+        if self.shared.after_batch.set(Box::new(send)).is_err() {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("monitor-sender".to_owned())
+            .spawn(move || {
+                if let Some(send) = shared.after_batch.get() {
+                    shared.sender.run(send.as_ref());
+                }
+            });
+        match spawned {
+            Ok(thread) => *lock(&self.shared.sender.thread) = Some(thread),
+            // The writer then sends after every batch itself.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the monitor writer's sender thread")
+            }
+        }
     }
 
     /// Names the manager to write before monitors and the chain monitor to report completed
@@ -328,6 +410,7 @@ impl MonitorWriter {
                 tracing::error!("the monitor writer thread panicked");
             }
         }
+        self.shared.sender.stop();
     }
 
     fn enqueue(&self, op: Op) -> ChannelMonitorUpdateStatus {
@@ -434,7 +517,12 @@ impl Shared {
                 None => tracing::warn!("the chain monitor is gone; monitor updates not reported"),
             }
             if let Some(send) = self.after_batch.get() {
-                send();
+                let sender_running = lock(&self.sender.thread).is_some();
+                if !sender_running || lock(&self.queue).ops.is_empty() {
+                    send();
+                } else {
+                    self.sender.wake();
+                }
             }
             self.batch_done.notify_one();
         }
