@@ -683,13 +683,24 @@ impl Attempt {
                 None
             } else {
                 let (inner, attempt) = (Arc::clone(inner), Arc::clone(&attempt));
-                Some(blocking(move || Ok(attempt.try_send(&inner))).await?)
+                Some(
+                    blocking(move || {
+                        // Looked at on both sides of the send: one of our HTLCs can end while
+                        // LDK looks for a route, and a look after the failure alone then found
+                        // room that LDK had not, and failed a payment that should have queued.
+                        let held_before = inner.own_htlcs_hold_capacity(amount_msat);
+                        let sent = attempt.try_send(&inner);
+                        let held = held_before
+                            || (sent.is_err() && inner.own_htlcs_hold_capacity(amount_msat));
+                        Ok((sent, held))
+                    })
+                    .await?,
+                )
             };
             let failure = match first_try {
-                Some(Ok(())) => return Ok(()),
-                Some(Err(failure))
-                    if !(matches!(failure, RetryableSendFailure::RouteNotFound)
-                        && inner.own_htlcs_hold_capacity(amount_msat)) =>
+                Some((Ok(()), _)) => return Ok(()),
+                Some((Err(failure), held))
+                    if !(matches!(failure, RetryableSendFailure::RouteNotFound) && held) =>
                 {
                     failure
                 }
