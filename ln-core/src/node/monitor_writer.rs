@@ -168,7 +168,8 @@ struct Shared {
     manager_bytes_hint: AtomicUsize,
     /// Told after each batch is reported to LDK: what LDK held back for it can go out now.
     batch_done: Arc<tokio::sync::Notify>,
-    /// Run on the writer thread after each batch is reported to LDK, before `batch_done`.
+    /// Run after each batch is reported to LDK: on the writer thread before `batch_done` when
+    /// nothing else is queued, else on the sender thread.
     after_batch: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Runs `after_batch` instead of the writer when more writes are already queued.
     sender: Sender,
