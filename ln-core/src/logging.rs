@@ -2,6 +2,43 @@
 //! structured fields (so an operator can filter one channel's history out of `xlnd.log`).
 
 use lightning::util::logger::{Level, Logger, Record};
+use std::cell::Cell;
+
+/// The start of LDK's record when `send_payment` finds no route (`outbound_payment.rs`).
+const NO_ROUTE_FOR_SEND: &str = "Failed to find route for payment";
+
+thread_local! {
+    /// Whether this thread is inside a send whose "no route" the caller handles.
+    static NO_ROUTE_HANDLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, LDK's ERROR record that a send found no route is written at DEBUG on this
+/// thread. A send of ours that finds no route is not over: it waits in the send queue while our
+/// own HTLCs fill the channel, or looks again while gossip arrives, and when it does fail, xln
+/// logs why in its own words. LDK's ERROR for each such send made a busy node's log read as if
+/// hundreds of payments had failed that then succeeded.
+pub(crate) struct NoRouteHandled(());
+
+impl NoRouteHandled {
+    /// Marks this thread's LDK calls until the value is dropped.
+    pub(crate) fn scope() -> Self {
+        NO_ROUTE_HANDLED.with(|handled| handled.set(true));
+        Self(())
+    }
+}
+
+impl Drop for NoRouteHandled {
+    fn drop(&mut self) {
+        NO_ROUTE_HANDLED.with(|handled| handled.set(false));
+    }
+}
+
+/// Whether `record` is LDK's "no route" for a send that [`NoRouteHandled`] covers.
+fn is_handled_no_route(record: &Record) -> bool {
+    record.level == Level::Error
+        && NO_ROUTE_HANDLED.with(Cell::get)
+        && record.args.to_string().starts_with(NO_ROUTE_FOR_SEND)
+}
 
 /// Forwards LDK's log records to `tracing` under the target `ldk`. LDK's `Gossip` level (very
 /// chatty) maps to `TRACE`, like `Trace`.
@@ -30,6 +67,10 @@ impl Logger for TracingLogger {
                     record.args
                 )
             };
+        }
+        if is_handled_no_route(&record) {
+            emit!(debug);
+            return;
         }
         match record.level {
             Level::Gossip | Level::Trace => emit!(trace),
@@ -118,6 +159,58 @@ mod tests {
         assert!(
             !output.contains("gossip noise"),
             "Gossip maps to TRACE, below DEBUG: {output}"
+        );
+    }
+
+    /// LDK's record for a send that found no route, as `outbound_payment.rs` writes it.
+    fn log_no_route() {
+        let args = format_args!("{NO_ROUTE_FOR_SEND} with id 00 and hash 00");
+        TracingLogger.log(Record::new(
+            Level::Error,
+            None,
+            None,
+            args,
+            "lightning::ln::outbound_payment",
+            "f",
+            1,
+            None,
+        ));
+    }
+
+    #[test]
+    fn no_route_of_a_send_we_handle_is_debug_and_other_errors_stay_errors() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            {
+                let _handled = NoRouteHandled::scope();
+                log_no_route();
+                let args = format_args!("Your router is buggy");
+                TracingLogger.log(Record::new(
+                    Level::Error,
+                    None,
+                    None,
+                    args,
+                    "lightning::ln::outbound_payment",
+                    "f",
+                    2,
+                    None,
+                ));
+            }
+            log_no_route();
+        });
+        let output = String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_owned();
+        assert!(output.contains("Your router is buggy"), "{output}");
+        assert_eq!(
+            output.matches(NO_ROUTE_FOR_SEND).count(),
+            1,
+            "only the no-route outside the scope is an ERROR: {output}"
         );
     }
 }

@@ -796,6 +796,8 @@ impl Attempt {
 
     fn try_send(&self, inner: &NodeInner) -> Result<(), RetryableSendFailure> {
         let _one_at_a_time = inner.send_queue.one_send_at_a_time();
+        // A `RouteNotFound` here is queued, retried or explained by the caller.
+        let _no_route_handled = crate::logging::NoRouteHandled::scope();
         let retry = Retry::Timeout(PAYMENT_RETRY);
         match self.keysend_preimage {
             Some(preimage) => inner
