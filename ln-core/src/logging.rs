@@ -17,19 +17,23 @@ thread_local! {
 /// own HTLCs fill the channel, or looks again while gossip arrives, and when it does fail, xln
 /// logs why in its own words. LDK's ERROR for each such send made a busy node's log read as if
 /// hundreds of payments had failed that then succeeded.
-pub(crate) struct NoRouteHandled(());
+pub(crate) struct NoRouteHandled {
+    /// The flag as the scope found it, put back when it ends.
+    outer: bool,
+}
 
 impl NoRouteHandled {
     /// Marks this thread's LDK calls until the value is dropped.
     pub(crate) fn scope() -> Self {
-        NO_ROUTE_HANDLED.with(|handled| handled.set(true));
-        Self(())
+        Self {
+            outer: NO_ROUTE_HANDLED.with(|handled| handled.replace(true)),
+        }
     }
 }
 
 impl Drop for NoRouteHandled {
     fn drop(&mut self) {
-        NO_ROUTE_HANDLED.with(|handled| handled.set(false));
+        NO_ROUTE_HANDLED.with(|handled| handled.set(self.outer));
     }
 }
 
@@ -117,42 +121,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ldk_records_arrive_in_tracing_with_channel_and_level() {
+    /// What `TracingLogger` writes while `log` runs, at `max_level` and above.
+    fn written(max_level: tracing::Level, log: impl FnOnce()) -> String {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::DEBUG)
+            .with_max_level(max_level)
             .with_ansi(false)
             .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = captured.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Hands `TracingLogger` an LDK record of `level` from `module`.
+    fn ldk_log(
+        level: Level,
+        channel_id: Option<ChannelId>,
+        module: &'static str,
+        args: std::fmt::Arguments,
+    ) {
+        TracingLogger.log(Record::new(
+            level, None, channel_id, args, module, "f", 1, None,
+        ));
+    }
+
+    #[test]
+    fn ldk_records_arrive_in_tracing_with_channel_and_level() {
         let channel_id = ChannelId::from_bytes([7; 32]);
-        tracing::subscriber::with_default(subscriber, || {
-            let args = format_args!("funding confirmed");
-            TracingLogger.log(Record::new(
+        let output = written(tracing::Level::DEBUG, || {
+            ldk_log(
                 Level::Warn,
-                None,
                 Some(channel_id),
-                args,
                 "m",
-                "f",
-                1,
-                None,
-            ));
-            let args = format_args!("gossip noise");
-            TracingLogger.log(Record::new(
-                Level::Gossip,
-                None,
-                None,
-                args,
-                "m",
-                "f",
-                2,
-                None,
-            ));
+                format_args!("funding confirmed"),
+            );
+            ldk_log(Level::Gossip, None, "m", format_args!("gossip noise"));
         });
-        let output = String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner()))
-            .into_owned();
         assert!(output.contains("WARN"), "{output}");
         assert!(output.contains("funding confirmed"), "{output}");
         assert!(output.contains(&channel_id.to_string()), "{output}");
@@ -162,50 +168,31 @@ mod tests {
         );
     }
 
-    /// LDK's record for a send that found no route, as `outbound_payment.rs` writes it.
-    fn log_no_route() {
-        let args = format_args!("{NO_ROUTE_FOR_SEND} with id 00 and hash 00");
-        TracingLogger.log(Record::new(
-            Level::Error,
-            None,
-            None,
-            args,
-            "lightning::ln::outbound_payment",
-            "f",
-            1,
-            None,
-        ));
-    }
-
     #[test]
     fn no_route_of_a_send_we_handle_is_debug_and_other_errors_stay_errors() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        const OUTBOUND_PAYMENT: &str = "lightning::ln::outbound_payment";
+        // LDK's record for a send that found no route, as `outbound_payment.rs` writes it.
+        let log_no_route = || {
+            ldk_log(
+                Level::Error,
+                None,
+                OUTBOUND_PAYMENT,
+                format_args!("{NO_ROUTE_FOR_SEND} with id 00 and hash 00"),
+            )
+        };
+        let output = written(tracing::Level::INFO, || {
             {
                 let _handled = NoRouteHandled::scope();
                 log_no_route();
-                let args = format_args!("Your router is buggy");
-                TracingLogger.log(Record::new(
+                ldk_log(
                     Level::Error,
                     None,
-                    None,
-                    args,
-                    "lightning::ln::outbound_payment",
-                    "f",
-                    2,
-                    None,
-                ));
+                    OUTBOUND_PAYMENT,
+                    format_args!("Your router is buggy"),
+                );
             }
             log_no_route();
         });
-        let output = String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner()))
-            .into_owned();
         assert!(output.contains("Your router is buggy"), "{output}");
         assert_eq!(
             output.matches(NO_ROUTE_FOR_SEND).count(),

@@ -411,15 +411,15 @@ mod tests {
 
         // Both commitment signatures check out against the funding output's script; LDK's may
         // differ, ground for a low R.
+        let our_funding_key = parameters.holder_pubkeys.funding_pubkey;
         let funding_script = chan_utils::make_funding_redeemscript(
-            &ours.pubkeys(&secp).funding_pubkey,
+            &our_funding_key,
             &theirs.pubkeys(&secp).funding_pubkey,
         );
         let commitment_message = commitment
             .trust()
             .built_transaction()
             .get_sighash_all(&funding_script, parameters.channel_value_satoshis);
-        let our_funding_key = ours.pubkeys(&secp).funding_pubkey;
         secp.verify_ecdsa(&commitment_message, &ldk_commitment_sig, &our_funding_key)
             .expect("LDK's commitment signature");
         secp.verify_ecdsa(&commitment_message, &commitment_sig, &our_funding_key)
