@@ -652,6 +652,16 @@ struct Attempt {
     invoice_expires_at: Option<u64>,
 }
 
+/// What one hand-over of an attempt to LDK came to.
+enum SendNow {
+    Sent,
+    /// LDK found no route because our own HTLCs in flight hold the room the payment needs: it
+    /// waits in the send queue.
+    Held,
+    /// LDK refused it for another reason.
+    Refused(RetryableSendFailure),
+}
+
 /// How often a payment with no route looks again while gossip is still arriving.
 const ROUTE_RETRY: Duration = Duration::from_millis(500);
 /// How often the first payment in the send queue looks for room. Our HTLCs end at the pace of
@@ -683,29 +693,13 @@ impl Attempt {
                 None
             } else {
                 let (inner, attempt) = (Arc::clone(inner), Arc::clone(&attempt));
-                Some(
-                    blocking(move || {
-                        // Looked at on both sides of the send: one of our HTLCs can end while
-                        // LDK looks for a route, and a look after the failure alone then found
-                        // room that LDK had not, and failed a payment that should have queued.
-                        let held_before = inner.own_htlcs_hold_capacity(amount_msat);
-                        let sent = attempt.try_send(&inner);
-                        let held = held_before
-                            || (sent.is_err() && inner.own_htlcs_hold_capacity(amount_msat));
-                        Ok((sent, held))
-                    })
-                    .await?,
-                )
+                Some(blocking(move || Ok(attempt.send_now(&inner))).await?)
             };
             let failure = match first_try {
-                Some((Ok(()), _)) => return Ok(()),
-                Some((Err(failure), held))
-                    if !(matches!(failure, RetryableSendFailure::RouteNotFound) && held) =>
-                {
-                    failure
-                }
+                Some(SendNow::Sent) => return Ok(()),
+                Some(SendNow::Refused(failure)) => failure,
                 // Our own HTLCs hold the room it needs, or others wait for it already.
-                _ => match attempt.send_in_turn(inner, deadline).await {
+                Some(SendNow::Held) | None => match attempt.send_in_turn(inner, deadline).await {
                     Ok(Ok(())) => return Ok(()),
                     Ok(Err(failure)) => failure,
                     Err(error) => return attempt.fail(inner, error).await,
@@ -763,16 +757,11 @@ impl Attempt {
         loop {
             if !inner.own_htlcs_hold_capacity(amount_msat) {
                 let (inner, attempt) = (Arc::clone(inner), Arc::clone(self));
-                let sent = blocking(move || {
-                    let sent = attempt.try_send(&inner);
-                    // Lost the room to a forward or a payment received in between: wait on.
-                    let lost_race = matches!(sent, Err(RetryableSendFailure::RouteNotFound))
-                        && inner.own_htlcs_hold_capacity(amount_msat);
-                    Ok((!lost_race).then_some(sent))
-                })
-                .await?;
-                if let Some(sent) = sent {
-                    return Ok(sent);
+                match blocking(move || Ok(attempt.send_now(&inner))).await? {
+                    SendNow::Sent => return Ok(Ok(())),
+                    SendNow::Refused(failure) => return Ok(Err(failure)),
+                    // Our HTLCs took the room back in between: wait on.
+                    SendNow::Held => {}
                 }
             }
             if tokio::time::Instant::now() + SEND_QUEUE_POLL >= deadline {
@@ -794,8 +783,31 @@ impl Attempt {
         .await
     }
 
-    fn try_send(&self, inner: &NodeInner) -> Result<(), RetryableSendFailure> {
+    /// Hands the attempt to LDK once, with our sends' lock held across a look at our
+    /// channels, the send, and a second look when LDK found no route.
+    fn send_now(&self, inner: &NodeInner) -> SendNow {
         let _one_at_a_time = inner.send_queue.one_send_at_a_time();
+        let amount_msat = self.route_params.final_value_msat;
+        // The first look must come after the lock: taken before it, it could see a free HTLC
+        // slot that another send of ours took a moment later. LDK then found the channel full,
+        // and when one of our HTLCs had ended by the second look, neither look saw our HTLCs
+        // hold the room and the payment failed with "no route" instead of queueing (2 of 1,000
+        // keysends at 400 in flight did). Under the lock only LDK's own retries add HTLCs of
+        // ours, and the second look catches those.
+        let held_before = inner.own_htlcs_hold_capacity(amount_msat);
+        match self.try_send(inner) {
+            Ok(()) => SendNow::Sent,
+            Err(RetryableSendFailure::RouteNotFound)
+                if held_before || inner.own_htlcs_hold_capacity(amount_msat) =>
+            {
+                SendNow::Held
+            }
+            Err(failure) => SendNow::Refused(failure),
+        }
+    }
+
+    /// LDK's send; the caller holds the send queue's `one_send_at_a_time`.
+    fn try_send(&self, inner: &NodeInner) -> Result<(), RetryableSendFailure> {
         // A `RouteNotFound` here is queued, retried or explained by the caller.
         let _no_route_handled = crate::logging::NoRouteHandled::scope();
         let retry = Retry::Timeout(PAYMENT_RETRY);
