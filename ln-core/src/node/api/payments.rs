@@ -654,6 +654,7 @@ struct Attempt {
 
 /// What one hand-over of an attempt to LDK came to.
 enum SendNow {
+    /// LDK took it.
     Sent,
     /// LDK found no route because our own HTLCs in flight hold the room the payment needs: it
     /// waits in the send queue.
@@ -760,7 +761,7 @@ impl Attempt {
                 match blocking(move || Ok(attempt.send_now(&inner))).await? {
                     SendNow::Sent => return Ok(Ok(())),
                     SendNow::Refused(failure) => return Ok(Err(failure)),
-                    // Our HTLCs took the room back in between: wait on.
+                    // A forward or LDK's retry took the room in between: wait on.
                     SendNow::Held => {}
                 }
             }
@@ -792,8 +793,8 @@ impl Attempt {
         // slot that another send of ours took a moment later. LDK then found the channel full,
         // and when one of our HTLCs had ended by the second look, neither look saw our HTLCs
         // hold the room and the payment failed with "no route" instead of queueing (2 of 1,000
-        // keysends at 400 in flight did). Under the lock only LDK's own retries add HTLCs of
-        // ours, and the second look catches those.
+        // keysends at 400 in flight did). Under the lock only LDK adds HTLCs to our channels
+        // (the HTLCs it forwards, its own retries), and the second look catches those.
         let held_before = inner.own_htlcs_hold_capacity(amount_msat);
         match self.try_send(inner) {
             Ok(()) => SendNow::Sent,
