@@ -166,6 +166,8 @@ struct Shared {
     /// reaches megabytes under sustained payments; grown from empty, each batch's buffer was
     /// copied some 20 times over and faulted in fresh pages every time.
     manager_bytes_hint: AtomicUsize,
+    /// How long the last manager serialization took, µs: what sets [`Self::manager_write_delay`].
+    manager_serialize_us: AtomicU64,
     /// Told after each batch is reported to LDK: what LDK held back for it can go out now.
     batch_done: Arc<tokio::sync::Notify>,
     /// Run after each batch is reported to LDK: on the writer thread before `batch_done` when
@@ -258,7 +260,23 @@ pub struct MonitorWriter {
 /// any message goes out (only monitor writes, and each batch writes the manager with them), so
 /// this only makes the manager on disk at most this much older after a crash, as if the crash
 /// had come a moment earlier.
+///
+/// This is the delay for a small manager; a large one waits longer, see
+/// [`MANAGER_SERIALIZATIONS_PER_DELAY`].
 const MANAGER_WRITE_DELAY: Duration = Duration::from_millis(10);
+
+/// A requested manager write waits at least this many times as long as the last serialization
+/// of the manager took (up to [`MAX_MANAGER_WRITE_DELAY`]), so that writes of the manager alone
+/// hold LDK at most a tenth of the time. LDK serializes the manager under its lock on every
+/// channel, and a payer's manager keeps each payment it sent for 7-8 minutes: after 8,000
+/// keysends it was a megabyte that took 5-10 ms, and with requests expiring after 10 ms, writes
+/// alone stopped the payer for 1.55 s of the 12.5 s its last 4,000 payments took, as long as the
+/// batches' writes, which the guarantee needs. A batch carries a request made in the meantime.
+const MANAGER_SERIALIZATIONS_PER_DELAY: u32 = 10;
+
+/// The longest a requested manager write waits for a batch to carry it: the most by which a
+/// crash can find the manager older than it would have.
+const MAX_MANAGER_WRITE_DELAY: Duration = Duration::from_millis(500);
 
 /// How long the writer waits before retrying a failed write, at most.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -282,6 +300,7 @@ impl MonitorWriter {
             manager_writes: AtomicU64::new(0),
             monitor_batches: AtomicU64::new(0),
             manager_bytes_hint: AtomicUsize::new(0),
+            manager_serialize_us: AtomicU64::new(0),
             batch_done: Arc::new(tokio::sync::Notify::new()),
             after_batch: OnceLock::new(),
             sender: Sender::default(),
@@ -530,15 +549,16 @@ impl Shared {
     }
 
     /// Waits for queued operations once LDK is attached, or for a requested manager write to
-    /// be [`MANAGER_WRITE_DELAY`] old; `None` once stopped with nothing left. The operations
+    /// be [`Self::manager_write_delay`] old; `None` once stopped with nothing left. The operations
     /// stay queued: [`Self::write_batch`] takes them. Every batch writes the manager, so
     /// starting one answers a pending request too.
     fn wait_for_work(&self) -> Option<&Ldk> {
         let mut queue = lock(&self.queue);
         loop {
             // How much longer a requested manager write may wait for a batch to carry it.
+            let delay = self.manager_write_delay();
             let manager_wait = queue.manager_requested.and_then(|requested| {
-                let due = requested + MANAGER_WRITE_DELAY;
+                let due = requested + delay;
                 due.checked_duration_since(Instant::now())
                     .filter(|_| !queue.stopping)
             });
@@ -572,6 +592,24 @@ impl Shared {
         }
     }
 
+    /// How long a requested manager write waits for a batch to carry it: see
+    /// [`MANAGER_SERIALIZATIONS_PER_DELAY`].
+    fn manager_write_delay(&self) -> Duration {
+        manager_write_delay(Duration::from_micros(
+            self.manager_serialize_us.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Notes the size and serialization time of the manager just serialized, for the next
+    /// buffer and the next delay, and returns that time.
+    fn serialized(&self, bytes: usize, started: Instant) -> Duration {
+        let took = started.elapsed();
+        self.manager_bytes_hint.store(bytes, Ordering::Relaxed);
+        self.manager_serialize_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+        took
+    }
+
     /// An empty buffer for a manager's serialization, as large as the last one and an eighth.
     fn manager_buffer(&self) -> Vec<u8> {
         let last = self.manager_bytes_hint.load(Ordering::Relaxed);
@@ -589,12 +627,11 @@ impl Shared {
         let started = Instant::now();
         let mut bytes = self.manager_buffer();
         serialize_into(manager, &mut bytes);
-        self.manager_bytes_hint
-            .store(bytes.len(), Ordering::Relaxed);
+        let took = self.serialized(bytes.len(), started);
         // The store logs the write's own time.
         tracing::trace!(
             manager_bytes = bytes.len(),
-            serialize_us = started.elapsed().as_micros() as u64,
+            serialize_us = took.as_micros() as u64,
             "channel manager serialized for a write of its own"
         );
         self.store.write(
@@ -630,15 +667,14 @@ impl Shared {
             taken: None,
         };
         serialize_into(manager, &mut sink);
-        self.manager_bytes_hint
-            .store(sink.bytes.len(), Ordering::Relaxed);
+        let took = self.serialized(sink.bytes.len(), started);
         // Nothing taken only if LDK wrote nothing: what is queued waits for the next batch.
         let batch = sink.taken.unwrap_or_default();
         // The store logs the transaction's own time.
         tracing::trace!(
             ops = batch.len(),
             manager_bytes = sink.bytes.len(),
-            serialize_us = started.elapsed().as_micros() as u64,
+            serialize_us = took.as_micros() as u64,
             "channel manager serialized for a monitor batch"
         );
         let mut serialized = Some(sink.bytes);
@@ -877,6 +913,14 @@ impl Writer for TakeOnFirstWrite<'_> {
     }
 }
 
+/// How long a requested manager write waits for a batch to carry it, when serializing the
+/// manager last took `serialization`.
+fn manager_write_delay(serialization: Duration) -> Duration {
+    serialization
+        .saturating_mul(MANAGER_SERIALIZATIONS_PER_DELAY)
+        .clamp(MANAGER_WRITE_DELAY, MAX_MANAGER_WRITE_DELAY)
+}
+
 /// `value` serialized. LDK's `encode` serializes twice (once only to size its buffer): for a
 /// channel manager or monitor that nearly doubles the CPU a write costs.
 fn serialize(value: &impl Writeable) -> Vec<u8> {
@@ -970,6 +1014,19 @@ impl KVStoreSync for LdkStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manager_that_takes_long_to_serialize_is_written_alone_less_often() {
+        let ms = Duration::from_millis;
+        // A small manager: the write a request asked for is made 10 ms later at the latest.
+        assert_eq!(manager_write_delay(Duration::ZERO), ms(10));
+        assert_eq!(manager_write_delay(Duration::from_micros(400)), ms(10));
+        // A megabyte of payments kept for LDK's idempotency: a tenth of the time at most.
+        assert_eq!(manager_write_delay(ms(8)), ms(80));
+        // Never more than half a second behind what a crash would have found otherwise.
+        assert_eq!(manager_write_delay(ms(200)), ms(500));
+        assert_eq!(manager_write_delay(Duration::MAX), ms(500));
+    }
 
     #[test]
     fn crash_points_parse_from_their_names() {
