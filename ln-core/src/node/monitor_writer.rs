@@ -166,7 +166,9 @@ struct Shared {
     /// reaches megabytes under sustained payments; grown from empty, each batch's buffer was
     /// copied some 20 times over and faulted in fresh pages every time.
     manager_bytes_hint: AtomicUsize,
-    /// How long the last manager serialization took, µs: what sets [`Self::manager_write_delay`].
+    /// How long the last manager serialization took, µs, with its wait for LDK's lock (while
+    /// LDK is busy that wait is longer, and a write alone waits longer for a batch to carry it):
+    /// what sets [`Self::manager_write_delay`].
     manager_serialize_us: AtomicU64,
     /// Told after each batch is reported to LDK: what LDK held back for it can go out now.
     batch_done: Arc<tokio::sync::Notify>,
