@@ -36,6 +36,10 @@ use crate::Bitcoind;
 const WAIT: Duration = Duration::from_secs(120);
 /// How often setting up looks again.
 const POLL: Duration = Duration::from_millis(50);
+/// How long A waits for a channel to reach her through B's gossip before she connects to its
+/// two ends, which then send her their gossip of the last hour (LDK's `gossip_timestamp_filter`
+/// at connection). Through B it takes seconds; one CI run waited 120 s for C-D in vain.
+const GOSSIP_NUDGE: Duration = Duration::from_secs(20);
 /// How long a payer waits for its payment's event: as long as xln's RPC client waits for an
 /// answer.
 const PAYMENT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -195,8 +199,8 @@ impl LdkNodes {
         chain.mine(ANNOUNCEMENT_DEPTH)?;
         self.sync()?;
         progress("LDK Node: waiting for A to learn B-C and C-D from gossip");
-        self.wait_for_route_through(BOB, CAROL)?;
-        self.wait_for_route_through(CAROL, DAVE)
+        self.wait_for_route_through(BOB, CAROL, progress)?;
+        self.wait_for_route_through(CAROL, DAVE, progress)
     }
 
     /// `opener` opens an announced channel of `capacity_sat` to `peer`; returns its funding
@@ -229,30 +233,68 @@ impl LdkNodes {
 
     /// Waits until A's graph has the channel `from`-`to` with both ends' updates and the
     /// direction out of `from` enabled: what A needs to route through `from` to `to`.
-    fn wait_for_route_through(&self, from: usize, to: usize) -> Result<()> {
+    /// If B's gossip has not brought it after [`GOSSIP_NUDGE`], A connects to its ends and says so
+    /// through `progress`.
+    fn wait_for_route_through(
+        &self,
+        from: usize,
+        to: usize,
+        progress: &dyn Fn(&str),
+    ) -> Result<()> {
         let channel_name = format!("{}-{}", NAMES[from], NAMES[to]);
         let short_channel_id = self
             .channel(from, to)
             .and_then(|channel| channel.short_channel_id)
             .with_context(|| format!("{channel_name} has no short channel id"))?;
         let from_id = NodeId::from_pubkey(&self.nodes[from].node_id());
+        let started = Instant::now();
+        let mut nudged = false;
         self.wait_for(&format!("{channel_name} in A's graph"), || {
-            let Some(channel) = self.nodes[ALICE].network_graph().channel(short_channel_id) else {
-                return Ok(None);
-            };
-            // LDK's router passes over a channel until it knows both directions.
-            if channel.one_to_two.is_none() || channel.two_to_one.is_none() {
-                return Ok(None);
+            let routable = self.alice_routes_through(short_channel_id, from_id);
+            if routable.is_none() && !nudged && started.elapsed() > GOSSIP_NUDGE {
+                nudged = true;
+                progress(&format!(
+                    "LDK Node: A has no {channel_name} from B's gossip after {GOSSIP_NUDGE:?}; \
+                     connecting her to its ends"
+                ));
+                for end in [from, to].into_iter().filter(|end| *end != BOB) {
+                    self.connect_alice_to(end)?;
+                }
             }
-            let out_of_from = if channel.node_one == from_id {
-                channel.one_to_two
-            } else if channel.node_two == from_id {
-                channel.two_to_one
-            } else {
-                None
-            };
-            Ok(out_of_from.filter(|update| update.enabled).map(drop))
+            Ok(routable)
         })
+    }
+
+    /// Whether A's graph has the channel with both ends' updates and the direction out of
+    /// `from` enabled.
+    fn alice_routes_through(&self, short_channel_id: u64, from: NodeId) -> Option<()> {
+        let channel = self.nodes[ALICE]
+            .network_graph()
+            .channel(short_channel_id)?;
+        // LDK's router passes over a channel until it knows both directions.
+        if channel.one_to_two.is_none() || channel.two_to_one.is_none() {
+            return None;
+        }
+        let out_of_from = if channel.node_one == from {
+            channel.one_to_two
+        } else if channel.node_two == from {
+            channel.two_to_one
+        } else {
+            None
+        };
+        out_of_from.filter(|update| update.enabled).map(drop)
+    }
+
+    /// Connects A to `node` (not remembered across restarts): the connection alone, no channel.
+    fn connect_alice_to(&self, node: usize) -> Result<()> {
+        let peer = &self.nodes[node];
+        let address = peer
+            .listening_addresses()
+            .and_then(|addresses| addresses.first().cloned())
+            .with_context(|| format!("LDK Node {} listens nowhere", NAMES[node]))?;
+        self.nodes[ALICE]
+            .connect(peer.node_id(), address, false)
+            .with_context(|| format!("LDK Node A connecting to {}", NAMES[node]))
     }
 
     /// The warm-up, then `workloads` of `amount_msat` payments, in order.
