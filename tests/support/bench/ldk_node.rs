@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use ldk_node::bitcoin::Txid;
 use ldk_node::lightning::ln::channelmanager::PaymentId;
+use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning::routing::gossip::NodeId;
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use ldk_node::{ChannelDetails, Event, Node, NodeError};
@@ -206,13 +207,15 @@ impl LdkNodes {
     /// `opener` opens an announced channel of `capacity_sat` to `peer`; returns its funding
     /// transaction id once it has one.
     fn open(&self, opener: usize, peer: usize, capacity_sat: u64) -> Result<Txid> {
-        let peer_node = &self.nodes[peer];
-        let address = peer_node
-            .listening_addresses()
-            .and_then(|addresses| addresses.first().cloned())
-            .with_context(|| format!("LDK Node {} listens nowhere", NAMES[peer]))?;
+        let address = self.listening_address(peer)?;
         self.nodes[opener]
-            .open_announced_channel(peer_node.node_id(), address, capacity_sat, None, None)
+            .open_announced_channel(
+                self.nodes[peer].node_id(),
+                address,
+                capacity_sat,
+                None,
+                None,
+            )
             .with_context(|| {
                 format!(
                     "LDK Node {} opening {capacity_sat} sat to {}",
@@ -287,14 +290,18 @@ impl LdkNodes {
 
     /// Connects A to `node` (not remembered across restarts): the connection alone, no channel.
     fn connect_alice_to(&self, node: usize) -> Result<()> {
-        let peer = &self.nodes[node];
-        let address = peer
+        let address = self.listening_address(node)?;
+        self.nodes[ALICE]
+            .connect(self.nodes[node].node_id(), address, false)
+            .with_context(|| format!("LDK Node A connecting to {}", NAMES[node]))
+    }
+
+    /// Where `node` takes connections from its peers.
+    fn listening_address(&self, node: usize) -> Result<SocketAddress> {
+        self.nodes[node]
             .listening_addresses()
             .and_then(|addresses| addresses.first().cloned())
-            .with_context(|| format!("LDK Node {} listens nowhere", NAMES[node]))?;
-        self.nodes[ALICE]
-            .connect(peer.node_id(), address, false)
-            .with_context(|| format!("LDK Node A connecting to {}", NAMES[node]))
+            .with_context(|| format!("LDK Node {} listens nowhere", NAMES[node]))
     }
 
     /// The warm-up, then `workloads` of `amount_msat` payments, in order.
