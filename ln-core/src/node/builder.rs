@@ -121,6 +121,7 @@ pub struct NodeBuilder {
     fee_spike_file: Option<PathBuf>,
     max_inbound_htlc_in_flight_percent: u8,
     max_accepted_htlcs: u16,
+    anchor_reserve_per_channel_sat: Option<u64>,
     intercept_timeout: Option<Duration>,
     htlc_batching: super::HtlcBatching,
 }
@@ -144,6 +145,7 @@ impl NodeBuilder {
             fee_spike_file: None,
             max_inbound_htlc_in_flight_percent: 100,
             max_accepted_htlcs: super::policy::MAX_ACCEPTED_HTLCS,
+            anchor_reserve_per_channel_sat: None,
             intercept_timeout: Some(super::DEFAULT_INTERCEPT_TIMEOUT),
             htlc_batching: super::HtlcBatching::None,
         }
@@ -177,6 +179,16 @@ impl NodeBuilder {
     /// as LND; LDK's default is 50). Applies to channels opened from now on.
     pub fn max_accepted_htlcs(mut self, htlcs: u16) -> Self {
         self.max_accepted_htlcs = htlcs.clamp(1, super::policy::MAX_ACCEPTED_HTLCS);
+        self
+    }
+
+    /// On-chain coins the wallet keeps per anchor channel (for at most ten) to pay the fee bumps
+    /// of force closes (default
+    /// [`DEFAULT_ANCHOR_RESERVE_PER_CHANNEL_SAT`](super::policy::DEFAULT_ANCHOR_RESERVE_PER_CHANNEL_SAT)
+    /// where channels have anchors, as LND). 0 keeps nothing: a force close whose commitment
+    /// pays too little then waits, unbumped, until the wallet has a confirmed coin.
+    pub fn anchor_reserve_per_channel_sat(mut self, sat: u64) -> Self {
+        self.anchor_reserve_per_channel_sat = Some(sat);
         self
     }
 
@@ -274,10 +286,14 @@ impl NodeBuilder {
 
         let logger: Logger = Arc::new(TracingLogger);
         let runtime = tokio::runtime::Handle::current();
+        let chain_policy = ChannelPolicy::for_chain(&params);
         let policy = ChannelPolicy {
             max_inbound_htlc_in_flight_percent: self.max_inbound_htlc_in_flight_percent,
             max_accepted_htlcs: self.max_accepted_htlcs,
-            ..ChannelPolicy::for_chain(&params)
+            anchor_reserve_per_channel_sat: self
+                .anchor_reserve_per_channel_sat
+                .unwrap_or(chain_policy.anchor_reserve_per_channel_sat),
+            ..chain_policy
         };
 
         let fee_estimator = Arc::new(

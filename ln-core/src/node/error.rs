@@ -146,7 +146,8 @@ impl From<crate::store::StoreError> for Error {
 impl From<crate::wallet::WalletError> for Error {
     fn from(e: crate::wallet::WalletError) -> Self {
         match e {
-            crate::wallet::WalletError::InsufficientFunds { .. } => {
+            crate::wallet::WalletError::InsufficientFunds { .. }
+            | crate::wallet::WalletError::BelowReserve { .. } => {
                 Error::InsufficientFunds(e.to_string())
             }
             crate::wallet::WalletError::BelowDust { .. } => Error::InvalidParameter(e.to_string()),

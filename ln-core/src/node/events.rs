@@ -38,10 +38,12 @@ impl NodeInner {
                     .fee_estimator
                     .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee);
                 let fee_rate = bitcoin::FeeRate::from_sat_per_kwu(u64::from(sat_per_kw));
+                // The reserve counts this channel (LDK lists it already, still unfunded).
                 let built = self.wallet.build_funding(
                     output_script,
                     bitcoin::Amount::from_sat(channel_value_satoshis),
                     fee_rate,
+                    self.anchor_reserve(0),
                 );
                 let failure = match built {
                     Ok(funding_tx) => {

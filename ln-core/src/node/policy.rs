@@ -58,10 +58,23 @@ pub struct ChannelPolicy {
     /// most): 483 by default, as LND; LDK's default is 50. It is also the most a peer that
     /// uses our number can send us at once. Fixed per channel at its open.
     pub max_accepted_htlcs: u16,
+    /// On-chain coins kept in the wallet per anchor channel (for at most
+    /// [`ANCHOR_RESERVE_MAX_CHANNELS`] channels), so that a force close can always pay the child
+    /// transaction that bumps its commitment's fee: an operator's choice, by default
+    /// [`DEFAULT_ANCHOR_RESERVE_PER_CHANNEL_SAT`] where channels have anchors, else 0.
+    pub anchor_reserve_per_channel_sat: u64,
 }
 
 /// BOLT 2's largest `max_accepted_htlcs`.
 pub const MAX_ACCEPTED_HTLCS: u16 = 483;
+
+/// What LND keeps in its wallet per anchor channel (`anchorChanReservedValue`) for fee bumps.
+pub const DEFAULT_ANCHOR_RESERVE_PER_CHANNEL_SAT: u64 = 10_000;
+
+/// The reserve grows with the anchor channels up to this many (LND: at most 100,000 sat, ten
+/// channels' worth): force closes of more channels at once are rare, and one child's fee is
+/// enough to get each commitment into a block one after the other.
+pub const ANCHOR_RESERVE_MAX_CHANNELS: u64 = 10;
 
 impl ChannelPolicy {
     /// The policy for `params`' chain.
@@ -84,6 +97,7 @@ impl ChannelPolicy {
                 min_funding_sat: 20_000,
                 max_inbound_htlc_in_flight_percent: 100,
                 max_accepted_htlcs: MAX_ACCEPTED_HTLCS,
+                anchor_reserve_per_channel_sat: DEFAULT_ANCHOR_RESERVE_PER_CHANNEL_SAT,
             };
         }
         let floor_sat_per_kw = params.fee_floor().to_sat_per_kwu();
@@ -105,7 +119,17 @@ impl ChannelPolicy {
             min_funding_sat: round_up(min_reserve_sat * 2 + 200_000, 1_000_000),
             max_inbound_htlc_in_flight_percent: 100,
             max_accepted_htlcs: MAX_ACCEPTED_HTLCS,
+            // Without anchors a commitment pays its own fee; there is nothing to bump.
+            anchor_reserve_per_channel_sat: 0,
         }
+    }
+
+    /// What the wallet keeps for the fee bumps of `anchor_channels` channels with anchors.
+    pub fn anchor_reserve_sat(&self, anchor_channels: usize) -> u64 {
+        let channels = u64::try_from(anchor_channels)
+            .unwrap_or(u64::MAX)
+            .min(ANCHOR_RESERVE_MAX_CHANNELS);
+        self.anchor_reserve_per_channel_sat.saturating_mul(channels)
     }
 
     /// LDK's configuration for this policy.
@@ -253,6 +277,18 @@ fn round_up(value: u64, step: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_anchor_reserve_grows_with_anchor_channels_up_to_ten_and_is_zero_without_anchors() {
+        let bitcoin = ChannelPolicy::for_chain(&ChainParams::bitcoin_regtest());
+        assert_eq!(bitcoin.anchor_reserve_sat(0), 0);
+        assert_eq!(bitcoin.anchor_reserve_sat(2), 20_000);
+        assert_eq!(bitcoin.anchor_reserve_sat(10), 100_000);
+        assert_eq!(bitcoin.anchor_reserve_sat(usize::MAX), 100_000);
+        let qtum = ChannelPolicy::for_chain(&ChainParams::qtum_regtest());
+        assert!(!qtum.anchors);
+        assert_eq!(qtum.anchor_reserve_sat(3), 0);
+    }
 
     #[test]
     fn bitcoin_uses_ldk_defaults_with_anchors() {

@@ -17,11 +17,17 @@ impl OnchainWallet {
     /// shortfall is [`WalletError::InsufficientFunds`]. The transaction is not broadcast and the
     /// wallet records nothing of it until [`Self::mark_broadcast`], but its inputs are reserved
     /// until then or [`Self::cancel`].
+    ///
+    /// At least `keep` stays in the wallet's spendable coins (the reserve for fee-bumping anchor
+    /// channels' force closes): [`SendAmount::All`] sends everything but `keep`, which goes to a
+    /// change output of its own, and an exact amount that would leave less is refused with
+    /// [`WalletError::BelowReserve`].
     pub fn build_payment(
         &self,
         script_pubkey: ScriptBuf,
         amount: SendAmount,
         fee_rate: FeeRate,
+        keep: Amount,
     ) -> Result<Transaction, WalletError> {
         if let SendAmount::Exact(value) = amount {
             let dust = self.params.dust_threshold(&script_pubkey);
@@ -32,18 +38,20 @@ impl OnchainWallet {
                 });
             }
         }
-        self.build_and_sign(script_pubkey, amount, fee_rate)
+        self.build_and_sign(script_pubkey, amount, fee_rate, keep)
     }
 
-    /// [`Self::build_payment`] of exactly `value` to a channel's funding script: the transaction
-    /// for LDK's `FundingGenerationReady` (every input is segwit, as LDK requires).
+    /// [`Self::build_payment`] of exactly `value` to a channel's funding script, leaving at least
+    /// `keep` in the wallet: the transaction for LDK's `FundingGenerationReady` (every input is
+    /// segwit, as LDK requires).
     pub fn build_funding(
         &self,
         output_script: ScriptBuf,
         value: Amount,
         fee_rate: FeeRate,
+        keep: Amount,
     ) -> Result<Transaction, WalletError> {
-        self.build_payment(output_script, SendAmount::Exact(value), fee_rate)
+        self.build_payment(output_script, SendAmount::Exact(value), fee_rate, keep)
     }
 
     fn build_and_sign(
@@ -51,10 +59,27 @@ impl OnchainWallet {
         recipient: ScriptBuf,
         amount: SendAmount,
         fee_rate: FeeRate,
+        keep: Amount,
     ) -> Result<Transaction, WalletError> {
         let mut guard = self.lock();
         let state = &mut *guard;
         let excluded = self.unspendable_outputs(state);
+        let spendable = self.spendable_value(state);
+        if amount == SendAmount::All && keep > Amount::ZERO && spendable <= keep {
+            return Err(WalletError::BelowReserve {
+                left_sat: spendable.to_sat(),
+                reserve_sat: keep.to_sat(),
+                can_send_sat: 0,
+            });
+        }
+        // What `All` keeps goes to a change address of its own, revealed before bdk builds.
+        let kept_output = (amount == SendAmount::All && keep > Amount::ZERO).then(|| {
+            state
+                .wallet
+                .reveal_next_address(KeychainKind::Internal)
+                .address
+                .script_pubkey()
+        });
         let mut builder = state
             .wallet
             .build_tx()
@@ -69,6 +94,9 @@ impl OnchainWallet {
                 builder.add_recipient(recipient.clone(), value);
             }
             SendAmount::All => {
+                if let Some(script) = kept_output {
+                    builder.add_recipient(script, keep);
+                }
                 builder.drain_wallet().drain_to(recipient.clone());
             }
         }
@@ -88,6 +116,19 @@ impl OnchainWallet {
                 return Err(e);
             }
         };
+        if let SendAmount::Exact(value) = amount {
+            let left = self.value_left_after(state, &tx, spendable);
+            if left < keep {
+                release(state, &tx);
+                // Sending less by the shortfall leaves the reserve (the fee barely changes).
+                let shortfall = keep - left;
+                return Err(WalletError::BelowReserve {
+                    left_sat: left.to_sat(),
+                    reserve_sat: keep.to_sat(),
+                    can_send_sat: value.to_sat().saturating_sub(shortfall.to_sat()),
+                });
+            }
+        }
         // bdk staged the change address it revealed.
         if let Err(e) = state.persist() {
             release(state, &tx);
@@ -110,6 +151,38 @@ impl OnchainWallet {
             })
             .map(|unspent| unspent.output.outpoint)
             .collect()
+    }
+
+    /// The value of the coins coin selection may spend.
+    fn spendable_value(&self, state: &WalletState) -> Amount {
+        standing::unspent_outputs(&state.wallet, self.params.coinbase_maturity)
+            .into_iter()
+            .filter(|unspent| {
+                unspent.standing.is_spendable()
+                    && !state.reserved.contains(&unspent.output.outpoint)
+            })
+            .map(|unspent| unspent.output.txout.value)
+            .sum()
+    }
+
+    /// What the wallet can still spend once `tx` is sent: `spendable` less `tx`'s inputs, plus
+    /// its outputs back to the wallet (its change, then spendable as our own unconfirmed coin).
+    fn value_left_after(&self, state: &WalletState, tx: &Transaction, spendable: Amount) -> Amount {
+        let spent: Amount = tx
+            .input
+            .iter()
+            .filter_map(|input| state.wallet.get_utxo(input.previous_output))
+            .map(|utxo| utxo.txout.value)
+            .sum();
+        let returned: Amount = tx
+            .output
+            .iter()
+            .filter(|output| state.wallet.is_mine(output.script_pubkey.clone()))
+            .map(|output| output.value)
+            .sum();
+        (spendable + returned)
+            .checked_sub(spent)
+            .unwrap_or(Amount::ZERO)
     }
 
     /// Signs every input with the master key (bdk put each key's origin in the PSBT) and

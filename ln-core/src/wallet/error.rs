@@ -21,6 +21,22 @@ pub enum WalletError {
         /// What the wallet could spend.
         available_sat: u64,
     },
+    /// The transaction would leave less in the wallet than the reserve it keeps for fee-bumping
+    /// the force closes of the node's anchor channels.
+    #[error(
+        "this would leave {left_sat} sat in the wallet, less than the {reserve_sat} sat it keeps \
+         to pay the fee bumps of anchor channels' force closes (a child transaction needs a coin \
+         of the wallet); send at most {can_send_sat} sat (`all` sends everything but the \
+         reserve), or set --anchor-reserve-per-channel-sat lower"
+    )]
+    BelowReserve {
+        /// What would be left.
+        left_sat: u64,
+        /// The reserve.
+        reserve_sat: u64,
+        /// About the most this transaction could send and keep the reserve.
+        can_send_sat: u64,
+    },
     /// The output would be below the chain's dust threshold, so nodes would not relay it.
     #[error(
         "{amount_sat} sat is below the dust threshold of {dust_sat} sat for this output, so the \

@@ -234,7 +234,12 @@ fn coinbase_is_immature_until_the_chains_maturity_then_confirmed() -> TestResult
     assert_eq!(wallet.sync_height(), 100);
     assert_eq!(wallet.balance(), immature);
     assert!(matches!(
-        wallet.build_payment(stranger(), SendAmount::Exact(Amount::ONE_BTC), FEE_RATE),
+        wallet.build_payment(
+            stranger(),
+            SendAmount::Exact(Amount::ONE_BTC),
+            FEE_RATE,
+            Amount::ZERO
+        ),
         Err(WalletError::InsufficientFunds {
             available_sat: 0,
             ..
@@ -280,7 +285,12 @@ fn payment_spends_mature_coinbase_with_change_back_to_the_wallet() -> TestResult
     chain.mine_empty(&wallet, 100);
     let before = wallet.balance();
 
-    let tx = wallet.build_payment(stranger(), SendAmount::Exact(Amount::ONE_BTC), FEE_RATE)?;
+    let tx = wallet.build_payment(
+        stranger(),
+        SendAmount::Exact(Amount::ONE_BTC),
+        FEE_RATE,
+        Amount::ZERO,
+    )?;
     assert_eq!(tx.input.len(), 1);
     assert!(tx.input.iter().all(|input| !input.witness.is_empty()));
     let paid: Vec<&TxOut> = tx
@@ -330,7 +340,7 @@ fn funding_transaction_pays_the_exact_value_to_the_channel_script() -> TestResul
     let (wallet, _chain, _dir) = funded_wallet(&ChainParams::bitcoin_regtest())?;
     let funding_script = ScriptBuf::new_p2wsh(&WScriptHash::from_byte_array([3; 32]));
     let value = Amount::from_sat(250_000);
-    let tx = wallet.build_funding(funding_script.clone(), value, FEE_RATE)?;
+    let tx = wallet.build_funding(funding_script.clone(), value, FEE_RATE, Amount::ZERO)?;
     let funding: Vec<&TxOut> = tx
         .output
         .iter()
@@ -345,9 +355,9 @@ fn funding_transaction_pays_the_exact_value_to_the_channel_script() -> TestResul
 fn unconfirmed_change_of_our_own_transaction_can_be_spent() -> TestResult {
     let (wallet, _chain, _dir) = funded_wallet(&ChainParams::bitcoin_regtest())?;
     let amount = SendAmount::Exact(Amount::from_sat(10_000));
-    let first = wallet.build_payment(stranger(), amount, FEE_RATE)?;
+    let first = wallet.build_payment(stranger(), amount, FEE_RATE, Amount::ZERO)?;
     wallet.mark_broadcast(&first)?;
-    let second = wallet.build_payment(stranger(), amount, FEE_RATE)?;
+    let second = wallet.build_payment(stranger(), amount, FEE_RATE, Amount::ZERO)?;
     assert_eq!(second.input[0].previous_output.txid, first.compute_txid());
     Ok(())
 }
@@ -364,14 +374,16 @@ fn someone_elses_unconfirmed_payment_counts_but_is_spent_only_once_confirmed() -
     assert_eq!(wallet.balance(), pending);
     let amount = SendAmount::Exact(Amount::from_sat(10_000));
     assert!(matches!(
-        wallet.build_payment(stranger(), amount, FEE_RATE),
+        wallet.build_payment(stranger(), amount, FEE_RATE, Amount::ZERO),
         Err(WalletError::InsufficientFunds {
             available_sat: 0,
             ..
         })
     ));
     TestChain::new().mine(&wallet, None, vec![incoming], 0);
-    assert!(wallet.build_payment(stranger(), amount, FEE_RATE).is_ok());
+    assert!(wallet
+        .build_payment(stranger(), amount, FEE_RATE, Amount::ZERO)
+        .is_ok());
     Ok(())
 }
 
@@ -382,6 +394,7 @@ fn insufficient_funds_reports_needed_and_available_sat() -> TestResult {
         stranger(),
         SendAmount::Exact(Amount::from_sat(150_000_000)),
         FEE_RATE,
+        Amount::ZERO,
     );
     match result {
         Err(WalletError::InsufficientFunds {
@@ -398,7 +411,7 @@ fn insufficient_funds_reports_needed_and_available_sat() -> TestResult {
     }
     let (empty, _dir) = new_wallet(&ChainParams::bitcoin_regtest())?;
     assert!(matches!(
-        empty.build_payment(stranger(), SendAmount::All, FEE_RATE),
+        empty.build_payment(stranger(), SendAmount::All, FEE_RATE, Amount::ZERO),
         Err(WalletError::InsufficientFunds {
             available_sat: 0,
             ..
@@ -414,6 +427,7 @@ fn payment_below_the_dust_threshold_is_refused() -> TestResult {
         stranger(),
         SendAmount::Exact(Amount::from_sat(293)),
         FEE_RATE,
+        Amount::ZERO,
     );
     assert!(matches!(
         result,
@@ -426,7 +440,8 @@ fn payment_below_the_dust_threshold_is_refused() -> TestResult {
         .build_payment(
             stranger(),
             SendAmount::Exact(Amount::from_sat(294)),
-            FEE_RATE
+            FEE_RATE,
+            Amount::ZERO
         )
         .is_ok());
     Ok(())
@@ -435,7 +450,7 @@ fn payment_below_the_dust_threshold_is_refused() -> TestResult {
 #[test]
 fn sending_all_drains_the_wallet_into_one_output() -> TestResult {
     let (wallet, _chain, _dir) = funded_wallet(&ChainParams::bitcoin_regtest())?;
-    let tx = wallet.build_payment(stranger(), SendAmount::All, FEE_RATE)?;
+    let tx = wallet.build_payment(stranger(), SendAmount::All, FEE_RATE, Amount::ZERO)?;
     assert_eq!(tx.output.len(), 1);
     let fee = Amount::ONE_BTC - tx.output[0].value;
     assert!(
@@ -444,6 +459,83 @@ fn sending_all_drains_the_wallet_into_one_output() -> TestResult {
     );
     wallet.mark_broadcast(&tx)?;
     assert_eq!(wallet.balance(), WalletBalance::default());
+    Ok(())
+}
+
+#[test]
+fn sending_all_keeps_the_anchor_reserve_in_an_output_of_its_own() -> TestResult {
+    let (wallet, _chain, _dir) = funded_wallet(&ChainParams::bitcoin_regtest())?;
+    let keep = Amount::from_sat(20_000);
+    let tx = wallet.build_payment(stranger(), SendAmount::All, FEE_RATE, keep)?;
+    assert_eq!(tx.output.len(), 2);
+    assert!(tx
+        .output
+        .iter()
+        .any(|o| o.value == keep && o.script_pubkey != stranger()));
+    let sent = tx
+        .output
+        .iter()
+        .find(|o| o.script_pubkey == stranger())
+        .map(|o| o.value)
+        .ok_or("no output to the recipient")?;
+    let fee = Amount::ONE_BTC - keep - sent;
+    assert!(fee < Amount::from_sat(1_000), "fee {fee}");
+    wallet.mark_broadcast(&tx)?;
+    assert_eq!(wallet.balance().unconfirmed_sat, keep.to_sat());
+    assert_eq!(wallet.balance().confirmed_sat, 0);
+    Ok(())
+}
+
+#[test]
+fn a_payment_that_would_spend_the_anchor_reserve_is_refused_and_changes_nothing() -> TestResult {
+    let (wallet, _chain, _dir) = funded_wallet(&ChainParams::bitcoin_regtest())?;
+    let keep = Amount::from_sat(20_000);
+    let too_much = Amount::ONE_BTC - Amount::from_sat(10_000);
+    let refused = wallet.build_payment(stranger(), SendAmount::Exact(too_much), FEE_RATE, keep);
+    let can_send_sat = match refused {
+        Err(WalletError::BelowReserve {
+            left_sat,
+            reserve_sat: 20_000,
+            can_send_sat,
+        }) => {
+            assert!(left_sat < 10_000, "left {left_sat}");
+            can_send_sat
+        }
+        other => panic!("expected BelowReserve, got {other:?}"),
+    };
+    // Nothing stays reserved: the amount the error names can be sent, and it leaves the reserve.
+    assert!(can_send_sat > too_much.to_sat() - 20_000);
+    let tx = wallet.build_payment(
+        stranger(),
+        SendAmount::Exact(Amount::from_sat(can_send_sat)),
+        FEE_RATE,
+        keep,
+    )?;
+    let change: Amount = tx
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey != stranger())
+        .map(|o| o.value)
+        .sum();
+    assert!(change >= keep, "change {change}");
+    Ok(())
+}
+
+#[test]
+fn sending_all_of_a_wallet_within_the_anchor_reserve_is_refused() -> TestResult {
+    let (wallet, _chain, _dir) = funded_wallet(&ChainParams::bitcoin_regtest())?;
+    let result = wallet.build_payment(stranger(), SendAmount::All, FEE_RATE, Amount::ONE_BTC);
+    assert!(
+        matches!(
+            result,
+            Err(WalletError::BelowReserve {
+                can_send_sat: 0,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(wallet.balance().confirmed_sat, Amount::ONE_BTC.to_sat());
     Ok(())
 }
 
@@ -458,7 +550,7 @@ fn sending_all_of_a_dust_sized_wallet_is_below_dust() -> TestResult {
         vec![payment_to(&script, Amount::from_sat(500), 1)],
         0,
     );
-    let result = wallet.build_payment(stranger(), SendAmount::All, FEE_RATE);
+    let result = wallet.build_payment(stranger(), SendAmount::All, FEE_RATE, Amount::ZERO);
     assert!(
         matches!(result, Err(WalletError::BelowDust { dust_sat: 294, .. })),
         "{result:?}"
@@ -476,6 +568,7 @@ fn change_below_the_chains_dust_threshold_goes_to_fees() -> TestResult {
         stranger(),
         SendAmount::Exact(Amount::from_sat(30_000)),
         FEE_RATE,
+        Amount::ZERO,
     );
     assert!(matches!(
         result,
@@ -489,6 +582,7 @@ fn change_below_the_chains_dust_threshold_goes_to_fees() -> TestResult {
         stranger(),
         SendAmount::Exact(Amount::from_sat(99_970_000)),
         FEE_RATE,
+        Amount::ZERO,
     )?;
     assert_eq!(tx.output.len(), 1, "{tx:?}");
     Ok(())
@@ -498,16 +592,16 @@ fn change_below_the_chains_dust_threshold_goes_to_fees() -> TestResult {
 fn built_transactions_reserve_their_inputs_until_cancelled() -> TestResult {
     let (wallet, _chain, _dir) = funded_wallet(&ChainParams::bitcoin_regtest())?;
     let amount = SendAmount::Exact(Amount::from_sat(100_000));
-    let first = wallet.build_payment(stranger(), amount, FEE_RATE)?;
+    let first = wallet.build_payment(stranger(), amount, FEE_RATE, Amount::ZERO)?;
     assert!(matches!(
-        wallet.build_payment(stranger(), amount, FEE_RATE),
+        wallet.build_payment(stranger(), amount, FEE_RATE, Amount::ZERO),
         Err(WalletError::InsufficientFunds {
             available_sat: 0,
             ..
         })
     ));
     wallet.cancel(&first);
-    let second = wallet.build_payment(stranger(), amount, FEE_RATE)?;
+    let second = wallet.build_payment(stranger(), amount, FEE_RATE, Amount::ZERO)?;
     assert_eq!(
         second.input[0].previous_output,
         first.input[0].previous_output
@@ -619,6 +713,7 @@ fn a_restored_wallet_rescans_blocks_whose_headers_name_their_real_parents() -> T
         stranger(),
         SendAmount::Exact(Amount::from_sat(10_000)),
         FEE_RATE,
+        Amount::ZERO,
     )?;
     chain.mine(&funder, None, vec![spend], 0);
     chain.mine_empty(&funder, 2);
@@ -695,6 +790,7 @@ fn our_reorged_out_payment_returns_to_unconfirmed() -> TestResult {
         stranger(),
         SendAmount::Exact(Amount::from_sat(10_000)),
         FEE_RATE,
+        Amount::ZERO,
     )?;
     wallet.mark_broadcast(&tx)?;
     chain.mine(&wallet, None, vec![tx], 0); // A2
@@ -726,6 +822,7 @@ fn reopened_store_restores_addresses_balance_and_pending_transactions() -> TestR
             stranger(),
             SendAmount::Exact(Amount::from_sat(10_000)),
             FEE_RATE,
+            Amount::ZERO,
         )?;
         wallet.mark_broadcast(&tx)?;
         (

@@ -145,9 +145,18 @@ impl Node {
             return Err(Error::PeerNotConnected(node_id.to_string()));
         }
         let spendable_sat = inner.wallet.balance().confirmed_sat;
-        if spendable_sat < amount_sat {
+        let reserve_sat = inner.anchor_reserve(inner.new_anchor_channels()).to_sat();
+        if spendable_sat < amount_sat.saturating_add(reserve_sat) {
+            let kept = if reserve_sat > 0 {
+                format!(
+                    ", and {reserve_sat} sat stay in the wallet to pay the fee bumps of anchor \
+                     channels' force closes (this one counted; see --anchor-reserve-per-channel-sat)"
+                )
+            } else {
+                String::new()
+            };
             return Err(Error::InsufficientFunds(format!(
-                "the wallet has {spendable_sat} sat confirmed, the channel needs {amount_sat} sat plus fees"
+                "the wallet has {spendable_sat} sat confirmed, the channel needs {amount_sat} sat plus fees{kept}"
             )));
         }
         let mut id_bytes = [0u8; 16];

@@ -5,7 +5,7 @@ use bitcoin::FeeRate;
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
 
 use crate::ldk_adapters::BroadcastRecord;
-use crate::node::{Error, Node};
+use crate::node::{Error, Node, NodeInner};
 use crate::wallet::SendAmount;
 
 /// One unspent wallet output.
@@ -36,6 +36,9 @@ pub struct Funds {
     /// HTLCs we can claim, and HTLCs of our own payments that come back to us at their timeout
     /// unless the peer claims them first.
     pub pending_sweep_sat: u64,
+    /// What the wallet keeps for fee-bumping its anchor channels' force closes, sat: part of the
+    /// on-chain balance that `withdraw` and new channels leave alone.
+    pub anchor_reserve_sat: u64,
     /// Unspent outputs.
     pub outputs: Vec<WalletOutputInfo>,
     /// Channels with our balance.
@@ -95,6 +98,50 @@ fn awaits_a_claim_in(
             ..
         } if claim_heights.contains(confirmation_height)
     )
+}
+
+/// Whether a channel of this type has anchor outputs, whose commitments need a child
+/// transaction, paid from the wallet, to raise their fee.
+fn has_anchors(channel_type: &lightning::types::features::ChannelTypeFeatures) -> bool {
+    channel_type.supports_anchors_zero_fee_htlc_tx()
+        || channel_type.supports_anchor_zero_fee_commitments()
+}
+
+impl NodeInner {
+    /// Channels whose force close may need a fee bump from the wallet: open or opening ones
+    /// with anchors, and closed ones with anchors whose outputs are still being claimed.
+    fn anchor_channels(&self) -> usize {
+        let channels = self.channel_manager.list_channels();
+        let open = channels
+            .iter()
+            .filter(|c| c.channel_type.as_ref().is_some_and(has_anchors))
+            .count();
+        let closing = self
+            .chain_monitor
+            .list_monitors()
+            .into_iter()
+            .filter(|id| !channels.iter().any(|c| c.channel_id == *id))
+            .filter(|id| {
+                self.chain_monitor.get_monitor(*id).is_ok_and(|monitor| {
+                    has_anchors(&monitor.channel_type_features())
+                        && !monitor.get_claimable_balances().is_empty()
+                })
+            })
+            .count();
+        open + closing
+    }
+
+    /// What the wallet must keep for the fee bumps of its anchor channels, counting
+    /// `new_channels` more about to be opened.
+    pub(crate) fn anchor_reserve(&self, new_channels: usize) -> bitcoin::Amount {
+        let channels = self.anchor_channels().saturating_add(new_channels);
+        bitcoin::Amount::from_sat(self.policy.anchor_reserve_sat(channels))
+    }
+
+    /// How many anchor channels a channel this node opens adds: one where it negotiates anchors.
+    pub(crate) fn new_anchor_channels(&self) -> usize {
+        usize::from(self.policy.anchors)
+    }
 }
 
 impl Node {
@@ -172,6 +219,7 @@ impl Node {
             onchain_unconfirmed_sat: balance.unconfirmed_sat,
             onchain_immature_sat: balance.immature_sat,
             pending_sweep_sat,
+            anchor_reserve_sat: self.inner.anchor_reserve(0).to_sat(),
             outputs,
             channels: self.list_channels(),
         }
@@ -218,7 +266,8 @@ impl Node {
             ))
             .max(floor),
         };
-        let tx = inner.wallet.build_payment(script, amount, fee_rate)?;
+        let keep = inner.anchor_reserve(0);
+        let tx = inner.wallet.build_payment(script, amount, fee_rate, keep)?;
         let txid = tx.compute_txid();
         if let Err(e) = inner.broadcaster.broadcast_now(&tx).await {
             inner.wallet.cancel(&tx);
