@@ -335,7 +335,13 @@ fn a_full_disk_pauses_the_channels_and_they_resume_when_space_returns() -> Resul
 /// case where it does not. Bitcoin only: Qtum's channels have no anchors.
 #[test]
 fn a_force_close_publishes_the_commitment_with_an_empty_wallet() -> Result<()> {
-    let Some(net) = ThreeNodes::start(TestChain::Bitcoin, "empty wallet", [&[], &[], &[]])? else {
+    // An emptied wallet needs the anchor reserve off: with it, `all` keeps a coin (see below).
+    let Some(net) = ThreeNodes::start(
+        TestChain::Bitcoin,
+        "empty wallet",
+        [&["--anchor-reserve-per-channel-sat=0"], &[], &[]],
+    )?
+    else {
         return Ok(());
     };
     let [alice, bob, _] = &net.nodes;
@@ -349,8 +355,11 @@ fn a_force_close_publishes_the_commitment_with_an_empty_wallet() -> Result<()> {
 /// publishes the commitment alone at the feerate agreed with alice, which relays.
 #[test]
 fn a_force_close_publishes_the_commitment_when_the_wallet_cannot_pay_its_child() -> Result<()> {
-    let Some(net) =
-        ThreeNodes::start(TestChain::Bitcoin, "no coin for the child", [&[], &[], &[]])?
+    let Some(net) = ThreeNodes::start(
+        TestChain::Bitcoin,
+        "no coin for the child",
+        [&[], &["--anchor-reserve-per-channel-sat=0"], &[]],
+    )?
     else {
         return Ok(());
     };
@@ -362,6 +371,99 @@ fn a_force_close_publishes_the_commitment_when_the_wallet_cannot_pay_its_child()
         "alice's keysend to bob: {sent}"
     );
     drain_and_force_close(&net, &ab, bob, alice)
+}
+
+/// The wallet keeps a reserve for its anchor channels' fee bumps, as LND does (10,000 sat per
+/// channel). bob, paid on A-B and with two anchor channels, withdraws `all`: 20,000 sat stay, in
+/// `listfunds` as `anchor_reserve_sat`; a withdrawal that would spend them is refused (error 300,
+/// saying how much can be sent) and changes nothing. Then he force-closes A-B, whose commitment
+/// LDK wants bumped here (see the test above): the reserve pays the child, which is in the
+/// chain node's mempool beside the commitment. Bitcoin only: Qtum's channels have no anchors.
+#[test]
+fn withdrawing_all_keeps_the_anchor_reserve_that_pays_a_force_close_s_fee_bump() -> Result<()> {
+    let Some(net) = ThreeNodes::start(TestChain::Bitcoin, "anchor reserve", [&[], &[], &[]])?
+    else {
+        return Ok(());
+    };
+    let [alice, bob, _] = &net.nodes;
+    let ab = net.channels[0].0.clone();
+    let reserve_sat = 2 * 10_000;
+    let sent = alice.cli(&["keysend", &net.ids[BOB], "100000000"])?;
+    ensure!(
+        sent["status"] == "succeeded",
+        "alice's keysend to bob: {sent}"
+    );
+    let funds = bob.cli(&["listfunds"])?;
+    ensure!(
+        funds["anchor_reserve_sat"] == reserve_sat,
+        "bob's listfunds before the withdrawal: {funds}"
+    );
+    let to_alice = xln_tests::steps::new_address(alice)?;
+    let drained = bob.cli(&["withdraw", &to_alice, "all"])?;
+    ensure!(drained["txid"].is_string(), "bob's withdrawal: {drained}");
+    xln_tests::steps::mine(&net.chain_node, 1, &[alice, bob])?;
+    bob.wait_cli(
+        &["listfunds"],
+        "bob's wallet down to the anchor reserve",
+        xln_tests::steps::WAIT,
+        |funds| {
+            (funds["onchain_confirmed_sat"] == reserve_sat
+                && funds["onchain_unconfirmed_sat"] == 0
+                && funds["anchor_reserve_sat"] == reserve_sat)
+                .then_some(())
+        },
+    )?;
+    for amount in ["1000", "all"] {
+        let (code, message) = bob.cli_error(&["withdraw", &to_alice, amount])?;
+        ensure!(
+            code != 0
+                && message.contains("error 300")
+                && message.contains("anchor channels' force closes"),
+            "withdraw {amount} from the reserve answered {code}: {message}"
+        );
+    }
+    let funds = bob.cli(&["listfunds"])?;
+    ensure!(
+        funds["onchain_confirmed_sat"] == reserve_sat && funds["onchain_unconfirmed_sat"] == 0,
+        "the refused withdrawals changed bob's wallet: {funds}"
+    );
+
+    let commitment = xln_tests::steps::force_close(bob, &ab)?;
+    let deadline = Instant::now() + xln_tests::steps::WAIT;
+    loop {
+        // Verbose: each transaction with the in-mempool transactions it spends.
+        let mempool = net.chain_node.cli_json(&["getrawmempool", "true"])?;
+        let child = mempool.as_object().and_then(|txs| {
+            txs.iter()
+                .find(|(_, tx)| {
+                    tx["depends"]
+                        .as_array()
+                        .is_some_and(|parents| parents.iter().any(|p| *p == commitment))
+                })
+                .map(|(txid, _)| txid.clone())
+        });
+        if let Some(child) = child {
+            let tx = net
+                .chain_node
+                .cli_json(&["getrawtransaction", &child, "true"])?;
+            let spends_reserve = tx["vin"].as_array().is_some_and(|inputs| {
+                inputs
+                    .iter()
+                    .any(|input| input["txid"] != commitment.as_str())
+            });
+            ensure!(
+                spends_reserve,
+                "the child {child} of {commitment} pays with no coin of bob's wallet: {tx}"
+            );
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no child of bob's commitment {commitment} in bitcoind's mempool: {mempool}; bob's log: {}",
+            bob.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `closer` sends its whole wallet to `other` (an operator's `withdraw ... all`), waits until the

@@ -72,6 +72,12 @@ pub struct Flags {
     /// opened from now on (LND uses 483, LDK Node 50, Core Lightning 30) [default: 483]
     #[arg(long, env = "XLN_MAX_ACCEPTED_HTLCS")]
     pub max_accepted_htlcs: Option<u16>,
+    /// On-chain sat the wallet keeps per anchor channel, for at most ten channels, so that a
+    /// force close can always pay the child transaction that bumps its commitment's fee;
+    /// withdraw and new channels leave it. 0 keeps nothing (LND keeps 10,000) [default: 10000
+    /// on Bitcoin; Qtum's channels have no anchors]
+    #[arg(long, env = "XLN_ANCHOR_RESERVE_PER_CHANNEL_SAT")]
+    pub anchor_reserve_per_channel_sat: Option<u64>,
     /// Seconds an intercepted HTLC (see intercept_scid) may wait for resolvehtlc before it is
     /// failed back; 0: no time limit (LDK still fails it 39 blocks before its CLTV expiry)
     /// [default: 120]
@@ -112,6 +118,7 @@ pub(crate) struct FileConfig {
     log_level: Option<String>,
     max_inbound_htlc_in_flight_percent: Option<u8>,
     max_accepted_htlcs: Option<u16>,
+    anchor_reserve_per_channel_sat: Option<u64>,
     intercept_timeout_secs: Option<u64>,
     htlc_batching: Option<String>,
     block_poll_interval_ms: Option<u64>,
@@ -161,6 +168,8 @@ pub struct Config {
     pub max_inbound_htlc_in_flight_percent: u8,
     /// How many HTLCs a peer may have in flight towards us at once.
     pub max_accepted_htlcs: u16,
+    /// On-chain sat kept per anchor channel for fee bumps; none: the chain's default.
+    pub anchor_reserve_per_channel_sat: Option<u64>,
     /// How long an intercepted HTLC may wait for `resolvehtlc`; none: no time limit.
     pub intercept_timeout: Option<std::time::Duration>,
     /// When received HTLCs are forwarded or offered to the payee.
@@ -262,6 +271,15 @@ impl Config {
         if !(1..=ln_core::node::policy::MAX_ACCEPTED_HTLCS).contains(&max_accepted_htlcs) {
             bail!("max-accepted-htlcs is {max_accepted_htlcs}; it must be 1 to 483");
         }
+        let anchor_reserve_per_channel_sat = flags
+            .anchor_reserve_per_channel_sat
+            .or(file.anchor_reserve_per_channel_sat);
+        if let Some(sat) = anchor_reserve_per_channel_sat {
+            let most = bitcoin::Amount::MAX_MONEY.to_sat();
+            if sat > most {
+                bail!("anchor-reserve-per-channel-sat is {sat}; it must be at most {most}");
+            }
+        }
         let intercept_timeout_secs = flags
             .intercept_timeout_secs
             .or(file.intercept_timeout_secs)
@@ -301,6 +319,7 @@ impl Config {
             log_level,
             max_inbound_htlc_in_flight_percent,
             max_accepted_htlcs,
+            anchor_reserve_per_channel_sat,
             intercept_timeout,
             htlc_batching,
             block_poll_interval: std::time::Duration::from_millis(block_poll_interval_ms),

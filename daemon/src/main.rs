@@ -102,6 +102,9 @@ async fn run(flags: Flags) -> Result<()> {
         .slow_disk(dev_slow_disk()?)
         .full_disk_flag(dev_file("XLN_DEV_FULL_DISK_FLAG"))
         .fee_spike_file(dev_file("XLN_DEV_FEE_SPIKE_FILE"));
+    if let Some(sat) = config.anchor_reserve_per_channel_sat {
+        builder = builder.anchor_reserve_per_channel_sat(sat);
+    }
     let params = config.params.clone();
     let url = config.node_rpc_url.as_str();
     let source: Arc<dyn ChainSource> = match params.chain {

@@ -44,6 +44,10 @@ pub struct ListFundsResult {
     /// Funds of closed channels that are still being claimed or swept to the wallet, HTLCs of
     /// our own payments that return at their timeout included.
     pub pending_sweep_sat: u64,
+    /// Part of the on-chain funds the wallet keeps to pay the fee bumps of anchor channels'
+    /// force closes (10,000 sat per open or still-claiming anchor channel, for at most ten, by
+    /// default; `--anchor-reserve-per-channel-sat`): `withdraw` and new channels leave it.
+    pub anchor_reserve_sat: u64,
     /// The wallet's unspent outputs.
     pub outputs: Vec<WalletOutput>,
     /// One entry per channel.
@@ -91,9 +95,13 @@ The transaction never pays less than the chain's fee floor (`ChainParams::fee_fl
 1000 weight units on Bitcoin (just over 1 sat/vB), 100,749 on Qtum (just over 402 sat/vB). A lower
 rate, given or estimated, is raised to it, so `feerate_sat_per_vb` 1 on Bitcoin pays 253 sat/kWU.
 
+With anchor channels the wallet keeps `listfunds`' `anchor_reserve_sat`, as LND does: `all` sends
+everything else (the reserve goes to a change output of its own), and an amount that would leave
+less is refused with error 300, which says how much can be sent.
+
 Errors: -32602 (bad or foreign address, amount 0, amount below the dust threshold, fee rate too low
-or too high), 300 (not enough spendable funds), 600 (the wallet could not build, sign or store the
-transaction), 700 (the chain node refused the transaction; the message has its reason)."
+or too high), 300 (not enough spendable funds, or not without the anchor reserve), 600 (the wallet
+could not build, sign or store the transaction), 700 (the chain node refused the transaction; the message has its reason)."
 );
 
 /// The params of `withdraw`.
@@ -101,7 +109,7 @@ transaction), 700 (the chain node refused the transaction; the message has its r
 pub struct WithdrawParams {
     /// Destination address of this node's chain and network.
     pub address: String,
-    /// Amount in satoshis (at most 21,000,000 coins), or "all" to send everything the wallet can spend, less fees.
+    /// Amount in satoshis (at most 21,000,000 coins), or "all" to send everything the wallet can spend, less fees and the anchor reserve (`listfunds`' `anchor_reserve_sat`).
     pub amount_sat: SatOrAll,
     /// Fee rate in sat/vB, at most 1,000,000 (default: the node's estimate for confirmation within about 2 hours); at least the chain's fee floor rounded down to whole sat/vB: 1 on Bitcoin, 402 on Qtum.
     pub feerate_sat_per_vb: Option<Uint<1_000_000>>,

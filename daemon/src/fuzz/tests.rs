@@ -24,6 +24,7 @@ const SETTINGS: &[&str] = &[
     "log_level",
     "max_inbound_htlc_in_flight_percent",
     "max_accepted_htlcs",
+    "anchor_reserve_per_channel_sat",
     "intercept_timeout_secs",
     "htlc_batching",
 ];

@@ -29,6 +29,7 @@ pub async fn listfunds(ctx: Arc<Context>, _: NoParams) -> RpcResult<ListFundsRes
         onchain_unconfirmed_sat: funds.onchain_unconfirmed_sat,
         onchain_immature_sat: funds.onchain_immature_sat,
         pending_sweep_sat: funds.pending_sweep_sat,
+        anchor_reserve_sat: funds.anchor_reserve_sat,
         outputs: funds
             .outputs
             .iter()
