@@ -375,10 +375,11 @@ fn a_force_close_publishes_the_commitment_when_the_wallet_cannot_pay_its_child()
 
 /// The wallet keeps a reserve for its anchor channels' fee bumps, as LND does (10,000 sat per
 /// channel). bob, paid on A-B and with two anchor channels, withdraws `all`: 20,000 sat stay, in
-/// `listfunds` as `anchor_reserve_sat`; a withdrawal that would spend them is refused (error 300,
-/// saying how much can be sent) and changes nothing. Then he force-closes A-B, whose commitment
-/// LDK wants bumped here (see the test above): the reserve pays the child, which is in the
-/// chain node's mempool beside the commitment. Bitcoin only: Qtum's channels have no anchors.
+/// `listfunds` as `anchor_reserve_sat`. A withdrawal that would spend them is refused (error
+/// 300, saying how much can be sent) and changes nothing, and so is a new channel. Then he
+/// force-closes A-B, whose commitment LDK wants bumped here (see the test above): the reserve
+/// pays the child, which is in the chain node's mempool beside the commitment. Bitcoin only:
+/// Qtum's channels have no anchors.
 #[test]
 fn withdrawing_all_keeps_the_anchor_reserve_that_pays_a_force_close_s_fee_bump() -> Result<()> {
     let Some(net) = ThreeNodes::start(TestChain::Bitcoin, "anchor reserve", [&[], &[], &[]])?
@@ -422,10 +423,16 @@ fn withdrawing_all_keeps_the_anchor_reserve_that_pays_a_force_close_s_fee_bump()
             "withdraw {amount} from the reserve answered {code}: {message}"
         );
     }
+    // A new channel would need its own share of the reserve on top of its amount.
+    let (code, message) = bob.cli_error(&["fundchannel", &net.ids[CAROL], "20000"])?;
+    ensure!(
+        code != 0 && message.contains("error 300") && message.contains("30000 sat stay"),
+        "a channel from the reserve answered {code}: {message}"
+    );
     let funds = bob.cli(&["listfunds"])?;
     ensure!(
         funds["onchain_confirmed_sat"] == reserve_sat && funds["onchain_unconfirmed_sat"] == 0,
-        "the refused withdrawals changed bob's wallet: {funds}"
+        "the refused withdrawals and channel changed bob's wallet: {funds}"
     );
 
     let commitment = xln_tests::steps::force_close(bob, &ab)?;
