@@ -198,24 +198,50 @@ impl StakingQtumd {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or_default();
-            let slot = (self.mock_time.get().max(tip_time).max(now) / STAKE_SLOT_SECS + 1)
+            let mut slot = (self.mock_time.get().max(tip_time).max(now) / STAKE_SLOT_SECS + 1)
                 * STAKE_SLOT_SECS;
-            self.mock_time.set(slot);
-            for node in [peer, &self.node] {
-                node.cli(&["setmocktime", &slot.to_string()])?;
-            }
-            // The staker looks once every 20 s of real time, and on a busy machine a look can
-            // miss its slot: give it several.
-            let hash = wait_for_within(
-                &format!("a staked block above height {tip_height}"),
-                STAKED_BLOCK_WAIT,
-                || {
-                    let info = self.node.cli_json(&["getblockchaininfo"])?;
-                    Ok((info["blocks"].as_u64() > Some(tip_height))
-                        .then(|| info["bestblockhash"].as_str().map(str::to_owned))
-                        .flatten())
-                },
-            )?;
+            // The staker picks its coins and the stake times it tries (the next few seconds of
+            // its clock) once, and again only when the tip changes or its clock passes them
+            // (qtum: src/node/miner.cpp, StakeMiner::IsCachedDataOld): on the frozen mock clock
+            // a try that made no block (its wallet a moment behind the chain it just synced,
+            // say) is never made again. One CI run waited 180 s in vain so. A slot that brought
+            // no block within a few of the staker's looks is followed by the next one, 16 s
+            // on, past the times it tried: the staker then picks afresh.
+            let started = std::time::Instant::now();
+            let hash = loop {
+                self.mock_time.set(slot);
+                for node in [peer, &self.node] {
+                    node.cli(&["setmocktime", &slot.to_string()])?;
+                }
+                let staked = wait_for_within(
+                    &format!("a staked block above height {tip_height} in slot {slot}"),
+                    STAKE_SLOT_WAIT,
+                    || {
+                        let info = self.node.cli_json(&["getblockchaininfo"])?;
+                        Ok((info["blocks"].as_u64() > Some(tip_height))
+                            .then(|| info["bestblockhash"].as_str().map(str::to_owned))
+                            .flatten())
+                    },
+                );
+                match staked {
+                    Ok(hash) => break hash,
+                    Err(TestEnvError::Timeout { .. }) if started.elapsed() < STAKED_BLOCK_WAIT => {
+                        tracing::warn!(
+                            slot,
+                            tip_height,
+                            "the staker made no block in this slot; offering it the next"
+                        );
+                        slot += STAKE_SLOT_SECS;
+                    }
+                    Err(TestEnvError::Timeout { what, .. }) => {
+                        return Err(TestEnvError::Timeout {
+                            what,
+                            waited: started.elapsed(),
+                        })
+                    }
+                    Err(other) => return Err(other),
+                }
+            };
             let block = self.node.cli_json(&["getblock", &hash])?;
             if block["flags"] != "proof-of-stake" {
                 return Err(TestEnvError::UnexpectedOutput {
@@ -261,8 +287,12 @@ impl StakingQtumd {
     }
 }
 
-/// How long [`StakingQtumd::stake`] waits for each staked block.
+/// How long [`StakingQtumd::stake`] waits for each staked block, over all the slots it offers.
 const STAKED_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// How long [`StakingQtumd::stake`] waits for a block in one stake slot before it offers the
+/// next: about three of the staker's looks.
+const STAKE_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(50);
 
 /// Polls `ready` every 100 ms for up to a minute.
 fn wait_for<T>(
