@@ -63,9 +63,9 @@ impl OnchainWallet {
     ) -> Result<Transaction, WalletError> {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let excluded = self.unspendable_outputs(state);
-        let spendable = self.spendable_value(state);
-        if amount == SendAmount::All && keep > Amount::ZERO && spendable <= keep {
+        let (excluded, spendable) = self.coins_for_selection(state);
+        let all_but_keep = amount == SendAmount::All && keep > Amount::ZERO;
+        if all_but_keep && spendable <= keep {
             return Err(WalletError::BelowReserve {
                 left_sat: spendable.to_sat(),
                 reserve_sat: keep.to_sat(),
@@ -73,7 +73,7 @@ impl OnchainWallet {
             });
         }
         // What `All` keeps goes to a change address of its own, revealed before bdk builds.
-        let kept_output = (amount == SendAmount::All && keep > Amount::ZERO).then(|| {
+        let kept_output = all_but_keep.then(|| {
             state
                 .wallet
                 .reveal_next_address(KeychainKind::Internal)
@@ -141,28 +141,20 @@ impl OnchainWallet {
         Ok(tx)
     }
 
-    /// Outputs coin selection must leave alone: immature, someone else's unconfirmed, reserved.
-    fn unspendable_outputs(&self, state: &WalletState) -> Vec<OutPoint> {
-        standing::unspent_outputs(&state.wallet, self.params.coinbase_maturity)
-            .into_iter()
-            .filter(|unspent| {
-                !unspent.standing.is_spendable()
-                    || state.reserved.contains(&unspent.output.outpoint)
-            })
-            .map(|unspent| unspent.output.outpoint)
-            .collect()
-    }
-
-    /// The value of the coins coin selection may spend.
-    fn spendable_value(&self, state: &WalletState) -> Amount {
-        standing::unspent_outputs(&state.wallet, self.params.coinbase_maturity)
-            .into_iter()
-            .filter(|unspent| {
-                unspent.standing.is_spendable()
-                    && !state.reserved.contains(&unspent.output.outpoint)
-            })
-            .map(|unspent| unspent.output.txout.value)
-            .sum()
+    /// The wallet's unspent outputs as coin selection sees them: those it must leave alone
+    /// (immature, someone else's unconfirmed, reserved), and the value of all the others.
+    fn coins_for_selection(&self, state: &WalletState) -> (Vec<OutPoint>, Amount) {
+        let mut excluded = Vec::new();
+        let mut spendable = Amount::ZERO;
+        for unspent in standing::unspent_outputs(&state.wallet, self.params.coinbase_maturity) {
+            let outpoint = unspent.output.outpoint;
+            if unspent.standing.is_spendable() && !state.reserved.contains(&outpoint) {
+                spendable += unspent.output.txout.value;
+            } else {
+                excluded.push(outpoint);
+            }
+        }
+        (excluded, spendable)
     }
 
     /// What the wallet can still spend once `tx` is sent: `spendable` less `tx`'s inputs, plus
